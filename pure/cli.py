@@ -1,0 +1,190 @@
+"""Command line: `train` and `sample`, shared by pure and torch_ref (each passes its Backend)."""
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from .data import ENV_VAR, DataError, load_docs
+from .optim import AdamConfig
+from .rng import Rng
+from .trace import TraceWriter
+
+INFERENCE_HEADER = "--- inference (new, hallucinated names) ---"
+
+
+class UsageError(Exception):
+    """Bad flags or values: exit 2 with a one-line message."""
+
+
+@dataclass
+class Backend:
+    name: str  # written into traces and checkpoints
+    make_trainer: Callable  # (docs, args, adam: AdamConfig) -> trainer (see pure.train.Trainer)
+    sample_checkpoint: Callable  # (ckpt, rng, n, temperature, args) -> list of strings
+    add_args: Optional[Callable] = None  # (parser) -> None: backend-only flags, e.g. --dtype
+    describe: Optional[Callable] = None  # (args) -> dict of extra trace meta
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
+    return value
+
+
+def add_model_args(p):
+    """The flags that define a run: data, seed, schedule and model size (defaults are the seed's)."""
+    p.add_argument("--data", metavar="PATH", help=f"names file, one document per line (default: ${ENV_VAR}, "
+                   "then the cache, then a checked download)")
+    p.add_argument("--seed", type=int, default=42, help="RNG seed for shuffle, init and sampling (default: 42)")
+    p.add_argument("--steps", type=positive_int, default=1000, help="training steps; the lr decays to 0 over them (default: 1000)")
+    p.add_argument("--n-layer", type=positive_int, default=1, help="transformer blocks (default: 1)")
+    p.add_argument("--n-embd", type=positive_int, default=16, help="embedding width (default: 16)")
+    p.add_argument("--n-head", type=positive_int, default=4, help="attention heads; must divide --n-embd (default: 4)")
+    p.add_argument("--block-size", type=positive_int, default=16, help="context length (default: 16)")
+    p.add_argument("--lr", type=positive_float, default=AdamConfig.lr, help="peak Adam learning rate (default: 0.01)")
+
+
+def add_sampling_args(p, default_seed_help):
+    p.add_argument("--temperature", type=positive_float, default=0.5, help="sampling temperature (default: 0.5)")
+    p.add_argument("--samples", type=non_negative_int, default=20, help="names to sample (default: 20)")
+    return p
+
+
+def build_parser(prog, backend):
+    parser = argparse.ArgumentParser(prog=prog, description=f"microgpt ({backend.name}): train on names, sample new ones.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sample}")
+    t = sub.add_parser("train", help="train from the seed's initial weights, then sample",
+                       description="Train microgpt exactly as the seed program does, then print samples.")
+    add_model_args(t)
+    add_sampling_args(t, "")
+    t.add_argument("--trace", metavar="FILE", help="write a JSON-lines trace (meta, every step's loss and lr, samples)")
+    t.add_argument("--save", metavar="FILE", help="write a JSON checkpoint after training")
+    s = sub.add_parser("sample", help="sample names from a checkpoint",
+                       description="Sample names from a checkpoint written by `train --save`.")
+    s.add_argument("--load", metavar="FILE", required=True, help="checkpoint written by `train --save`")
+    add_sampling_args(s, "")
+    s.add_argument("--seed", type=int, default=None,
+                   help="sample from a fresh Rng(SEED) (default: continue the training run's RNG stream, "
+                        "which reproduces the samples printed by train)")
+    for sp in (t, s):
+        if backend.add_args:
+            backend.add_args(sp)
+    return parser
+
+
+class Progress:
+    """The seed's `step    k / N | loss x` line: redrawn in place on a terminal, every ~5% otherwise."""
+
+    def __init__(self, total, stream=sys.stdout):
+        self.total, self.stream = total, stream
+        self.tty = stream.isatty()
+        self.every = 1 if self.tty else max(1, total // 20)
+        self.t0 = time.perf_counter()
+
+    def update(self, step, loss):
+        if self.tty or step % self.every == 0 or step == self.total:
+            line = f"step {step:4d} / {self.total} | loss {loss:.4f}"
+            if self.tty:
+                self.stream.write(line + "\r")
+            else:
+                self.stream.write(f"{line} | {time.perf_counter() - self.t0:.1f}s\n")
+            self.stream.flush()
+
+    def close(self):
+        if self.tty:
+            self.stream.write("\n")
+
+
+def cmd_train(args, backend):
+    adam = AdamConfig(lr=args.lr)
+    docs = load_docs(args.data)
+    trainer = backend.make_trainer(docs, args, adam)
+    print(f"num docs: {len(trainer.docs)}")
+    print(f"vocab size: {trainer.config.vocab_size}")
+    print(f"num params: {trainer.num_params}")
+    trace = TraceWriter(args.trace) if args.trace else None
+    try:
+        if trace:
+            trace.meta(implementation=backend.name, config=trainer.config.to_dict(), seed=args.seed, steps=args.steps,
+                       lr=args.lr, temperature=args.temperature, samples=args.samples, num_docs=len(trainer.docs),
+                       vocab_size=trainer.config.vocab_size, num_params=trainer.num_params,
+                       **(backend.describe(args) if backend.describe else {}))
+        progress = Progress(args.steps)
+        for step in range(args.steps):
+            loss = trainer.train_step(step)
+            if not math.isfinite(loss):
+                raise UsageError(f"loss became {loss} at step {step + 1}; lower --lr or check the data")
+            progress.update(step + 1, loss)
+            if trace:
+                trace.step(step + 1, loss, trainer.lr_at(step))
+        progress.close()
+        rng_state = trainer.rng.get_state()  # before sampling, so `sample --load` repeats these samples
+        print(INFERENCE_HEADER)
+        for i, text in enumerate(trainer.sample(args.samples, args.temperature), 1):
+            print(f"sample {i:2d}: {text}")
+            if trace:
+                trace.sample(i, text)
+        if args.save:
+            save_checkpoint(args.save, Checkpoint(
+                config=trainer.config, chars=trainer.tokenizer.chars, params=trainer.export_params(),
+                rng_state=rng_state,
+                meta={"implementation": backend.name, "seed": args.seed, "steps": args.steps, "lr": args.lr}))
+    except BaseException:
+        if trace:
+            trace.abort()
+        raise
+    if trace:
+        trace.commit()
+
+
+def cmd_sample(args, backend):
+    ckpt = load_checkpoint(args.load)
+    if args.seed is None:
+        rng = Rng(0)
+        rng.set_state(ckpt.rng_state)
+    else:
+        rng = Rng(args.seed)
+    print(INFERENCE_HEADER)
+    for i, text in enumerate(backend.sample_checkpoint(ckpt, rng, args.samples, args.temperature, args), 1):
+        print(f"sample {i:2d}: {text}")
+
+
+def main(argv=None, *, prog, backend):
+    args = build_parser(prog, backend).parse_args(argv)
+    try:
+        (cmd_train if args.command == "train" else cmd_sample)(args, backend)
+    except (DataError, CheckpointError, UsageError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1 if isinstance(e, UsageError) and "loss became" in str(e) else 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,159 @@
+"""The GPT of the seed program: config, parameters, and the per-token forward pass.
+
+Everything here is written with the Value protocol's operators only
+(`+ - * / **`, `.exp() .log() .relu()`), so any class that follows the
+protocol can run the model. The helper functions are looked up as module
+globals at call time, which is also what lets a test swap one out.
+"""
+
+import math
+from dataclasses import asdict, dataclass
+
+from .engine import Value
+
+INIT_STD = 0.08  # std of the Gaussian initialisation, as in the seed
+RMS_EPS = 1e-5  # added to the mean square inside rmsnorm
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    n_layer: int = 1  # transformer blocks
+    n_embd: int = 16  # width of the residual stream
+    n_head: int = 4  # attention heads per block; n_embd must divide evenly
+    block_size: int = 16  # longest context; documents are cut to block_size tokens
+    vocab_size: int = 27  # characters + 1 for BOS (26 letters for the names data)
+
+    def __post_init__(self):
+        for name in ("n_layer", "n_embd", "n_head", "block_size", "vocab_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"invalid config: {name} must be a positive integer, got {value!r}")
+        if self.vocab_size < 2:
+            raise ValueError(f"invalid config: vocab_size must be at least 2 (one character + BOS), got {self.vocab_size}")
+        if self.n_embd % self.n_head:
+            raise ValueError(
+                f"invalid config: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}); "
+                "pick n_head among the divisors of n_embd"
+            )
+
+    @property
+    def head_dim(self):
+        return self.n_embd // self.n_head
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def param_shapes(config):
+    """Every parameter's name and (rows, cols), in the seed's initialisation order."""
+    c = config
+    shapes = {"wte": (c.vocab_size, c.n_embd), "wpe": (c.block_size, c.n_embd), "lm_head": (c.vocab_size, c.n_embd)}
+    for i in range(c.n_layer):
+        shapes[f"layer{i}.attn_wq"] = (c.n_embd, c.n_embd)
+        shapes[f"layer{i}.attn_wk"] = (c.n_embd, c.n_embd)
+        shapes[f"layer{i}.attn_wv"] = (c.n_embd, c.n_embd)
+        shapes[f"layer{i}.attn_wo"] = (c.n_embd, c.n_embd)
+        shapes[f"layer{i}.mlp_fc1"] = (4 * c.n_embd, c.n_embd)
+        shapes[f"layer{i}.mlp_fc2"] = (c.n_embd, 4 * c.n_embd)
+    return shapes
+
+
+def init_params(config, rng, value_cls=Value, std=INIT_STD):
+    """name -> list of rows of value_cls, drawn from rng.gauss row by row in the seed's order."""
+    return {
+        name: [[value_cls(rng.gauss(0, std)) for _ in range(cols)] for _ in range(rows)]
+        for name, (rows, cols) in param_shapes(config).items()
+    }
+
+
+def flatten(params):
+    """All parameters as one list, in insertion order (the optimizer's order)."""
+    return [p for rows in params.values() for row in rows for p in row]
+
+
+def vsum(values):
+    """Left-to-right sum starting from a zero of the same class, as the seed's
+    `Value.sum` (never builtins.sum, whose float path may be compensated)."""
+    values = iter(values)
+    first = next(values)
+    total = type(first)(0) + first
+    for v in values:
+        total = total + v
+    return total
+
+
+def linear(x, w):
+    """y = W x, one dot product per row of W."""
+    return [vsum(wi * xi for wi, xi in zip(row, x)) for row in w]
+
+
+def rmsnorm(x):
+    ms = vsum(xi * xi for xi in x) / len(x)
+    scale = (ms + RMS_EPS) ** -0.5
+    return [xi * scale for xi in x]
+
+
+def softmax(logits):
+    # Subtracting the max is a constant shift (no gradient flows through it):
+    # it avoids overflow in exp and leaves the result unchanged.
+    max_val = max(v.data for v in logits)
+    exps = [(v - max_val).exp() for v in logits]
+    total = vsum(exps)
+    return [e / total for e in exps]
+
+
+def gpt(token_id, pos_id, kv_keys, kv_vals, params, config, tap=None):
+    """Logits for the next token after `token_id` at position `pos_id`.
+
+    kv_keys/kv_vals hold one list per layer of the keys/values of earlier
+    positions; this call appends the current position's. `tap(name, values)`,
+    when given, receives each named intermediate (a list of Values), which is
+    how the parity harness compares activations and their gradients.
+    """
+    tap = tap or (lambda name, values: None)
+    head_dim, n_head = config.head_dim, config.n_head
+    x = [t + p for t, p in zip(params["wte"][token_id], params["wpe"][pos_id])]  # (C,)
+    tap("embed", x)
+    x = rmsnorm(x)
+    tap("embed_norm", x)
+    for li in range(config.n_layer):
+        pre = f"layer{li}."
+        x_residual = x
+        x = rmsnorm(x)
+        tap(pre + "attn_norm", x)
+        q = linear(x, params[pre + "attn_wq"])  # (C,)
+        k = linear(x, params[pre + "attn_wk"])
+        v = linear(x, params[pre + "attn_wv"])
+        tap(pre + "q", q)
+        tap(pre + "k", k)
+        tap(pre + "v", v)
+        kv_keys[li].append(k)
+        kv_vals[li].append(v)
+        x_attn = []
+        for h in range(n_head):
+            hs = slice(h * head_dim, (h + 1) * head_dim)
+            q_h = q[hs]  # (D,)
+            k_h = [ki[hs] for ki in kv_keys[li]]  # (t, D)
+            v_h = [vi[hs] for vi in kv_vals[li]]  # (t, D)
+            scale = math.sqrt(head_dim)  # the seed's `headDim ** 0.5`, which JavaScript computes as sqrt
+            attn_logits = [vsum(a * b for a, b in zip(q_h, kt)) / scale for kt in k_h]  # (t,)
+            attn_weights = softmax(attn_logits)  # (t,)
+            tap(f"{pre}head{h}.attn_weights", attn_weights)
+            for j in range(head_dim):
+                x_attn.append(vsum(w * vt[j] for w, vt in zip(attn_weights, v_h)))
+        tap(pre + "attn_out", x_attn)
+        x = linear(x_attn, params[pre + "attn_wo"])
+        x = [a + b for a, b in zip(x, x_residual)]
+        tap(pre + "attn_resid", x)
+        x_residual = x
+        x = rmsnorm(x)
+        tap(pre + "mlp_norm", x)
+        x = linear(x, params[pre + "mlp_fc1"])  # (4C,)
+        x = [xi.relu() for xi in x]
+        tap(pre + "mlp_hidden", x)
+        x = linear(x, params[pre + "mlp_fc2"])  # (C,)
+        x = [a + b for a, b in zip(x, x_residual)]
+        tap(pre + "mlp_resid", x)
+    logits = linear(x, params["lm_head"])  # (V,)
+    tap("logits", logits)
+    return logits

@@ -1,0 +1,46 @@
+"""Adam with linear learning-rate decay to zero, exactly as the seed updates its parameters."""
+
+from dataclasses import dataclass
+
+from .engine import js_pow
+
+
+@dataclass(frozen=True)
+class AdamConfig:
+    lr: float = 0.01  # peak learning rate, decayed linearly to 0 over the run
+    beta1: float = 0.85  # decay of the first moment (mean of gradients)
+    beta2: float = 0.99  # decay of the second moment (mean of squared gradients)
+    eps: float = 1e-8  # added to sqrt(v_hat) so the step stays finite where v_hat is ~0
+
+
+class Adam:
+    """One moment pair per scalar parameter; `step(t)` updates `.data` and zeroes `.grad`."""
+
+    def __init__(self, params, total_steps, config=AdamConfig()):
+        if total_steps < 1:
+            raise ValueError(f"total_steps must be at least 1, got {total_steps}")
+        self.params = params
+        self.total_steps = total_steps
+        self.config = config
+        self.m = [0.0] * len(params)
+        self.v = [0.0] * len(params)
+
+    def lr_at(self, step):
+        """Learning rate of the 0-based `step`: lr * (1 - step / total_steps)."""
+        return self.config.lr * (1 - step / self.total_steps)
+
+    def step(self, step):
+        c = self.config
+        lr_t = self.lr_at(step)
+        # The seed's `beta ** (step + 1)`: JavaScript squares-and-multiplies integer powers.
+        bias1 = 1 - js_pow(c.beta1, step + 1)
+        bias2 = 1 - js_pow(c.beta2, step + 1)
+        m, v = self.m, self.v
+        for i, p in enumerate(self.params):
+            g = p.grad
+            m[i] = c.beta1 * m[i] + (1 - c.beta1) * g
+            v[i] = c.beta2 * v[i] + (1 - c.beta2) * g * g
+            m_hat = m[i] / bias1
+            v_hat = v[i] / bias2
+            p.data -= lr_t * (m_hat / (js_pow(v_hat, 0.5) + c.eps))
+            p.grad = 0

@@ -1,0 +1,109 @@
+"""The seed's main program as a class: shuffle, tokenize, initialise, train, sample.
+
+One `Rng` drives everything, in the seed's order (shuffle the documents, draw
+the weights, then draw the samples), so a run is fully determined by its seed.
+"""
+
+from .data import Tokenizer
+from .engine import Value
+from .model import GPTConfig, flatten, gpt, init_params, softmax, vsum
+from .optim import Adam, AdamConfig
+from .rng import Rng
+
+
+def doc_loss(tokens, params, config, tap=None):
+    """Mean cross-entropy of predicting tokens[1:] from tokens[:-1], one position at a time.
+
+    Documents longer than block_size are cut to their first block_size predictions.
+    `tap(name, pos, values)` receives each position's intermediates and finally
+    ("loss", None, [loss]).
+    """
+    n = min(config.block_size, len(tokens) - 1)
+    kv_keys = [[] for _ in range(config.n_layer)]
+    kv_vals = [[] for _ in range(config.n_layer)]
+    losses = []
+    for pos in range(n):
+        pos_tap = None if tap is None else (lambda name, values, pos=pos: tap(name, pos, values))
+        logits = gpt(tokens[pos], pos, kv_keys, kv_vals, params, config, pos_tap)
+        probs = softmax(logits)
+        losses.append(-probs[tokens[pos + 1]].log())  # -log p(target)
+    loss = vsum(losses) / n
+    if tap is not None:
+        tap("loss", None, [loss])
+    return loss
+
+
+def sample_ids(params, config, rng, bos, temperature):
+    """Token ids drawn one at a time from softmax(logits / temperature) until BOS or block_size."""
+    kv_keys = [[] for _ in range(config.n_layer)]
+    kv_vals = [[] for _ in range(config.n_layer)]
+    token, out = bos, []
+    population = list(range(config.vocab_size))
+    for pos in range(config.block_size):
+        logits = gpt(token, pos, kv_keys, kv_vals, params, config)
+        probs = softmax([logit / temperature for logit in logits])
+        token = rng.choices(population, [p.data for p in probs])
+        if token == bos:
+            break
+        out.append(token)
+    return out
+
+
+class Trainer:
+    """Holds one run's state; `train_step` is one step of the seed's loop."""
+
+    def __init__(self, docs, *, seed=42, steps=1000, n_layer=1, n_embd=16, n_head=4, block_size=16,
+                 adam=AdamConfig(), value_cls=Value):
+        if not docs:
+            raise ValueError("no documents to train on")
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
+        self.rng = Rng(seed)
+        self.seed = seed
+        self.docs = list(docs)
+        self.rng.shuffle(self.docs)
+        self.tokenizer = Tokenizer.from_docs(self.docs)
+        self.config = GPTConfig(n_layer=n_layer, n_embd=n_embd, n_head=n_head, block_size=block_size,
+                                vocab_size=self.tokenizer.vocab_size)
+        self.params = init_params(self.config, self.rng, value_cls)
+        self.flat_params = flatten(self.params)
+        self.optimizer = Adam(self.flat_params, steps, adam)
+        self.steps = steps
+
+    def tokens_at(self, step):
+        """The 0-based step's document, tokenized: documents are used in shuffled order, cycling."""
+        return self.tokenizer.encode(self.docs[step % len(self.docs)])
+
+    def forward_backward(self, step, tap=None):
+        """Loss of the step's document, with every parameter's .grad filled in (no update)."""
+        loss = doc_loss(self.tokens_at(step), self.params, self.config, tap)
+        loss.backward()
+        return loss
+
+    def train_step(self, step, tap=None):
+        """Forward, backward and one Adam update; returns the loss as a float."""
+        loss = self.forward_backward(step, tap)
+        self.optimizer.step(step)
+        return loss.data
+
+    def sample(self, n, temperature):
+        return [self.tokenizer.decode(sample_ids(self.params, self.config, self.rng, self.tokenizer.bos, temperature))
+                for _ in range(n)]
+
+    @property
+    def num_params(self):
+        return len(self.flat_params)
+
+    def lr_at(self, step):
+        return self.optimizer.lr_at(step)
+
+    def export_params(self):
+        """name -> rows of floats (the checkpoint layout)."""
+        return {name: [[p.data for p in row] for row in rows] for name, rows in self.params.items()}
+
+
+def sample_checkpoint(ckpt, rng, n, temperature, value_cls=Value):
+    """Samples from a checkpoint's weights, drawing from `rng`."""
+    params = {name: [[value_cls(x) for x in row] for row in rows] for name, rows in ckpt.params.items()}
+    tokenizer = Tokenizer(ckpt.chars)
+    return [tokenizer.decode(sample_ids(params, ckpt.config, rng, tokenizer.bos, temperature)) for _ in range(n)]
