@@ -53,7 +53,8 @@ def check_params(config, params):
         mat = params[name]
         if not isinstance(mat, list) or len(mat) != rows or any(not isinstance(r, list) or len(r) != cols for r in mat):
             raise CheckpointError(f"parameter {name} does not have shape ({rows}, {cols})")
-        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for r in mat for x in r):
+        numbers = (x for r in mat for x in r)
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in numbers):
             raise CheckpointError(f"parameter {name} holds a non-finite or non-numeric value")
 
 
@@ -77,7 +78,8 @@ def load_checkpoint(path):
         if not (isinstance(chars, list) and all(isinstance(c, str) and len(c) == 1 for c in chars)):
             raise CheckpointError("its vocab is not a list of single characters")
         if len(chars) + 1 != config.vocab_size:
-            raise CheckpointError(f"its vocab has {len(chars)} characters + BOS but config.vocab_size is {config.vocab_size}")
+            raise CheckpointError(
+                f"its vocab has {len(chars)} characters + BOS but config.vocab_size is {config.vocab_size}")
         if not (isinstance(rng_state, dict) and {"state", "has_spare", "spare"} <= set(rng_state)):
             raise CheckpointError("its rng state is incomplete")
         check_params(config, doc["params"])

@@ -20,6 +20,13 @@ class UsageError(Exception):
     """Bad flags or values: exit 2 with a one-line message."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (`error: ...; see --help`) and exit 2, like every other bad input."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
+
+
 @dataclass
 class Backend:
     name: str  # written into traces and checkpoints
@@ -64,7 +71,8 @@ def add_model_args(p):
     p.add_argument("--data", metavar="PATH", help=f"names file, one document per line (default: ${ENV_VAR}, "
                    "then the cache, then a checked download)")
     p.add_argument("--seed", type=int, default=42, help="RNG seed for shuffle, init and sampling (default: 42)")
-    p.add_argument("--steps", type=positive_int, default=1000, help="training steps; the lr decays to 0 over them (default: 1000)")
+    p.add_argument("--steps", type=positive_int, default=1000,
+                   help="training steps; the lr decays to 0 over them (default: 1000)")
     p.add_argument("--n-layer", type=positive_int, default=1, help="transformer blocks (default: 1)")
     p.add_argument("--n-embd", type=positive_int, default=16, help="embedding width (default: 16)")
     p.add_argument("--n-head", type=positive_int, default=4, help="attention heads; must divide --n-embd (default: 4)")
@@ -79,8 +87,9 @@ def add_sampling_args(p, default_seed_help):
 
 
 def build_parser(prog, backend):
-    parser = argparse.ArgumentParser(prog=prog, description=f"microgpt ({backend.name}): train on names, sample new ones.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sample}")
+    parser = ArgumentParser(prog=prog, description=f"microgpt ({backend.name}): train on names, sample new ones.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sample}",
+                                parser_class=ArgumentParser)
     t = sub.add_parser("train", help="train from the seed's initial weights, then sample",
                        description="Train microgpt exactly as the seed program does, then print samples.")
     add_model_args(t)

@@ -44,12 +44,14 @@ def atomic_write_bytes(path, data):
         raise
 
 
-def _download(url=DATA_URL, sha256=DATA_SHA256):
+def _download():
+    url, sha256 = DATA_URL, DATA_SHA256
     with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
         data = response.read()
     digest = hashlib.sha256(data).hexdigest()
     if digest != sha256:
-        raise DataError(f"downloaded {url} but its sha256 is {digest}, expected {sha256}; pass --data PATH to a good copy")
+        raise DataError(
+            f"downloaded {url} but its sha256 is {digest}, expected {sha256}; pass --data PATH to a good copy")
     return data
 
 
@@ -57,7 +59,8 @@ def resolve_data_path(path=None):
     """The dataset's path, by the order in the module docstring (may download into the cache)."""
     if path is not None:
         if not Path(path).is_file():
-            raise DataError(f"data file not found: {path}; pass --data with the path to a text file of one document per line")
+            raise DataError(
+                f"data file not found: {path}; pass --data with the path to a text file of one document per line")
         return Path(path)
     env = os.environ.get(ENV_VAR)
     if env:
@@ -93,7 +96,8 @@ def load_docs(path=None):
     try:
         text = resolved.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise DataError(f"{resolved} is not UTF-8 text ({e.reason} at byte {e.start}); pass a plain text file") from None
+        raise DataError(
+            f"{resolved} is not UTF-8 text ({e.reason} at byte {e.start}); pass a plain text file") from None
     except OSError as e:
         raise DataError(f"cannot read {resolved}: {e.strerror}; check the path and its permissions") from None
     docs = parse_docs(text)

@@ -29,7 +29,8 @@ class GPTConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"invalid config: {name} must be a positive integer, got {value!r}")
         if self.vocab_size < 2:
-            raise ValueError(f"invalid config: vocab_size must be at least 2 (one character + BOS), got {self.vocab_size}")
+            raise ValueError(
+                f"invalid config: vocab_size must be at least 2 (one character + BOS), got {self.vocab_size}")
         if self.n_embd % self.n_head:
             raise ValueError(
                 f"invalid config: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}); "
@@ -149,6 +150,7 @@ def gpt(token_id, pos_id, kv_keys, kv_vals, params, config, tap=None):
         x = rmsnorm(x)
         tap(pre + "mlp_norm", x)
         x = linear(x, params[pre + "mlp_fc1"])  # (4C,)
+        tap(pre + "mlp_pre", x)
         x = [xi.relu() for xi in x]
         tap(pre + "mlp_hidden", x)
         x = linear(x, params[pre + "mlp_fc2"])  # (C,)

@@ -53,7 +53,7 @@ class Trainer:
     """Holds one run's state; `train_step` is one step of the seed's loop."""
 
     def __init__(self, docs, *, seed=42, steps=1000, n_layer=1, n_embd=16, n_head=4, block_size=16,
-                 adam=AdamConfig(), value_cls=Value):
+                 adam=None, value_cls=Value):
         if not docs:
             raise ValueError("no documents to train on")
         if steps < 1:
@@ -67,7 +67,7 @@ class Trainer:
                                 vocab_size=self.tokenizer.vocab_size)
         self.params = init_params(self.config, self.rng, value_cls)
         self.flat_params = flatten(self.params)
-        self.optimizer = Adam(self.flat_params, steps, adam)
+        self.optimizer = Adam(self.flat_params, steps, adam or AdamConfig())
         self.steps = steps
 
     def tokens_at(self, step):

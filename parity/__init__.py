@@ -1,0 +1,1 @@
+"""parity: step-by-step cross-check of pure against torch_ref."""

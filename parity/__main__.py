@@ -1,0 +1,176 @@
+"""`python -m parity run`: compare pure and torch_ref step by step; `python -m parity ops`: check every rule of a
+Value class against torch.autograd and finite differences. Exit 0 agree, 1 diverge, 2 usage/input error."""
+
+import argparse
+import sys
+import time
+
+from pure.cli import add_model_args, non_negative_int, positive_float
+from pure.data import DataError, load_docs
+
+from .report import format_table, write_json, write_plot
+
+EXIT_AGREE, EXIT_DIVERGE, EXIT_USAGE = 0, 1, 2
+
+
+class Progress:
+    """One line per step on a terminal (redrawn in place), every ~10% otherwise; on stderr."""
+
+    def __init__(self, total, stream=sys.stderr):
+        self.total, self.stream, self.t0 = total, stream, time.perf_counter()
+        self.tty = stream.isatty()
+        self.every = 1 if self.tty else max(1, total // 10)
+        self.failing = 0
+
+    def __call__(self, step, checks):
+        self.failing += sum(not c.ok for c in checks)
+        if self.tty or step % self.every == 0 or step == self.total:
+            worst = max((c.max_rel for c in checks if c.mode == "lockstep"), default=0.0)
+            line = (f"parity step {step:4d} / {self.total} | lockstep worst rel {worst:.1e} | "
+                    f"failing checks {self.failing} | {time.perf_counter() - self.t0:5.1f}s")
+            self.stream.write(line + ("\r" if self.tty else "\n"))
+            self.stream.flush()
+
+    def close(self):
+        if self.tty:
+            self.stream.write("\n")
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m parity", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,ops}")
+    r = sub.add_parser("run", help="train pure and torch_ref side by side and compare every step",
+                       description="Train pure and torch_ref from the same seed and compare logits, loss, gradients, "
+                                   "Adam moments and updated weights at every step, in lockstep and free modes. "
+                                   "Exit 0 agree, 1 diverge, 2 usage or input error.")
+    add_model_args(r)
+    r.set_defaults(steps=100)
+    r.add_argument("--temperature", type=positive_float, default=0.5, help="sampling temperature (default: 0.5)")
+    r.add_argument("--samples", type=non_negative_int, default=20, help="samples compared as strings (default: 20)")
+    r.add_argument("--dtype", default="float64", choices=["float64", "float32"],
+                   help="torch_ref's dtype; pure is float64 (default: float64)")
+    r.add_argument("--device", default="cpu", help="torch_ref's device, e.g. cpu or cuda (default: cpu)")
+    r.add_argument("--modes", default="lockstep,free",
+                   help="comma-separated: lockstep (reset torch to pure before every step), free (independent "
+                        "trajectories) (default: both)")
+    r.add_argument("--json", metavar="FILE", help="write the full report as JSON")
+    r.add_argument("--plot", metavar="FILE.png", help="plot max relative error per step for each quantity family")
+    r.add_argument("--no-table", action="store_true", help="print only the verdict line")
+    r.add_argument("--value", metavar="SPEC", help=VALUE_HELP + " (default: pure's own Value)")
+    o = sub.add_parser("ops", help="check every op and composite of a Value class against torch and finite "
+                                   "differences",
+                       description="For every operation of the Value protocol (add, sub, mul, div, neg, pow with "
+                                   "exponents 2, 3, 0.5, -0.5, -1, exp, log, relu, forms with numbers, reused nodes) "
+                                   "and every composite of the model (softmax, rmsnorm, linear, attention head, "
+                                   "cross-entropy), on a table of inputs with edge cases and random non-uniform "
+                                   "upstream gradients: compare forward values and gradients with torch.autograd "
+                                   "(float64) and central finite differences. Exit 0 all ok, 1 any op wrong, "
+                                   "2 usage error.")
+    o.add_argument("--value", metavar="SPEC", help=VALUE_HELP + " (default: pure's own Value)")
+    o.add_argument("--json", metavar="FILE", help='write {"verdict": ..., "ops": [{"op", "ok", ...}]} as JSON')
+    o.add_argument("--seed", type=non_negative_int, default=0, help="seed of the upstream gradients (default: 0)")
+    return p
+
+
+VALUE_HELP = ("a Value class of your own, as module:Class or path/to/file.py:Class, following micrograd's protocol: "
+              "Class(data), .data, .grad, + - * / (and reflected with numbers), ** constant, unary -, .exp(), "
+              ".log(), .relu(), .backward()")
+
+
+def load_value_arg(args):
+    """(class, its name) for --value, pure's Value when none was given; ValueError for a bad spec or class."""
+    if not getattr(args, "value", None):
+        from pure.engine import Value
+
+        return Value, "pure.engine:Value"
+    from .engines import load_and_check
+
+    return load_and_check(args.value), args.value
+
+
+def load_run_docs(args):
+    """The names data; when none was named and none can be found, the project's own synthetic corpus."""
+    if args.data:
+        return load_docs(args.data), args.data
+    try:
+        return load_docs(None), "names dataset (loader)"
+    except DataError as e:
+        from pure.corpus import make_corpus
+
+        print(f"note: {e}", file=sys.stderr)
+        print("note: using the built-in synthetic corpus (pure.corpus.make_corpus, 300 made-up words) instead; "
+              "results are not the seed's", file=sys.stderr)
+        return make_corpus(), "synthetic corpus (pure.corpus.make_corpus)"
+
+
+def cmd_run(args):
+    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    if not modes or any(m not in ("lockstep", "free") for m in modes):
+        raise ValueError(f"--modes must be lockstep, free or both, got {args.modes!r}")
+    from torch_ref.train import resolve_device
+
+    from .harness import RunConfig, run_parity
+    from .quantities import step_quantities
+
+    resolve_device(args.device)  # a clear error before any work
+    value_cls, value_name = load_value_arg(args)
+    docs, source = load_run_docs(args)
+    run = RunConfig(seed=args.seed, steps=args.steps, n_layer=args.n_layer, n_embd=args.n_embd, n_head=args.n_head,
+                    block_size=args.block_size, lr=args.lr, samples=args.samples, temperature=args.temperature,
+                    dtype=args.dtype, device=args.device)
+    print(f"parity: pure vs torch_ref ({args.dtype}, {args.device}) on {source}: {len(docs)} docs, seed {run.seed}, "
+          f"{run.steps} steps, modes {', '.join(modes)}", flush=True)
+    if args.value:
+        print(f"pure runs with Value class {value_name}", flush=True)
+    progress = Progress(run.steps)
+    report = run_parity(docs, run, modes=modes, on_step=progress, value_cls=value_cls)
+    progress.close()
+    report.data = source
+    if not args.no_table:
+        print(format_table(report, step_quantities(report.model_config)))
+    if args.json:
+        write_json(report, args.json)
+        print(f"report: {args.json}")
+    if args.plot:
+        write_plot(report, args.plot)
+        print(f"plot: {args.plot}")
+    print(report.verdict_line())
+    return EXIT_AGREE if report.verdict == "agree" else EXIT_DIVERGE
+
+
+def cmd_ops(args):
+    import json
+
+    from .ops import format_ops_table, run_ops
+    from .report import atomic_write_text
+
+    value_cls, value_name = load_value_arg(args)
+    report = run_ops(value_cls, seed=args.seed)
+    report.value_class = value_name
+    print(f"parity ops: {value_name} vs torch.autograd (float64) and central finite differences, seed {args.seed}")
+    print(format_ops_table(report))
+    failing = {r.op for r in report.failing}
+    if failing & {"mul", "add"}:
+        print("note: the outputs are weighted with * and + before backward, so a wrong mul or add rule also shows "
+              "in the ops after it: fix the first failing op first")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(report.to_json(), indent=1, allow_nan=False) + "\n")
+        print(f"report: {args.json}")
+    print(report.verdict_line())
+    return EXIT_AGREE if report.verdict == "agree" else EXIT_DIVERGE
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return {"run": cmd_run, "ops": cmd_ops}[args.command](args)
+    except (DataError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Load a user's own Value class (`--value SPEC`) and check that it follows the protocol.
+
+SPEC is `module:Class` (imported with importlib, e.g. `mypkg.engine:Value`) or
+`path/to/file.py:Class` (loaded from that file). The protocol is micrograd's:
+`Class(data)`, `.data`, `.grad`; `+ - * /` and their reflected forms with
+numbers; `**` with a constant exponent; unary `-`; `.exp()`, `.log()`,
+`.relu()`, `.backward()`. Every error is a ValueError with a one-line message.
+"""
+
+import importlib
+import importlib.util
+import os
+import re
+import sys
+
+REQUIRED_ATTRIBUTES = ("data", "grad")
+REQUIRED_METHODS = ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
+                    "__rtruediv__", "__pow__", "__neg__", "exp", "log", "relu", "backward")
+PROTOCOL = ("Class(data), .data, .grad, + - * / with Values and numbers (both sides), ** constant, unary -, "
+            ".exp(), .log(), .relu(), .backward()")
+
+
+def _one_line(exc):
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _load_file(path, spec_text):
+    if not os.path.isfile(path):
+        raise ValueError(f"--value {spec_text}: no such file {path!r}")
+    stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
+    name = f"_parity_user_engine_{stem}_{abs(hash(os.path.abspath(path))):x}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"--value {spec_text}: cannot load {path!r} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look modules up here
+    folder = os.path.dirname(os.path.abspath(path))
+    added = folder not in sys.path
+    if added:  # so that the file can import its own siblings
+        sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        sys.modules.pop(name, None)
+        raise ValueError(f"--value {spec_text}: importing {path} failed: {_one_line(e)}") from None
+    finally:
+        if added:
+            sys.path.remove(folder)
+    return module
+
+
+def _load_module(module_name, spec_text):
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
+            raise ValueError(f"--value {spec_text}: no module named {module_name!r} "
+                             f"(give module:Class importable from here, or path/to/file.py:Class)") from None
+        raise ValueError(f"--value {spec_text}: importing {module_name} failed: {_one_line(e)}") from None
+    except Exception as e:
+        raise ValueError(f"--value {spec_text}: importing {module_name} failed: {_one_line(e)}") from None
+
+
+def load_value_class(spec):
+    """The class named by `module:Class` or `path/to/file.py:Class`; ValueError (one line) if it can't be had."""
+    spec = str(spec).strip()
+    where, sep, class_name = spec.rpartition(":")
+    if not sep or not where or not class_name:
+        raise ValueError(f"--value {spec!r}: expected module:Class or path/to/file.py:Class")
+    if not class_name.isidentifier():
+        raise ValueError(f"--value {spec}: {class_name!r} is not a class name")
+    if where.endswith(".py") or os.sep in where or "/" in where:
+        module = _load_file(where, spec)
+    else:
+        if not all(part.isidentifier() for part in where.split(".")):
+            raise ValueError(f"--value {spec}: {where!r} is neither a module name nor a path to a .py file")
+        module = _load_module(where, spec)
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        found = sorted(n for n, v in vars(module).items() if isinstance(v, type) and not n.startswith("_"))
+        hint = f" (classes there: {', '.join(found)})" if found else ""
+        raise ValueError(f"--value {spec}: {where} has no class {class_name!r}{hint}")
+    if not isinstance(cls, type):
+        raise ValueError(f"--value {spec}: {class_name!r} in {where} is a {type(cls).__name__}, not a class")
+    return cls
+
+
+def describe(cls):
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def check_protocol(cls, name=None):
+    """Instantiate cls(1.5) and check every attribute and method of the protocol; ValueError naming what lacks."""
+    name = name or describe(cls)
+    try:
+        v = cls(1.5)
+    except Exception as e:
+        raise ValueError(f"Value class {name}: {name.rsplit(':', 1)[-1]}(1.5) raised {_one_line(e)}; "
+                         f"the protocol needs {PROTOCOL}") from None
+    missing = [a for a in REQUIRED_ATTRIBUTES if not hasattr(v, a)]
+    missing += [m for m in REQUIRED_METHODS if not callable(getattr(v, m, None))]
+    if missing:
+        raise ValueError(f"Value class {name} lacks {', '.join(missing)}; the protocol needs {PROTOCOL}")
+    try:
+        data = float(v.data)
+    except Exception as e:
+        raise ValueError(f"Value class {name}: .data of {name.rsplit(':', 1)[-1]}(1.5) is not a number "
+                         f"({_one_line(e)})") from None
+    if data != 1.5:
+        raise ValueError(f"Value class {name}: {name.rsplit(':', 1)[-1]}(1.5).data is {v.data!r}, expected 1.5")
+    return cls
+
+
+def load_and_check(spec):
+    """load_value_class + check_protocol, with the error messages naming the SPEC as the user wrote it."""
+    cls = load_value_class(spec)
+    return check_protocol(cls, name=str(spec).strip())

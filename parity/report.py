@@ -1,0 +1,114 @@
+"""Reporting: the per-quantity table (llm.c style), the JSON report, and the error-per-step plot."""
+
+import json
+import os
+import tempfile
+from collections import defaultdict
+
+from .quantities import family
+
+FAMILY_ORDER = ["activation", "logits", "loss", "act_grad", "param_grad", "adam_m", "adam_v", "param", "samples"]
+
+
+def worst_by_quantity(checks):
+    """(quantity, mode) -> the check with the largest max_abs (a failing one first)."""
+    worst = {}
+    for c in checks:
+        key = (c.quantity, c.mode)
+        w = worst.get(key)
+        if w is None or (not c.ok and w.ok) or (c.ok == w.ok and c.max_abs > w.max_abs):
+            worst[key] = c
+    return worst
+
+
+def format_table(report, quantities):
+    """One row per quantity: worst max abs / max rel over all steps in each mode, its tolerance, OK or FAIL."""
+    worst = worst_by_quantity(report.checks)
+    modes = [m for m in ("lockstep", "free") if any(k[1] == m for k in worst)]
+    names = [q for q, _ in quantities] + ["samples"]
+    width = max(len(n) for n in names) + 2
+    head = f"{'quantity':<{width}}" + "".join(f"{m + ' max abs':>18}{'max rel':>10}{'':>6}" for m in modes)
+    lines = [head + "  tolerance", "-" * (len(head) + 26)]
+    for q in names:
+        cells, tol = "", ""
+        for m in modes:
+            c = worst.get((q, m))
+            if c is None:
+                cells += f"{'-':>18}{'-':>10}{'':>6}"
+                continue
+            tol = str(c.tol) if q != "samples" else "identical strings"
+            flag = "OK" if c.ok else "FAIL"
+            if q == "samples":
+                cells += f"{int(c.max_abs):>14} bad{'':>10}{flag:>6}"
+            else:
+                cells += f"{c.max_abs:>18.2e}{c.max_rel:>10.1e}{flag:>6}"
+        lines.append(f"{q:<{width}}{cells}  {tol}")
+    return "\n".join(lines)
+
+
+def atomic_write_text(path, text):
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(report, path):
+    atomic_write_text(path, json.dumps(report.to_json(), indent=1, allow_nan=False,
+                                       default=lambda x: None) + "\n")
+
+
+def series_by_family(checks):
+    """mode -> family -> list of (step, worst max_rel over that family's quantities)."""
+    acc = defaultdict(lambda: defaultdict(dict))
+    for c in checks:
+        fam = family(c.quantity)
+        if fam == "samples":
+            continue
+        cur = acc[c.mode][fam].get(c.step, 0.0)
+        acc[c.mode][fam][c.step] = max(cur, c.max_rel)
+    return {m: {f: sorted(d.items()) for f, d in fams.items()} for m, fams in acc.items()}
+
+
+def write_plot(report, path):
+    """Max relative error per step for each quantity family, log scale, one panel per mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = series_by_family(report.checks)
+    modes = [m for m in ("lockstep", "free") if m in series]
+    fig, axes = plt.subplots(1, len(modes), figsize=(6.5 * len(modes), 4.5), sharey=True, squeeze=False)
+    for ax, mode in zip(axes[0], modes):
+        for fam in FAMILY_ORDER:
+            if fam in series[mode]:
+                steps, rel = zip(*series[mode][fam])
+                ax.plot(steps, [max(r, 1e-18) for r in rel], label=fam, lw=1)
+        ax.set_yscale("log")
+        ax.set_title(f"{mode}: pure vs torch_ref ({report.run.dtype})")
+        ax.set_xlabel("step")
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0][0].set_ylabel("max relative error (floored at 1e-18)")
+    axes[0][-1].legend(fontsize=8, loc="upper left")
+    fig.suptitle(report.verdict_line(), fontsize=9)
+    fig.tight_layout()
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,320 @@
+"""`parity ops` and `--value SPEC`: every rule of a Value class, pure's and third parties', right ones and wrong ones.
+
+The third-party engines live in tests/engines/: micrograd_style.py and direct_rules.py are correct and written
+independently of pure (closures and sets, direct sub/div rules, other topological orders); wrong_rules.py holds
+classes with exactly one wrong rule each, and one without relu.
+"""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import pure.model
+from parity import ops
+from parity.__main__ import main
+from parity.engines import REQUIRED_METHODS, check_protocol, load_and_check, load_value_class
+from parity.harness import RunConfig, run_parity
+from parity.ops import FD_TOL, FWD_TOL, GRAD_TOL, run_ops
+from pure.engine import Value
+from tests.conftest import ROOT
+from tests.engines import direct_rules, micrograd_style, wrong_rules
+
+try:
+    from pure.corpus import make_corpus
+except ImportError:  # pragma: no cover - one of the two exists
+    from tests.corpus import make_corpus
+
+DOCS = make_corpus()
+REAL_SOFTMAX = pure.model.softmax
+RUN = RunConfig(steps=2, n_embd=8, n_head=2, block_size=8, samples=2)
+
+CORRECT = {"micrograd_style": micrograd_style.Value, "direct_rules": direct_rules.Value,
+           "wrong_rules.Engine": wrong_rules.Engine}
+# class -> (an op that must fail, the first failing op in table order)
+WRONG = {
+    "WrongMul": ("mul", "mul"),
+    "WrongPow": ("pow(2)", "pow(2)"),
+    "WrongLog": ("log", "log"),
+    "WrongRelu": ("relu", "relu"),
+    "NoAccumulate": ("reuse", "reuse"),
+}
+REQUIRED_OPS = ["add", "sub", "mul", "div", "neg", "pow(2)", "pow(3)", "pow(0.5)", "pow(-0.5)", "pow(-1)", "exp",
+                "log", "relu", "softmax", "rmsnorm", "linear", "attention", "cross-entropy", "reuse"]
+
+
+@pytest.fixture(scope="module")
+def pure_report():
+    return run_ops(Value)
+
+
+def by_op(report):
+    return {r.op: r for r in report.ops}
+
+
+# ---- pure.Value
+
+def test_pure_value_passes_every_op(pure_report):
+    ops_ = by_op(pure_report)
+    assert pure_report.verdict == "agree", pure_report.verdict_line()
+    assert set(REQUIRED_OPS) <= set(ops_), set(REQUIRED_OPS) - set(ops_)
+    for r in pure_report.ops:
+        assert r.ok and not r.failed_checks and r.input is None, (r.op, r.detail)
+        assert r.max_fwd_error <= FWD_TOL and r.max_grad_error <= GRAD_TOL and r.max_fd_error <= FD_TOL
+        assert r.ref_fd_error <= FD_TOL  # torch's own gradients agree with finite differences
+        assert r.checks == ["torch", "finite-difference"], r.op
+        assert r.cases >= 1
+    assert pure_report.verdict_line().startswith(f"ops: all {len(pure_report.ops)} agree")
+
+
+def test_the_input_table_has_the_edge_cases():
+    specs = {s.name: s for s in ops._specs()}
+    relu_inputs = [c.inputs["x"] for c in specs["relu"].cases]
+    assert 0.0 in relu_inputs and any(x > 0 for x in relu_inputs) and any(x < 0 for x in relu_inputs)
+    assert [c.kink for c in specs["relu"].cases if c.inputs["x"] == 0.0] == [True]  # no finite differences there
+    for e in ("0.5", "-0.5"):
+        assert min(c.inputs["x"] for c in specs[f"pow({e})"].cases) <= 1e-4  # small positive x
+    notes = {c.note for c in specs["softmax"].cases}
+    assert {"one dominant logit", "equal logits"} <= notes
+
+
+def test_upstream_gradients_are_random_and_non_uniform():
+    w = ops._weights(0, "softmax", 0, 6)
+    assert len(set(w)) == 6 and all(0.5 <= abs(x) <= 2.0 for x in w)
+    assert w == ops._weights(0, "softmax", 0, 6)  # fixed per seed, op and case
+    assert w != ops._weights(1, "softmax", 0, 6)
+
+
+def detached_softmax(logits):
+    """Right forward, no gradient at all: what a uniform upstream gradient cannot tell from the right rule."""
+    cls = type(logits[0])
+    return [cls(p.data) for p in REAL_SOFTMAX(logits)]
+
+
+def test_a_wrong_softmax_rule_is_caught_only_with_non_uniform_upstream_gradients(monkeypatch):
+    monkeypatch.setattr(pure.model, "softmax", detached_softmax)
+    report = run_ops(Value, only=["softmax"])
+    assert report.verdict == "diverge"
+    assert report.ops[0].failed_checks[:1] == ["gradient"] and "finite-difference" in report.ops[0].failed_checks
+    # with all upstream gradients equal to 1 (backprop from .sum()) the same wrong rule would pass
+    monkeypatch.setattr(ops, "_weights", lambda seed, op, case, n: [1.0] * n)
+    assert run_ops(Value, only=["softmax"]).verdict == "agree"
+
+
+def test_finite_differences_check_the_reference_itself(monkeypatch):
+    """A torch reference with a wrong gradient (right forward) is caught by the finite differences."""
+    real = ops._specs
+
+    def specs():
+        out = []
+        for s in real():
+            if s.name == "exp":
+                s.ref = lambda x: (torch.exp(x.detach()) + 2 * (x - x.detach())).reshape(1)
+            out.append(s)
+        return out
+
+    monkeypatch.setattr(ops, "_specs", specs)
+    r = run_ops(Value, only=["exp"]).ops[0]
+    assert not r.ok
+    assert "reference" in r.failed_checks and "finite-difference" not in r.failed_checks
+    assert r.ref_fd_error > 1e-3 and r.max_fd_error <= FD_TOL
+
+
+def test_json_schema(pure_report):
+    d = json.loads(json.dumps(pure_report.to_json(), allow_nan=False))
+    assert d["verdict"] == "agree"
+    assert [o["op"] for o in d["ops"]] == ops.op_names()
+    for o in d["ops"]:
+        assert {"op", "ok", "max_fwd_error", "max_grad_error", "max_fd_error", "checks", "input", "detail"} <= set(o)
+        assert o["ok"] is True
+
+
+# ---- third-party engines
+
+@pytest.mark.parametrize("name", CORRECT)
+def test_correct_third_party_engines_pass_ops(name):
+    report = run_ops(CORRECT[name], seed=3)
+    assert report.verdict == "agree", report.verdict_line()
+    assert all(r.max_grad_error <= GRAD_TOL for r in report.ops)
+
+
+@pytest.mark.parametrize("name", ["micrograd_style", "direct_rules"])
+def test_correct_third_party_engines_agree_in_run(name):
+    report = run_parity(DOCS, RUN, value_cls=CORRECT[name])
+    assert report.verdict == "agree", report.verdict_line()
+    assert report.samples["lockstep"]["pure"] == report.samples["lockstep"]["torch"]
+    assert {c.mode for c in report.checks} == {"lockstep", "free"}
+
+
+@pytest.mark.parametrize("name", WRONG)
+def test_a_wrong_rule_fails_ops_and_ops_names_it(name):
+    must_fail, first = WRONG[name]
+    report = run_ops(getattr(wrong_rules, name))
+    failing = [r.op for r in report.failing]
+    assert report.verdict == "diverge"
+    assert must_fail in failing, failing
+    assert failing[0] == first, failing
+    r = by_op(report)[first]
+    assert r.input is not None and r.detail and "gradient" in r.failed_checks
+    assert r.max_grad_error > 1e-2  # a wrong rule is O(1) off, far above any tolerance
+    assert report.verdict_line().startswith(f"ops: {len(failing)} of {len(report.ops)} wrong: {first} (")
+    json.dumps(report.to_json(), allow_nan=False)
+
+
+def test_wrong_rules_fail_exactly_where_they_should():
+    assert [r.op for r in run_ops(wrong_rules.WrongRelu).failing] == ["relu"]
+    relu = by_op(run_ops(wrong_rules.WrongRelu))["relu"]
+    assert relu.input["x"] < 0  # gradient 1 at negative inputs: the first negative input breaks it
+    assert [r.op for r in run_ops(wrong_rules.WrongLog).failing] == ["log", "cross-entropy"]
+    pow_failing = [r.op for r in run_ops(wrong_rules.WrongPow).failing]
+    assert {"pow(2)", "pow(3)", "pow(0.5)", "pow(-0.5)", "pow(-1)"} <= set(pow_failing)
+    assert not {"mul", "add", "exp", "log", "relu"} & set(pow_failing)
+    acc_failing = [r.op for r in run_ops(wrong_rules.NoAccumulate).failing]
+    assert not {"mul", "add", "sub", "div", "exp", "log", "relu"} & set(acc_failing)
+
+
+@pytest.mark.parametrize("name", WRONG)
+def test_a_wrong_rule_fails_run(name):
+    report = run_parity(DOCS, RunConfig(steps=1, n_embd=8, n_head=2, block_size=8, samples=1),
+                        modes=("lockstep",), value_cls=getattr(wrong_rules, name))
+    assert report.verdict == "diverge"
+    fd = report.first_divergence
+    assert (fd["step"], fd["phase"]) == (1, "backward"), report.verdict_line()
+
+
+# ---- loading and the protocol
+
+def test_load_value_class_by_module_and_by_path():
+    assert load_value_class("tests.engines.micrograd_style:Value") is micrograd_style.Value
+    cls = load_value_class("tests/engines/direct_rules.py:Value")
+    assert cls.__name__ == "Value" and cls.__module__ != direct_rules.__name__  # loaded from the file
+    assert check_protocol(cls) is cls
+    assert load_value_class(f"{ROOT / 'tests' / 'engines' / 'wrong_rules.py'}:WrongLog").__name__ == "WrongLog"
+    assert load_and_check("pure.engine:Value") is Value
+
+
+@pytest.mark.parametrize("spec,words", [
+    ("nocolon", "expected module:Class or path/to/file.py:Class"),
+    ("no/such/file.py:X", "no such file"),
+    ("json:NoSuchClass", "has no class 'NoSuchClass'"),
+    ("no_such_module_xyz:Value", "no module named 'no_such_module_xyz'"),
+    ("tests/engines/micrograd_style.py:math", "not a class"),
+    (":Value", "expected module:Class"),
+])
+def test_bad_specs_are_one_line_errors(spec, words):
+    with pytest.raises(ValueError) as e:
+        load_value_class(spec)
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_an_import_failure_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "broken_engine.py"
+    bad.write_text("class Value:\n    def __init__(self, data)\n        pass\n")
+    with pytest.raises(ValueError, match=r"importing .*broken_engine.py failed: SyntaxError") as e:
+        load_value_class(f"{bad}:Value")
+    assert "\n" not in str(e.value)
+
+
+def test_a_missing_method_is_named():
+    with pytest.raises(ValueError, match=r"lacks relu;") as e:
+        check_protocol(wrong_rules.MissingRelu)
+    assert "the protocol needs" in str(e.value)
+
+    class Bare:
+        def __init__(self, data):
+            self.data = data
+
+    with pytest.raises(ValueError) as e:
+        check_protocol(Bare)
+    named = str(e.value).split(" lacks ")[1].split(";")[0].split(", ")
+    assert named == ["grad", *REQUIRED_METHODS]
+
+
+def test_a_class_that_cannot_be_built_from_a_number_is_rejected():
+    class NoArgs:
+        def __init__(self):
+            pass
+
+    with pytest.raises(ValueError, match=r"raised TypeError"):
+        check_protocol(NoArgs)
+
+
+# ---- the command line
+
+def test_cli_ops_default_is_pure_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "ops.json"
+    assert main(["ops", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "pure.engine:Value" in printed and "ops: all" in printed.splitlines()[-1]
+    d = json.loads(out.read_text())
+    assert d["verdict"] == "agree" and len(d["ops"]) == len(ops.op_names())
+    assert all(o["ok"] for o in d["ops"])
+    assert not list(tmp_path.glob("*.tmp"))  # written atomically, no leftovers
+
+
+def test_cli_ops_on_a_third_party_engine(tmp_path):
+    out = tmp_path / "ops.json"
+    r = subprocess.run([sys.executable, "-m", "parity", "ops", "--value", "tests/engines/micrograd_style.py:Value",
+                        "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    d = json.loads(out.read_text())
+    assert d["verdict"] == "agree" and d["value_class"] == "tests/engines/micrograd_style.py:Value"
+    assert {o["op"] for o in d["ops"]} >= set(REQUIRED_OPS)
+
+
+def test_cli_ops_on_a_wrong_engine_exits_1_and_names_the_op(tmp_path, capsys):
+    out = tmp_path / "ops.json"
+    assert main(["ops", "--value", "tests/engines/wrong_rules.py:WrongLog", "--json", str(out)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith("ops: 2 of ") and " wrong: log (max grad error " in lines[-1]
+    assert any(line.startswith("log ") and "FAIL" in line and "x=0.001" in line for line in lines)
+    d = json.loads(out.read_text())
+    assert d["verdict"] == "diverge"
+    assert [o["op"] for o in d["ops"] if not o["ok"]] == ["log", "cross-entropy"]
+
+
+@pytest.mark.parametrize("command", ["ops", "run"])
+@pytest.mark.parametrize("spec,words", [
+    ("tests/engines/wrong_rules.py:MissingRelu", "lacks relu"),
+    ("nocolon", "expected module:Class"),
+    ("no/such/file.py:X", "no such file"),
+    ("json:NoSuchClass", "has no class"),
+])
+def test_cli_usage_errors_exit_2_with_one_line(command, spec, words, capsys, corpus_file):
+    extra = ["--data", str(corpus_file), "--steps", "1"] if command == "run" else []
+    assert main([command, "--value", spec, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and words in err and err.count("\n") == 1
+
+
+def test_cli_bad_flag_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["ops", "--seed", "minus-one"])
+    assert e.value.code == 2
+
+
+def test_cli_run_with_a_third_party_engine(corpus_file):
+    r = subprocess.run([sys.executable, "-m", "parity", "run", "--value", "tests/engines/micrograd_style.py:Value",
+                        "--data", str(corpus_file), "--steps", "1", "--n-embd", "8", "--n-head", "2",
+                        "--samples", "1"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "tests/engines/micrograd_style.py:Value" in r.stdout
+    assert r.stdout.splitlines()[-1].startswith("verdict: agree")
+
+
+def test_cli_run_with_a_wrong_engine_exits_1(corpus_file, capsys):
+    code = main(["run", "--value", "tests/engines/wrong_rules.py:WrongRelu", "--data", str(corpus_file),
+                 "--steps", "1", "--n-embd", "8", "--n-head", "2", "--samples", "1", "--modes", "lockstep",
+                 "--no-table"])
+    assert code == 1
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("first divergence: step 1 (lockstep)") and "MLP pre-activation" in last
+
+
+def test_mixed_errors_treat_nan_and_inf_as_failures():
+    errs, scale = ops._mixed_errors([1.0, math.nan, math.inf, 2.5e3], [1.0, 0.5, 1.0, 2.5e3 + 1])
+    assert errs[0] == 0.0 and errs[1] == math.inf and errs[2] == math.inf
+    assert scale == 2.5e3 + 1 and errs[3] == pytest.approx(1 / (2.5e3 + 1))

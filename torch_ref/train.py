@@ -1,0 +1,219 @@
+"""Training and sampling with torch.optim.Adam and LambdaLR, mirroring pure.train.Trainer step for step.
+
+The run is defined exactly as pure's: one pure.Rng(seed) shuffles the
+documents, then draws the initial weights, then (after training) draws the
+samples; documents are used in shuffled order, one per step, cut to
+block_size predictions. Only the arithmetic is PyTorch's own.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch.optim.lr_scheduler import LambdaLR
+
+from pure.data import Tokenizer
+from pure.model import GPTConfig, param_shapes
+from pure.optim import AdamConfig
+from pure.rng import Rng
+
+from .model import MicroGPT
+from .weights import init_from_rng, load_pure_params, name_map, to_pure_params
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+DEFAULT_ADAM = AdamConfig()  # the seed's: lr 0.01, betas (0.85, 0.99), eps 1e-8
+# Intra-op threads for CPU runs. Every tensor here is tiny (at most 64 x 16), so a second thread buys
+# nothing and costs OpenMP/BLAS hand-offs. On the 2-core dev machine, 1000 default steps: idle, 1.05 s
+# with 1 thread and 1.2 s with 2; with other processes loading the cores (load average ~3), 1.4 s with
+# 1 thread but 30-130 s with 2, as the threads wait on each other for every small op.
+CPU_THREADS = 1
+
+
+def resolve_dtype(dtype):
+    """torch.float64 / torch.float32, from a dtype or its name; ValueError for anything else."""
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise ValueError(f"unsupported dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+        return DTYPES[dtype]
+    if dtype not in DTYPES.values():
+        raise ValueError(f"unsupported dtype {dtype}; choose torch.float64 or torch.float32")
+    return dtype
+
+
+def resolve_device(device):
+    """A torch.device that exists on this machine; ValueError with the reason otherwise."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"unknown device {device!r} ({e}); use cpu or cuda") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} is not available: torch {torch.__version__} sees no CUDA GPU; use cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} is not available: only {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        raise ValueError(f"unsupported device {device!r}; use cpu or cuda")
+    return dev
+
+
+@torch.no_grad()
+def sample_ids(model, rng, bos, temperature):
+    """Token ids drawn one at a time from softmax(logits / temperature) until BOS or block_size.
+
+    The draw itself is pure.Rng.choices on the probabilities as Python floats, so
+    with the same probabilities torch_ref and pure pick the same tokens.
+    """
+    cache = model.new_cache()
+    population = list(range(model.config.vocab_size))
+    token, out = bos, []
+    for pos in range(model.config.block_size):
+        logits = model.forward_cached(token, pos, cache)  # (V,)
+        probs = F.softmax(logits / temperature, dim=-1)  # (V,)
+        token = rng.choices(population, probs.tolist())
+        if token == bos:
+            break
+        out.append(token)
+    return out
+
+
+class TorchTrainer:
+    """One run's state; `train_step` is one step of the seed's loop (see pure.train.Trainer)."""
+
+    def __init__(self, docs, *, seed=42, steps=1000, n_layer=1, n_embd=16, n_head=4, block_size=16,
+                 adam=DEFAULT_ADAM, dtype=torch.float64, device="cpu", num_threads=CPU_THREADS):
+        if not docs:
+            raise ValueError("no documents to train on")
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
+        self.dtype, self.device = resolve_dtype(dtype), resolve_device(device)
+        if num_threads is not None and self.device.type == "cpu":
+            torch.set_num_threads(num_threads)  # process-wide; pass num_threads=None to keep torch's setting
+        self.rng = Rng(seed)
+        self.seed = seed
+        self.docs = list(docs)
+        self.rng.shuffle(self.docs)
+        self.tokenizer = Tokenizer.from_docs(self.docs)
+        self.config = GPTConfig(n_layer=n_layer, n_embd=n_embd, n_head=n_head, block_size=block_size,
+                                vocab_size=self.tokenizer.vocab_size)
+        self.model = MicroGPT(self.config).to(device=self.device, dtype=self.dtype)
+        init_from_rng(self.model, self.rng)  # the same draws as pure, right after the shuffle
+        self.steps = steps
+        self.adam = adam
+        # foreach=False: the plain per-parameter loop (_single_tensor_adam), which is also what CPU
+        # tensors get by default. On CUDA the default would be the multi-tensor (foreach) kernels;
+        # pinning the single-tensor path keeps one documented update rule on every device, and with
+        # six small weight matrices there is no speed to gain from batching them.
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=adam.lr, betas=(adam.beta1, adam.beta2),
+                                          eps=adam.eps, foreach=False)
+        # The seed's linear decay to zero: at 0-based step s the lr is lr * (1 - s / steps).
+        # LambdaLR multiplies the base lr by the factor, the same expression as pure's Adam.lr_at.
+        self.scheduler = LambdaLR(self.optimizer, lr_lambda=lambda step: 1 - step / steps)
+
+    @property
+    def num_params(self):
+        return sum(p.numel() for p in self.model.parameters())
+
+    def lr_at(self, step):
+        """The learning rate used at the 0-based `step`: LambdaLR's own base_lr * lr_lambda(step)."""
+        return self.scheduler.base_lrs[0] * self.scheduler.lr_lambdas[0](step)
+
+    def tokens_at(self, step):
+        """The 0-based step's document, tokenized: documents are used in shuffled order, cycling."""
+        return self.tokenizer.encode(self.docs[step % len(self.docs)])
+
+    def loss_of(self, tokens, taps=None):
+        """Mean cross-entropy of predicting tokens[1:n+1] from tokens[:n], n = min(block_size, len - 1)."""
+        n = min(self.config.block_size, len(tokens) - 1)
+        ids = torch.tensor(tokens[:n + 1], device=self.device)  # (n+1,)
+        logits = self.model(ids[:-1], taps)  # (n, V)
+        loss = F.cross_entropy(logits, ids[1:])  # mean over the n positions
+        if taps is not None:
+            taps["loss"] = loss
+        return loss
+
+    def forward_backward(self, step, taps=None):
+        """Loss of the step's document, with this step's gradient in every parameter's .grad (no update)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss_of(self.tokens_at(step), taps)
+        loss.backward()
+        return loss
+
+    def update(self):
+        """One Adam update with the current lr, then move the schedule on to the next step's lr."""
+        self.optimizer.step()
+        self.scheduler.step()
+
+    def train_step(self, step):
+        """Forward, backward and one Adam update; returns the loss as a float."""
+        if self.scheduler.last_epoch != step:  # the lr comes from the scheduler's position, not from `step`
+            raise ValueError(f"train_step({step}) but the schedule is at step {self.scheduler.last_epoch}; "
+                             "steps run in order from 0 (or after load_state_from_pure)")
+        loss = self.forward_backward(step)
+        self.update()
+        return loss.item()
+
+    def sample(self, n, temperature):
+        return [self.tokenizer.decode(sample_ids(self.model, self.rng, self.tokenizer.bos, temperature))
+                for _ in range(n)]
+
+    def export_params(self):
+        """name -> rows of floats (the checkpoint layout, shared with pure)."""
+        return to_pure_params(self.model)
+
+    def params_by_name(self):
+        """pure name -> this model's parameter tensor."""
+        named = dict(self.model.named_parameters())
+        return {name: named[key] for name, key in name_map(self.config.n_layer).items()}
+
+    def adam_state(self):
+        """pure name -> (exp_avg rows, exp_avg_sq rows) as floats; zeros before the first step."""
+        out = {}
+        for name, p in self.params_by_name().items():
+            state = self.optimizer.state.get(p, {})
+            m, v = (state.get(k, torch.zeros_like(p)) for k in ("exp_avg", "exp_avg_sq"))
+            out[name] = (m.detach().cpu().double().tolist(), v.detach().cpu().double().tolist())
+        return out
+
+    def load_state_from_pure(self, pure_trainer, steps_done):
+        """Continue from a pure.train.Trainer that has completed `steps_done` steps: weights, Adam moments,
+        Adam's step count and the lr schedule's position, as if resuming a PyTorch checkpoint.
+
+        pure's Adam keeps its moments as flat lists in pure.model.flatten order (param_shapes order,
+        row by row); they are cut back into matrices here. Works before or after this trainer's first step.
+        """
+        if pure_trainer.config != self.config:
+            raise ValueError(f"pure trainer's config {pure_trainer.config} differs from {self.config}")
+        if not 0 <= steps_done <= self.steps:
+            raise ValueError(f"steps_done must be in 0..{self.steps}, got {steps_done}")
+        load_pure_params(self.model, pure_trainer.params)
+        m, v = pure_trainer.optimizer.m, pure_trainer.optimizer.v
+        assert len(m) == len(v) == self.num_params, f"pure has {len(m)} moments, the model {self.num_params} weights"
+        # Optimizer state_dict layout: "state" is keyed by the parameter's index in param_groups[0]["params"].
+        index = {id(p): i for i, p in enumerate(self.optimizer.param_groups[0]["params"])}
+        state, offset = {}, 0
+        for name, p in self.params_by_name().items():
+            rows, cols = param_shapes(self.config)[name]
+            size = rows * cols
+            state[index[id(p)]] = {
+                # Adam's own step counter: a CPU scalar of the default float dtype, as Adam creates it.
+                "step": torch.tensor(float(steps_done)),
+                "exp_avg": torch.tensor(m[offset:offset + size], dtype=torch.float64).view(rows, cols),
+                "exp_avg_sq": torch.tensor(v[offset:offset + size], dtype=torch.float64).view(rows, cols),
+            }
+            offset += size
+        optimizer_state = self.optimizer.state_dict()
+        optimizer_state["state"] = state  # load_state_dict casts the moments to each parameter's dtype and device
+        for group in optimizer_state["param_groups"]:
+            group["lr"] = self.lr_at(steps_done)
+        self.optimizer.load_state_dict(optimizer_state)
+        scheduler_state = self.scheduler.state_dict()
+        scheduler_state["last_epoch"] = steps_done
+        scheduler_state["_last_lr"] = [self.lr_at(steps_done)] * len(self.optimizer.param_groups)
+        self.scheduler.load_state_dict(scheduler_state)
+
+
+def sample_checkpoint(ckpt, rng, n, temperature, dtype=torch.float64, device="cpu"):
+    """Samples from a checkpoint's weights (pure's JSON format), drawing from `rng`."""
+    model = MicroGPT(ckpt.config).to(device=resolve_device(device), dtype=resolve_dtype(dtype))
+    load_pure_params(model, ckpt.params)
+    model.eval()
+    tokenizer = Tokenizer(ckpt.chars)
+    return [tokenizer.decode(sample_ids(model, rng, tokenizer.bos, temperature)) for _ in range(n)]

@@ -1,0 +1,85 @@
+"""The seed's initial weights, and conversion between pure's parameters and the module's state_dict.
+
+pure keeps each weight matrix as rows of scalars, named like "layer0.attn_wq";
+the module keeps tensors under state_dict keys like "layers.0.attn.wq.weight".
+`name_map` is the one place that pairs them (as nanoGPT's from_pretrained
+does for GPT-2's checkpoint). Both sides store a linear layer's weight as
+(out_features, in_features) and an embedding as (num, C), so nothing is
+transposed: row r of pure's matrix is row r of the tensor.
+"""
+
+import numpy as np
+import torch
+
+from pure.engine import Value
+from pure.model import INIT_STD, param_shapes
+
+
+def name_map(n_layer):
+    """pure parameter name -> state_dict key, in pure's (the seed's initialisation) order."""
+    names = {
+        "wte": "wte.weight",
+        "wpe": "wpe.weight",
+        "lm_head": "lm_head.weight",
+    }
+    for i in range(n_layer):
+        names[f"layer{i}.attn_wq"] = f"layers.{i}.attn.wq.weight"
+        names[f"layer{i}.attn_wk"] = f"layers.{i}.attn.wk.weight"
+        names[f"layer{i}.attn_wv"] = f"layers.{i}.attn.wv.weight"
+        names[f"layer{i}.attn_wo"] = f"layers.{i}.attn.wo.weight"
+        names[f"layer{i}.mlp_fc1"] = f"layers.{i}.mlp.fc1.weight"
+        names[f"layer{i}.mlp_fc2"] = f"layers.{i}.mlp.fc2.weight"
+    return names
+
+
+NAME_MAP = name_map  # NAME_MAP(n_layer) -> {pure name: state_dict key}
+
+
+def _checked_state_dict(model):
+    """The model's state_dict and the name map for its config, after checking they describe the same weights."""
+    config = model.config
+    names = name_map(config.n_layer)
+    sd = model.state_dict()
+    assert len(sd) == len(names), f"state_dict has {len(sd)} tensors, the name map {len(names)}"
+    assert set(sd) == set(names.values()), f"state_dict keys {sorted(set(sd) ^ set(names.values()))} do not match"
+    for name, (rows, cols) in param_shapes(config).items():
+        key = names[name]
+        shape = tuple(sd[key].shape)
+        assert shape == (rows, cols), f"{key} has shape {shape}, pure's {name} ({rows}, {cols})"
+    return sd, names
+
+
+def _as_float64(rows):
+    """Rows of pure.Value or of floats -> a float64 array (the exact same numbers)."""
+    return np.array([[x.data if isinstance(x, Value) else x for x in row] for row in rows], dtype=np.float64)
+
+
+@torch.no_grad()
+def load_pure_params(model, params):
+    """Copy pure's parameters (name -> rows of Value or floats) into the module, exactly (rounded for float32)."""
+    sd, names = _checked_state_dict(model)
+    assert set(params) == set(names), (
+        f"pure params do not match the model: missing {sorted(set(names) - set(params))}, "
+        f"unexpected {sorted(set(params) - set(names))}"
+    )
+    for name, key in names.items():
+        array = _as_float64(params[name])
+        shape = tuple(sd[key].shape)
+        assert array.shape == shape, f"pure's {name} has shape {array.shape}, {key} has shape {shape}"
+        sd[key].copy_(torch.from_numpy(array))  # state_dict tensors share storage with the parameters
+
+
+def to_pure_params(model):
+    """The module's weights as pure's layout: name -> rows of Python floats (float32 weights widened exactly)."""
+    sd, names = _checked_state_dict(model)
+    return {name: sd[key].detach().cpu().double().numpy().tolist() for name, key in names.items()}
+
+
+def init_from_rng(model, rng, std=INIT_STD):
+    """Draw the seed's initial weights from `rng` (a pure.Rng): each matrix row by row, in param_shapes order.
+
+    This consumes the RNG exactly as pure.model.init_params does, so the same seed gives the same weights.
+    """
+    params = {name: [[rng.gauss(0, std) for _ in range(cols)] for _ in range(rows)]
+              for name, (rows, cols) in param_shapes(model.config).items()}
+    load_pure_params(model, params)
