@@ -7,7 +7,8 @@ TORCH_VERSION ?= 2.13.0
 # otherwise the loader's own order (MICROGPT_DATA, the cache, a checked download).
 DATA ?= $(firstword $(wildcard ../shared/data/names.txt))
 DATA_FLAG := $(if $(DATA),--data $(DATA),)
-STEPS ?= 1000
+# Steps of `make parity`: 60 fit in under a minute here; STEPS=1000 is the seed's whole run (~10 minutes).
+STEPS ?= 60
 OUT ?= out
 PYTEST_ARGS ?=
 
@@ -20,8 +21,14 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 install: $(VENV)/.installed  ## create .venv with torch, numpy, matplotlib, pytest, ruff
 
-train:  ## train pure (standard library only) with the seed's defaults
-	$(PYTHON) -m pure train $(DATA_FLAG) --steps $(STEPS)
+parity: install  ## the main job: pure vs torch_ref at every step; report and plot in $(OUT)/
+	$(PY) -m parity run $(DATA_FLAG) --steps $(STEPS) --json $(OUT)/parity.json --plot $(OUT)/parity.png
+
+mutants: install  ## inject each bug of the catalogue and show the harness catches and localises it
+	$(PY) -m parity mutants --json $(OUT)/mutants.json
+
+train:  ## train pure (standard library only) with the seed's defaults: 1000 steps, then 20 samples
+	$(PYTHON) -m pure train $(DATA_FLAG)
 
 test: install  ## the test suite (under ~5 minutes); long checks are in test-slow
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

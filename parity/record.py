@@ -17,10 +17,13 @@ def _stack(by_pos, attr):
 
 
 def _causal(by_pos, attr):
+    """Attention weights of each position over positions 0..t; an entry pure did not produce is nan
+    (a failure when compared), so a cache that lost or gained a position shows up where it happened."""
     T = len(by_pos)
     out = np.zeros((T, T))
     for t in range(T):
-        out[t, : t + 1] = [getattr(v, attr) for v in by_pos[t]]
+        row = [getattr(v, attr) for v in by_pos[t]][: t + 1]
+        out[t, : t + 1] = row + [np.nan] * (t + 1 - len(row))
     return out
 
 

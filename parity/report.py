@@ -1,6 +1,7 @@
 """Reporting: the per-quantity table (llm.c style), the JSON report, and the error-per-step plot."""
 
 import json
+import math
 import os
 import tempfile
 from collections import defaultdict
@@ -22,27 +23,28 @@ def worst_by_quantity(checks):
 
 
 def format_table(report, quantities):
-    """One row per quantity: worst max abs / max rel over all steps in each mode, its tolerance, OK or FAIL."""
+    """One row per quantity: in each mode, the worst max abs / max rel over all steps, the tolerance
+    (atol/rtol) it was judged by, and OK or FAIL."""
     worst = worst_by_quantity(report.checks)
     modes = [m for m in ("lockstep", "free") if any(k[1] == m for k in worst)]
     names = [q for q, _ in quantities] + ["samples"]
     width = max(len(n) for n in names) + 2
-    head = f"{'quantity':<{width}}" + "".join(f"{m + ' max abs':>18}{'max rel':>10}{'':>6}" for m in modes)
-    lines = [head + "  tolerance", "-" * (len(head) + 26)]
+    cell = 11 + 9 + 14 + 6
+    group = "".join(f"{' ' + m + ' ':-^{cell - 2}}  " for m in modes)
+    cols = "".join(f"{'max abs':>11}{'max rel':>9}{'atol/rtol':>14}{'':>6}" for _ in modes)
+    lines = [f"{'':<{width}}{group}", f"{'quantity':<{width}}{cols}", "-" * (width + cell * len(modes))]
     for q in names:
-        cells, tol = "", ""
+        cells = ""
         for m in modes:
             c = worst.get((q, m))
             if c is None:
-                cells += f"{'-':>18}{'-':>10}{'':>6}"
-                continue
-            tol = str(c.tol) if q != "samples" else "identical strings"
-            flag = "OK" if c.ok else "FAIL"
-            if q == "samples":
-                cells += f"{int(c.max_abs):>14} bad{'':>10}{flag:>6}"
+                cells += f"{'-':>11}{'-':>9}{'':>14}{'':>6}"
+            elif q == "samples":
+                cells += f"{int(c.max_abs):>11}{'differ':>9}{'equal strings':>14}{'OK' if c.ok else 'FAIL':>6}"
             else:
-                cells += f"{c.max_abs:>18.2e}{c.max_rel:>10.1e}{flag:>6}"
-        lines.append(f"{q:<{width}}{cells}  {tol}")
+                tol = f"{c.tol.atol:.0e}/{c.tol.rtol:.0e}"
+                cells += f"{c.max_abs:>11.2e}{c.max_rel:>9.1e}{tol:>14}{'OK' if c.ok else 'FAIL':>6}"
+        lines.append(f"{q:<{width}}{cells}")
     return "\n".join(lines)
 
 
@@ -61,9 +63,24 @@ def atomic_write_text(path, text):
         raise
 
 
+def json_safe(obj):
+    """Non-finite floats become the strings "inf", "-inf", "nan" (strict JSON has no such numbers)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def write_json_doc(doc, path):
+    """Strict JSON (non-finite numbers as strings), written to a temporary file and renamed."""
+    atomic_write_text(path, json.dumps(json_safe(doc), indent=1, allow_nan=False) + "\n")
+
+
 def write_json(report, path):
-    atomic_write_text(path, json.dumps(report.to_json(), indent=1, allow_nan=False,
-                                       default=lambda x: None) + "\n")
+    write_json_doc(report.to_json(), path)
 
 
 def series_by_family(checks):

@@ -121,12 +121,11 @@ class Value:
     def __rtruediv__(self, other):
         return Value(other) / self
 
-    def backward(self):
-        """Accumulate d(self)/d(node) into every node's `.grad`.
+    def topological_order(self):
+        """Every node of the graph below self, each after all of its children.
 
-        The order is the seed's: a depth-first post-order over `_children`
-        (children in operand order, each node once), walked in reverse. The
-        sort is iterative, so graphs of any depth work without recursion.
+        The seed's order: a depth-first post-order over `_children` (children in
+        operand order, each node once). Iterative, so graphs of any depth work.
         """
         topo, visited = [], {id(self)}
         stack = [(self, iter(self._children))]
@@ -140,11 +139,15 @@ class Value:
             else:
                 stack.pop()
                 topo.append(node)
+        return topo
+
+    def backward(self):
+        """Accumulate d(self)/d(node) into every node's `.grad`, walking the topological order in reverse."""
         self.grad = 1
-        for node in reversed(topo):
+        for node in reversed(self.topological_order()):
             g = node.grad
             for child, local in zip(node._children, node._local_grads):
-                child.grad += local * g
+                child.grad += local * g  # chain rule; += because a node can feed several others
 
     def __repr__(self):
         return f"Value(data={self.data}, grad={self.grad})"

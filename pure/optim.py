@@ -16,12 +16,12 @@ class AdamConfig:
 class Adam:
     """One moment pair per scalar parameter; `step(t)` updates `.data` and zeroes `.grad`."""
 
-    def __init__(self, params, total_steps, config=AdamConfig()):
+    def __init__(self, params, total_steps, config=None):
         if total_steps < 1:
             raise ValueError(f"total_steps must be at least 1, got {total_steps}")
         self.params = params
         self.total_steps = total_steps
-        self.config = config
+        self.config = config or AdamConfig()
         self.m = [0.0] * len(params)
         self.v = [0.0] * len(params)
 
@@ -29,12 +29,19 @@ class Adam:
         """Learning rate of the 0-based `step`: lr * (1 - step / total_steps)."""
         return self.config.lr * (1 - step / self.total_steps)
 
+    def bias_corrections(self, step):
+        """(1 - beta1^t, 1 - beta2^t) for t = step + 1: undo the moments' pull towards their zero start.
+
+        The seed writes `beta ** (step + 1)`, which JavaScript computes by repeated squaring.
+        """
+        c = self.config
+        return 1 - js_pow(c.beta1, step + 1), 1 - js_pow(c.beta2, step + 1)
+
     def step(self, step):
+        """Update every parameter from its .grad for the 0-based `step`, then zero the gradients."""
         c = self.config
         lr_t = self.lr_at(step)
-        # The seed's `beta ** (step + 1)`: JavaScript squares-and-multiplies integer powers.
-        bias1 = 1 - js_pow(c.beta1, step + 1)
-        bias2 = 1 - js_pow(c.beta2, step + 1)
+        bias1, bias2 = self.bias_corrections(step)
         m, v = self.m, self.v
         for i, p in enumerate(self.params):
             g = p.grad
@@ -43,4 +50,8 @@ class Adam:
             m_hat = m[i] / bias1
             v_hat = v[i] / bias2
             p.data -= lr_t * (m_hat / (js_pow(v_hat, 0.5) + c.eps))
+        self.zero_grad()
+
+    def zero_grad(self):
+        for p in self.params:
             p.grad = 0

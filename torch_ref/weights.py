@@ -11,7 +11,6 @@ transposed: row r of pure's matrix is row r of the tensor.
 import numpy as np
 import torch
 
-from pure.engine import Value
 from pure.model import INIT_STD, param_shapes
 
 
@@ -50,8 +49,8 @@ def _checked_state_dict(model):
 
 
 def _as_float64(rows):
-    """Rows of pure.Value or of floats -> a float64 array (the exact same numbers)."""
-    return np.array([[x.data if isinstance(x, Value) else x for x in row] for row in rows], dtype=np.float64)
+    """Rows of Value-like objects (pure's or a user's: anything with .data) or of floats -> a float64 array."""
+    return np.array([[getattr(x, "data", x) for x in row] for row in rows], dtype=np.float64)
 
 
 @torch.no_grad()
