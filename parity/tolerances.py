@@ -55,17 +55,17 @@ F32_LOCKSTEP = {
     "adam_v": Tol(atol=1e-7, rtol=1e-5),  # measured 9.4e-9; ~11x
     "param": Tol(atol=2e-6, rtol=1e-5),  # measured 1.3e-7; ~15x
 }
-# float32, free: measured over 200 steps, and the gap grows with the run; ~20-30x there, and
-# `parity run --dtype float32 --modes free --steps 1000` stays inside (see the closing figures in README).
+# float32, free: measured with `parity run --dtype float32 --modes free --steps 1000` on the names data
+# (71,001 checks), the worst max_abs over the whole run, where the gap is largest.
 F32_FREE = {
-    "activation": Tol(atol=5e-5, rtol=1e-4),  # measured 1.9e-6 (200 steps); ~27x
-    "logits": Tol(atol=5e-5, rtol=1e-4),  # measured 3.0e-6; ~17x
-    "loss": Tol(atol=1e-5, rtol=1e-4),  # measured 4.7e-7; ~21x
-    "act_grad": Tol(atol=1e-5, rtol=1e-4),  # measured 3.4e-7; ~30x
-    "param_grad": Tol(atol=1e-5, rtol=1e-4),  # measured 4.0e-7; ~25x
-    "adam_m": Tol(atol=2e-6, rtol=1e-4),  # measured 9.3e-8; ~21x
-    "adam_v": Tol(atol=1e-6, rtol=1e-4),  # measured 5.3e-8; ~19x
-    "param": Tol(atol=1e-5, rtol=1e-4),  # measured 4.6e-7; ~22x
+    "activation": Tol(atol=1e-4, rtol=1e-4),  # measured 9.8e-6 by step 1000 (1.9e-6 over 200 steps); ~10x
+    "logits": Tol(atol=1e-4, rtol=1e-4),  # measured 6.1e-6; ~16x
+    "loss": Tol(atol=1e-5, rtol=1e-4),  # measured 6.8e-7; ~15x
+    "act_grad": Tol(atol=1e-5, rtol=1e-4),  # measured 7.2e-7; ~14x
+    "param_grad": Tol(atol=1e-5, rtol=1e-4),  # measured 8.8e-7; ~11x
+    "adam_m": Tol(atol=3e-6, rtol=1e-4),  # measured 2.3e-7; ~13x
+    "adam_v": Tol(atol=2e-6, rtol=1e-4),  # measured 1.3e-7; ~15x
+    "param": Tol(atol=2e-5, rtol=1e-4),  # measured 1.7e-6; ~12x
 }
 
 TOLERANCES = {

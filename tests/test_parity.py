@@ -141,3 +141,14 @@ def test_cli_usage_errors_exit_2(tmp_path, args, message):
     r = run_cli(*args)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_float32_mode_agrees_within_its_own_tolerances():
+    from parity.tolerances import F32_LOCKSTEP
+
+    report = run_parity(DOCS, small_run(dtype="float32", steps=2))
+    assert report.verdict == "agree", report.verdict_line()
+    lock = [c for c in report.checks if c.mode == "lockstep" and c.quantity == "logits"]
+    assert lock and all(c.tol == F32_LOCKSTEP["logits"] for c in lock)
+    # float32 noise is real: far above float64's, so the float64 tolerances would have failed it
+    assert max(c.max_abs for c in lock) > 1e-10
