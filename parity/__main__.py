@@ -5,7 +5,7 @@ Exit 0 agree, 1 diverge, 2 usage/input error."""
 import sys
 import time
 
-from pure.cli import ArgumentParser, add_model_args, non_negative_int, positive_float
+from pure.cli import ArgumentParser, add_model_args, add_sampling_args, non_negative_int
 from pure.data import DataError, load_docs
 
 from .report import format_table, write_json, write_json_doc, write_plot
@@ -48,8 +48,7 @@ def build_parser():
                                    "Exit 0 agree, 1 diverge, 2 usage or input error.")
     add_model_args(r)
     r.set_defaults(steps=100)
-    r.add_argument("--temperature", type=positive_float, default=0.5, help="sampling temperature (default: 0.5)")
-    r.add_argument("--samples", type=non_negative_int, default=20, help="samples compared as strings (default: 20)")
+    add_sampling_args(r)  # the samples after training are compared as strings
     r.add_argument("--dtype", default="float64", choices=["float64", "float32"],
                    help="torch_ref's dtype; pure is float64 (default: float64)")
     r.add_argument("--device", default="cpu", help="torch_ref's device, e.g. cpu or cuda (default: cpu)")

@@ -80,7 +80,7 @@ def add_model_args(p):
     p.add_argument("--lr", type=positive_float, default=AdamConfig.lr, help="peak Adam learning rate (default: 0.01)")
 
 
-def add_sampling_args(p, default_seed_help):
+def add_sampling_args(p):
     p.add_argument("--temperature", type=positive_float, default=0.5, help="sampling temperature (default: 0.5)")
     p.add_argument("--samples", type=non_negative_int, default=20, help="names to sample (default: 20)")
     return p
@@ -93,13 +93,13 @@ def build_parser(prog, backend):
     t = sub.add_parser("train", help="train from the seed's initial weights, then sample",
                        description="Train microgpt exactly as the seed program does, then print samples.")
     add_model_args(t)
-    add_sampling_args(t, "")
+    add_sampling_args(t)
     t.add_argument("--trace", metavar="FILE", help="write a JSON-lines trace (meta, every step's loss and lr, samples)")
     t.add_argument("--save", metavar="FILE", help="write a JSON checkpoint after training")
     s = sub.add_parser("sample", help="sample names from a checkpoint",
                        description="Sample names from a checkpoint written by `train --save`.")
     s.add_argument("--load", metavar="FILE", required=True, help="checkpoint written by `train --save`")
-    add_sampling_args(s, "")
+    add_sampling_args(s)
     s.add_argument("--seed", type=int, default=None,
                    help="sample from a fresh Rng(SEED) (default: continue the training run's RNG stream, "
                         "which reproduces the samples printed by train)")
