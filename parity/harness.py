@@ -117,24 +117,21 @@ def first_divergence(checks, quantities):
             **({"detail": c.detail} if c.detail else {})}
 
 
-def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, tamper=None,
-               make_pure=None):
+def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, tamper=None):
     """Train both implementations for run.steps steps and compare everything; returns a Report.
 
     on_step(step, checks) is called after each step (for progress). tamper(torch_trainer) is applied to
     torch_ref's state after every reset (lockstep) and once at the start (free): the tests use it to
-    perturb a weight and check that the harness notices. make_pure(docs, **kwargs) builds pure's trainer
-    (default pure.train.Trainer), which is how a user's own Value class or a mutant gets in.
+    perturb a weight and check that the harness notices. value_cls is the Value class pure's model runs
+    with, which is how a user's own engine gets in.
     """
-    import torch  # noqa: F401  (torch only when actually comparing)
-
     from torch_ref.train import TorchTrainer
 
     t0 = time.perf_counter()
     run = run or RunConfig()
     kwargs = dict(seed=run.seed, steps=run.steps, n_layer=run.n_layer, n_embd=run.n_embd, n_head=run.n_head,
                   block_size=run.block_size, adam=AdamConfig(lr=run.lr))
-    pure = (make_pure or Trainer)(docs, value_cls=value_cls, **kwargs)
+    pure = Trainer(docs, value_cls=value_cls, **kwargs)
     torch_kwargs = dict(kwargs, dtype=run.dtype, device=run.device)
     lock = TorchTrainer(docs, **torch_kwargs) if "lockstep" in modes else None
     free = TorchTrainer(docs, **torch_kwargs) if "free" in modes else None

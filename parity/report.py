@@ -1,10 +1,11 @@
 """Reporting: the per-quantity table (llm.c style), the JSON report, and the error-per-step plot."""
 
+import io
 import json
 import math
-import os
-import tempfile
 from collections import defaultdict
+
+from pure.data import atomic_write_bytes
 
 from .quantities import family
 
@@ -48,21 +49,6 @@ def format_table(report, quantities):
     return "\n".join(lines)
 
 
-def atomic_write_text(path, text):
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def json_safe(obj):
     """Non-finite floats become the strings "inf", "-inf", "nan" (strict JSON has no such numbers)."""
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -76,7 +62,7 @@ def json_safe(obj):
 
 def write_json_doc(doc, path):
     """Strict JSON (non-finite numbers as strings), written to a temporary file and renamed."""
-    atomic_write_text(path, json.dumps(json_safe(doc), indent=1, allow_nan=False) + "\n")
+    atomic_write_bytes(path, (json.dumps(json_safe(doc), indent=1, allow_nan=False) + "\n").encode())
 
 
 def write_json(report, path):
@@ -118,14 +104,9 @@ def write_plot(report, path):
     axes[0][-1].legend(fontsize=8, loc="upper left")
     fig.suptitle(report.verdict_line(), fontsize=9)
     fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".png")
-    os.close(fd)
+    buffer = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        fig.savefig(buffer, format="png", dpi=110)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_bytes(path, buffer.getvalue())
