@@ -1,4 +1,9 @@
-"""One comparison: a quantity from pure against the same from torch_ref, judged by its own tolerance."""
+"""One comparison: a quantity from the reference side against the same from torch_ref, judged by its own tolerance.
+
+An element passes when both numbers are finite and |torch - ref| <= atol + rtol * |ref|. A non-finite number
+(nan, inf, -inf) on either side never passes, not even against the same non-finite number on the other side:
+a run that produced one has gone wrong somewhere, and the report names where it first appeared.
+"""
 
 from dataclasses import asdict, dataclass, field
 from typing import Optional
@@ -8,7 +13,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Tol:
-    """Elementwise: |torch - pure| <= atol + rtol * |pure| must hold for every element."""
+    """Elementwise: |torch - ref| <= atol + rtol * |ref| must hold for every element."""
 
     atol: float
     rtol: float
@@ -16,50 +21,94 @@ class Tol:
     def __str__(self):
         return f"atol {self.atol:.0e} rtol {self.rtol:.0e}"
 
+    def to_json(self):
+        return {"atol": self.atol, "rtol": self.rtol}
+
+
+def _finite_or_none(x):
+    """Strict JSON has no nan or inf: a non-finite error is written as null (see Check.nonfinite for why)."""
+    return x if x is None or np.isfinite(x) else None
+
 
 @dataclass
 class Check:
     mode: str  # "lockstep" or "free"
     step: int  # 1-based training step
     quantity: str  # e.g. "layer0.q", "grad:wte", "adam_v:lm_head"
-    max_abs: float  # max |torch - pure|
-    max_rel: float  # max |torch - pure| / |pure| over the elements where pure != 0
+    max_abs: float  # max |torch - ref| over the elements that count (inf when any is non-finite)
+    max_rel: float  # max |torch - ref| / |ref| over the elements where ref != 0 (inf when any is non-finite)
     tol: Tol
     ok: bool
-    index: Optional[list] = None  # where max_abs occurs (first failing element when not ok)
+    index: Optional[list] = None  # where max_abs occurs; when not ok, the first failing element (row-major)
     position: Optional[int] = None  # sequence position of `index`, for per-position quantities
     detail: dict = field(default_factory=dict)
+    # The share of its allowance the worst element used: max |torch - ref| / (atol + rtol * |ref|).
+    # Above 1 fails; it shows the margin whichever of the two terms decided. inf when any number is non-finite.
+    ratio: float = 0.0
+    # None, or where the first non-finite number is: {"side": "ref"|"torch"|"both", "index": [...],
+    # "ref": "nan"|"inf"|"-inf"|"0.25" (repr, a string), "torch": ...}; the errors above are then inf (null in JSON).
+    nonfinite: Optional[dict] = None
 
     def to_json(self):
         d = asdict(self)
-        d["tol"] = asdict(self.tol)
+        d["tol"] = self.tol.to_json()
+        for k in ("max_abs", "max_rel", "ratio"):
+            d[k] = _finite_or_none(d[k])
         if not self.detail:
             d.pop("detail")
         return d
 
 
-def compare(mode, step, quantity, pure, torch, tol, mask=None, per_position=False):
-    """Compare two same-shaped arrays (float64 views); `mask` selects the elements that count."""
-    a = np.asarray(pure, dtype=np.float64)
+def _describe_number(x):
+    return repr(float(x))  # always a string ("nan", "inf", "0.25"): one type per JSON key
+
+
+def _nonfinite(a, b, counted):
+    """The first element (row-major) where either side is non-finite, described; None when all are finite."""
+    bad_a, bad_b = ~np.isfinite(a) & counted, ~np.isfinite(b) & counted
+    either = bad_a | bad_b
+    if not either.any():
+        return None
+    flat = int(np.argmax(either.reshape(-1)))
+    idx = np.unravel_index(flat, a.shape) if a.shape else ()
+    side = "both" if bad_a[idx] and bad_b[idx] else ("ref" if bad_a[idx] else "torch")
+    return {"side": side, "index": [int(i) for i in idx], "ref": _describe_number(a[idx]),
+            "torch": _describe_number(b[idx])}
+
+
+def compare(mode, step, quantity, ref, torch, tol, mask=None, per_position=False):
+    """Compare two same-shaped arrays (as float64); `mask` selects the elements that count (default: all)."""
+    a = np.asarray(ref, dtype=np.float64)
     b = np.asarray(torch, dtype=np.float64)
     if a.shape != b.shape:
-        raise ValueError(f"{quantity}: pure has shape {a.shape} but torch_ref has {b.shape}")
-    diff = np.abs(b - a)
-    if mask is not None:
-        diff = np.where(mask, diff, 0.0)
-    # nan anywhere (in either) is a failure: make it the largest difference
-    diff = np.where(np.isnan(diff), np.inf, diff)
-    bad = diff > tol.atol + tol.rtol * np.abs(a)
+        raise ValueError(f"{quantity}: the reference has shape {a.shape} but torch_ref has {b.shape}")
+    counted = np.ones(a.shape, dtype=bool) if mask is None else np.broadcast_to(np.asarray(mask, dtype=bool), a.shape)
+    nonfinite = _nonfinite(a, b, counted)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.where(counted, np.abs(b - a), 0.0)
+        allowance = tol.atol + tol.rtol * np.abs(a)
+        bad = counted & ~(diff <= allowance)  # nan compares False, so a nan difference is bad
+    if nonfinite is not None:
+        bad |= counted & ~(np.isfinite(a) & np.isfinite(b))
+        diff = np.where(counted & ~(np.isfinite(a) & np.isfinite(b)), np.inf, diff)
     ok = not bool(bad.any())
-    scale = np.abs(a)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(scale > 0, diff / scale, 0.0)
+        rel = np.where(counted & (a != 0), diff / np.abs(a), 0.0)
+        ratio = np.where(counted, diff / allowance, 0.0)
+    rel = np.where(np.isnan(rel), np.inf, rel)
+    ratio = np.where(np.isnan(ratio), np.inf, ratio)
     max_abs = float(diff.max()) if diff.size else 0.0
     max_rel = float(rel.max()) if rel.size else 0.0
-    if diff.size:
-        flat = int(np.argmax(bad)) if not ok else int(np.argmax(diff))
-        index = [int(i) for i in np.unravel_index(flat, diff.shape)]
+    max_ratio = float(ratio.max()) if ratio.size else 0.0
+    if nonfinite is not None:
+        max_abs = max_rel = max_ratio = float("inf")
+    if nonfinite is not None:
+        index = nonfinite["index"]
+    elif diff.size:
+        flat = int(np.argmax(bad.reshape(-1))) if not ok else int(np.argmax(diff.reshape(-1)))
+        index = [int(i) for i in np.unravel_index(flat, diff.shape)] if diff.shape else []
     else:
         index = []
     position = index[0] if per_position and index else None
-    return Check(mode, step, quantity, max_abs, max_rel, tol, ok, index, position)
+    return Check(mode, step, quantity, max_abs, max_rel, tol, ok, index, position, ratio=max_ratio,
+                 nonfinite=nonfinite)

@@ -62,8 +62,15 @@ class Report:
         where = f", position {fd['position']}" if fd.get("position") is not None else ""
         if fd.get("position") is None and fd.get("index"):
             where = f", index {tuple(fd['index'])}"
+        nf = fd.get("nonfinite")
+        if nf:
+            side = {"ref": "pure", "torch": "torch_ref", "both": "pure and torch_ref"}[nf["side"]]
+            value = nf["ref"] if nf["side"] != "torch" else nf["torch"]
+            return (f"first divergence: step {fd['step']} ({fd['mode']}), {fd['description']}{where}: "
+                    f"{side} has a non-finite value ({value}; pure {nf['ref']}, torch_ref {nf['torch']})")
+        tol = Tol(**fd["tol"])
         return (f"first divergence: step {fd['step']} ({fd['mode']}), {fd['description']}{where}, "
-                f"max abs {fd['max_abs']:.1e} (tol {fd['tol']})")
+                f"max abs {fd['max_abs']:.1e} (tol {tol})")
 
     def to_json(self):
         return {
@@ -113,8 +120,9 @@ def first_divergence(checks, quantities):
     c = min(failing, key=lambda c: (c.step, MODES.index(c.mode), order[c.quantity]))
     phase = dict(quantities).get(c.quantity, "samples")
     return {"step": c.step, "mode": c.mode, "quantity": c.quantity, "phase": phase, "description": describe(c.quantity),
-            "position": c.position, "index": c.index, "max_abs": c.max_abs, "max_rel": c.max_rel, "tol": str(c.tol),
-            **({"detail": c.detail} if c.detail else {})}
+            "position": c.position, "index": c.index, "max_abs": c.max_abs, "max_rel": c.max_rel, "ratio": c.ratio,
+            "tol": c.tol.to_json(),
+            "nonfinite": c.nonfinite, **({"detail": c.detail} if c.detail else {})}
 
 
 def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, tamper=None):

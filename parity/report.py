@@ -50,9 +50,9 @@ def format_table(report, quantities):
 
 
 def json_safe(obj):
-    """Non-finite floats become the strings "inf", "-inf", "nan" (strict JSON has no such numbers)."""
+    """Non-finite floats become null (strict JSON has no such numbers; a check's `nonfinite` says which)."""
     if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
+        return None
     if isinstance(obj, dict):
         return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -61,7 +61,7 @@ def json_safe(obj):
 
 
 def write_json_doc(doc, path):
-    """Strict JSON (non-finite numbers as strings), written to a temporary file and renamed."""
+    """Strict JSON (non-finite numbers as null), written to a temporary file and renamed."""
     atomic_write_bytes(path, (json.dumps(json_safe(doc), indent=1, allow_nan=False) + "\n").encode())
 
 
