@@ -14,21 +14,27 @@ PYTEST_ARGS ?=
 
 .PHONY: install parity train test test-slow bench lint clean
 
+PIP := $(PY) -m pip install --disable-pip-version-check --progress-bar on
+
 $(VENV)/.installed: pyproject.toml Makefile
+	@echo "== creating $(VENV)"
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION) numpy matplotlib pytest ruff
+	@echo "== installing torch $(TORCH_VERSION) (CPU wheel), numpy, matplotlib, pytest, ruff, hypothesis"
+	$(PIP) torch==$(TORCH_VERSION) numpy matplotlib pytest ruff hypothesis "setuptools>=64"
+	@echo "== installing microgpt-parity itself, editable: the commands microgpt-parity, microgpt-pure, microgpt-torch"
+	$(PIP) --no-build-isolation -e ".[torch,plot,dev]"
 	touch $@
 
-install: $(VENV)/.installed  ## create .venv with torch, numpy, matplotlib, pytest, ruff
+install: $(VENV)/.installed  ## create .venv with torch, numpy, matplotlib, pytest, ruff, hypothesis and this project
 
 parity: install  ## the main job: pure vs torch_ref at every step; report and plot in $(OUT)/
-	$(PY) -m parity run $(DATA_FLAG) --steps $(STEPS) --json $(OUT)/parity.json --plot $(OUT)/parity.png
+	$(strip $(PY) -m parity run $(DATA_FLAG) --steps $(STEPS) --json $(OUT)/parity.json --plot $(OUT)/parity.png)
 
 mutants: install  ## inject each bug of the catalogue and show the harness catches and localises it
 	$(PY) -m parity mutants --json $(OUT)/mutants.json
 
 train:  ## train pure (standard library only) with the seed's defaults: 1000 steps, then 20 samples
-	$(PYTHON) -m pure train $(DATA_FLAG)
+	$(strip $(PYTHON) -m pure train $(DATA_FLAG))
 
 test: install  ## the test suite (under ~5 minutes); long checks are in test-slow
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
@@ -37,7 +43,7 @@ test-slow: install  ## the long checks: full 1000-step runs against the seed's o
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 bench: install  ## steps per second of each implementation, as ratios from one run
-	$(PY) -m parity.bench $(DATA_FLAG)
+	$(strip $(PY) -m parity.bench $(DATA_FLAG))
 
 lint: install
 	$(PY) -m ruff check pure torch_ref parity tests

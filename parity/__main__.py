@@ -2,15 +2,29 @@
 against torch.autograd and finite differences; `mutants`: show that injected bugs are caught and localised.
 Exit 0 agree, 1 diverge, 2 usage/input error."""
 
+import os
 import sys
 import time
 
-from pure.cli import ArgumentParser, add_model_args, add_sampling_args, non_negative_int
-from pure.data import DataError, load_docs
+from pure.cli import (
+    EXIT_DIVERGED,
+    EXIT_OK,
+    ArgumentParser,
+    UsageError,
+    add_model_args,
+    add_sampling_args,
+    add_version,
+    guarded,
+    line_buffered,
+    non_negative_int,
+    prog_name,
+)
+from pure.data import ENV_VAR, DataError, load_docs
+from pure.outputs import OutputPlan
 
-from .report import format_table, write_json, write_json_doc, write_plot
+from .report import format_table, plot_formats, write_json, write_json_doc, write_plot
 
-EXIT_AGREE, EXIT_DIVERGE, EXIT_USAGE = 0, 1, 2
+EXIT_AGREE, EXIT_DIVERGE = EXIT_OK, EXIT_DIVERGED  # and 2 for usage or input errors (pure.cli.EXIT_USAGE)
 
 
 class Progress:
@@ -39,15 +53,15 @@ class Progress:
             self.stream.write("\n")
 
 
-def build_parser():
-    p = ArgumentParser(prog="python -m parity", description=__doc__)
+def build_parser(prog="python -m parity"):
+    p = ArgumentParser(prog=prog, description=__doc__)
+    add_version(p, prog)
     sub = p.add_subparsers(dest="command", required=True, metavar="{run,ops,mutants}", parser_class=ArgumentParser)
     r = sub.add_parser("run", help="train pure and torch_ref side by side and compare every step",
                        description="Train pure and torch_ref from the same seed and compare logits, loss, gradients, "
                                    "Adam moments and updated weights at every step, in lockstep and free modes. "
                                    "Exit 0 agree, 1 diverge, 2 usage or input error.")
-    add_model_args(r)
-    r.set_defaults(steps=100)
+    add_model_args(r, steps=100)
     add_sampling_args(r)  # the samples after training are compared as strings
     r.add_argument("--dtype", default="float64", choices=["float64", "float32"],
                    help="torch_ref's dtype; pure is float64 (default: float64)")
@@ -56,7 +70,8 @@ def build_parser():
                    help="comma-separated: lockstep (reset torch to pure before every step), free (independent "
                         "trajectories) (default: both)")
     r.add_argument("--json", metavar="FILE", help="write the full report as JSON")
-    r.add_argument("--plot", metavar="FILE.png", help="plot max relative error per step for each quantity family")
+    r.add_argument("--plot", metavar="FILE.png", help="plot each quantity family's error per step as a share of its "
+                                                      "tolerance; the format follows the extension (.png, .svg, .pdf)")
     r.add_argument("--no-table", action="store_true", help="print only the verdict line")
     r.add_argument("--value", metavar="SPEC", help=VALUE_HELP + " (default: pure's own Value)")
     o = sub.add_parser("ops", help="check every op and composite of a Value class against torch and finite "
@@ -115,46 +130,67 @@ def load_run_docs(args):
         return make_corpus(), "synthetic corpus (pure.corpus.make_corpus)"
 
 
-def cmd_run(args):
-    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+def output_plan(args, inputs):
+    """--json and --plot (and any other output flag of the command), checked before the work starts."""
+    outputs = {"--json": getattr(args, "json", None), "--plot": getattr(args, "plot", None)}
+    suffixes = {"--plot": plot_formats()} if outputs["--plot"] else {}
+    return OutputPlan(outputs, inputs=inputs, suffixes=suffixes).check()
+
+
+def parse_modes(text):
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
     if not modes or any(m not in ("lockstep", "free") for m in modes):
-        raise ValueError(f"--modes must be lockstep, free or both, got {args.modes!r}")
+        raise ValueError(f"--modes must be lockstep, free or both, got {text!r}")
+    return tuple(m for m in ("lockstep", "free") if m in modes)  # one order everywhere: lockstep, then free
+
+
+def value_file(args):
+    """The .py file of --value path/to/file.py:Class, an input no output may overwrite."""
+    where = (getattr(args, "value", None) or "").rpartition(":")[0]
+    return where if where.endswith(".py") else None
+
+
+def cmd_run(args):
+    from pure.cli import check_config
     from torch_ref.train import resolve_device
 
     from .harness import RunConfig, run_parity
     from .quantities import step_quantities
 
+    modes = parse_modes(args.modes)
+    check_config(args)
     resolve_device(args.device)  # a clear error before any work
     value_cls, value_name = load_value_arg(args)
-    docs, source = load_run_docs(args)
-    run = RunConfig(seed=args.seed, steps=args.steps, n_layer=args.n_layer, n_embd=args.n_embd, n_head=args.n_head,
-                    block_size=args.block_size, lr=args.lr, samples=args.samples, temperature=args.temperature,
-                    dtype=args.dtype, device=args.device)
-    print(f"parity: pure vs torch_ref ({args.dtype}, {args.device}) on {source}: {len(docs)} docs, seed {run.seed}, "
-          f"{run.steps} steps, modes {', '.join(modes)}", flush=True)
-    if args.value:
-        print(f"pure runs with Value class {value_name}", flush=True)
-    progress = Progress(run.steps)
-    report = run_parity(docs, run, modes=modes, on_step=progress, value_cls=value_cls)
-    progress.close()
-    report.data = source
-    if not args.no_table:
-        print(format_table(report, step_quantities(report.model_config)))
-    if args.json:
-        write_json(report, args.json)
-        print(f"report: {args.json}")
-    if args.plot:
-        write_plot(report, args.plot)
-        print(f"plot: {args.plot}")
-    print(report.verdict_line())
+    with output_plan(args, {"--data": args.data or os.environ.get(ENV_VAR), "--value": value_file(args)}):
+        docs, source = load_run_docs(args)
+        run = RunConfig(seed=args.seed, steps=args.steps, n_layer=args.n_layer, n_embd=args.n_embd,
+                        n_head=args.n_head, block_size=args.block_size, lr=args.lr, samples=args.samples,
+                        temperature=args.temperature, dtype=args.dtype, device=args.device)
+        print(f"parity: pure vs torch_ref ({args.dtype}, {args.device}) on {source}: {len(docs)} docs, "
+              f"seed {run.seed}, {run.steps} steps, modes {', '.join(modes)}")
+        if args.value:
+            print(f"pure runs with Value class {value_name}")
+        progress = Progress(run.steps)
+        report = run_parity(docs, run, modes=modes, on_step=progress, value_cls=value_cls)
+        progress.close()
+        report.data = source
+        if not args.no_table:
+            print(format_table(report, step_quantities(report.model_config)))
+        if args.json:
+            write_json(report, args.json)
+            print(f"report: {args.json}")
+        if args.plot:
+            write_plot(report, args.plot)
+            print(f"plot: {args.plot}")
+        print(report.verdict_line())
     return EXIT_AGREE if report.verdict == "agree" else EXIT_DIVERGE
 
 
 def cmd_ops(args):
-
     from .ops import format_ops_table, run_ops
 
     value_cls, value_name = load_value_arg(args)
+    output_plan(args, {"--value": value_file(args)})
     report = run_ops(value_cls, seed=args.seed)
     report.value_class = value_name
     print(f"parity ops: {value_name} vs torch.autograd (float64) and central finite differences, seed {args.seed}")
@@ -171,7 +207,6 @@ def cmd_ops(args):
 
 
 def cmd_mutants(args):
-
     from pure.corpus import make_corpus
 
     from .mutants import catalogue, check_mutant, format_mutants_table
@@ -183,6 +218,7 @@ def cmd_mutants(args):
         if unknown:
             raise ValueError(f"unknown mutants: {', '.join(unknown)}; known: {', '.join(m.name for m in mutants)}")
         mutants = [m for m in mutants if m.name in wanted]
+    output_plan(args, {"--data": args.data})
     docs = load_docs(args.data) if args.data else make_corpus()
     print(f"parity mutants: {len(mutants)} injected bugs and controls, each through ops and a short run", flush=True)
     results = []
@@ -204,17 +240,30 @@ def cmd_mutants(args):
     return EXIT_AGREE if all(r.ok for r in results) else EXIT_DIVERGE
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        return {"run": cmd_run, "ops": cmd_ops, "mutants": cmd_mutants}[args.command](args)
-    except (DataError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
+def need_torch():
+    """parity compares against PyTorch: without it, say how to install it (the pinned CPU wheel) and stop."""
+    for module in ("numpy", "torch"):
+        try:
+            __import__(module)
+        except ImportError:
+            raise UsageError(f"parity needs {module}, which is not installed here; run `make install`, or "
+                             "`pip install torch==2.13.0 numpy matplotlib` then `pip install .`") from None
+
+
+def dispatch(args):
+    need_torch()
+    return {"run": cmd_run, "ops": cmd_ops, "mutants": cmd_mutants}[args.command](args)
+
+
+def main(argv=None, prog="python -m parity"):
+    line_buffered()
+    return guarded(dispatch, build_parser(prog).parse_args(argv))
+
+
+def console():
+    """The `microgpt-parity` command (and `python -m parity`)."""
+    sys.exit(main(prog=prog_name("python -m parity")))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

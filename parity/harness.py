@@ -58,7 +58,7 @@ class Report:
         fd = self.first_divergence
         if fd is None:
             return (f"verdict: agree ({len(self.checks)} checks over {self.run.steps} steps, "
-                    f"modes {', '.join(sorted({c.mode for c in self.checks}))})")
+                    f"modes {', '.join(m for m in MODES if any(c.mode == m for c in self.checks))})")
         where = f", position {fd['position']}" if fd.get("position") is not None else ""
         if fd.get("position") is None and fd.get("index"):
             where = f", index {tuple(fd['index'])}"

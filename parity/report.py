@@ -4,8 +4,9 @@ import io
 import json
 import math
 from collections import defaultdict
+from pathlib import Path
 
-from pure.data import atomic_write_bytes
+from pure.outputs import atomic_write_bytes
 
 from .quantities import family
 
@@ -81,6 +82,16 @@ def series_by_family(checks):
     return {m: {f: sorted(d.items()) for f, d in fams.items()} for m, fams in acc.items()}
 
 
+def plot_formats():
+    """The file extensions matplotlib can write here (".png", ".svg", ".pdf", ...): --plot's format follows them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    return {"." + ext for ext in FigureCanvasAgg.get_supported_filetypes()}
+
+
 def write_plot(report, path):
     """Max relative error per step for each quantity family, log scale, one panel per mode."""
     import matplotlib
@@ -106,7 +117,7 @@ def write_plot(report, path):
     fig.tight_layout()
     buffer = io.BytesIO()
     try:
-        fig.savefig(buffer, format="png", dpi=110)
+        fig.savefig(buffer, format=Path(path).suffix.lstrip(".").lower() or "png", dpi=110)
     finally:
         plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())

@@ -1,5 +1,7 @@
 """pure: a standard-library-only scalar microgpt, bit-identical to the seed program."""
 
+__version__ = "0.2.0"  # the project's one version number (pyproject.toml reads it from here)
+
 from .data import DataError, Tokenizer, load_docs
 from .engine import Value, js_pow
 from .model import GPTConfig, flatten, gpt, init_params, linear, param_shapes, rmsnorm, softmax

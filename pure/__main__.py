@@ -2,7 +2,7 @@
 
 import sys
 
-from .cli import Backend, main
+from .cli import Backend, main, prog_name
 from .train import Trainer, sample_checkpoint
 
 
@@ -17,5 +17,11 @@ BACKEND = Backend(
     sample_checkpoint=lambda ckpt, rng, n, temperature, args: sample_checkpoint(ckpt, rng, n, temperature),
 )
 
+
+def console():
+    """The `microgpt-pure` command (and `python -m pure`)."""
+    sys.exit(main(prog=prog_name("python -m pure"), backend=BACKEND))
+
+
 if __name__ == "__main__":
-    sys.exit(main(prog="python -m pure", backend=BACKEND))
+    console()

@@ -9,8 +9,8 @@ import json
 import math
 from dataclasses import dataclass
 
-from .data import atomic_write_bytes
 from .model import GPTConfig, param_shapes
+from .outputs import atomic_write_bytes
 
 FORMAT = "microgpt-parity/checkpoint"
 VERSION = 1
@@ -58,6 +58,20 @@ def check_params(config, params):
             raise CheckpointError(f"parameter {name} holds a non-finite or non-numeric value")
 
 
+def check_rng_state(rng):
+    """The Rng snapshot (pure.rng.Rng.get_state): every field present and of its type, named when it is not."""
+    if not (isinstance(rng, dict) and {"state", "has_spare", "spare"} <= set(rng)):
+        raise CheckpointError("its rng state is incomplete (needs state, has_spare, spare)")
+    state = rng["state"]
+    if isinstance(state, bool) or not isinstance(state, int) or not 0 <= state < 2**32:
+        raise CheckpointError(f"rng.state must be an integer in 0..4294967295, got {state!r}")
+    if not isinstance(rng["has_spare"], bool):
+        raise CheckpointError(f"rng.has_spare must be true or false, got {rng['has_spare']!r}")
+    spare = rng["spare"]
+    if isinstance(spare, bool) or not isinstance(spare, (int, float)) or not math.isfinite(spare):
+        raise CheckpointError(f"rng.spare must be a finite number, got {spare!r}")
+
+
 def load_checkpoint(path):
     hint = "; retrain with --save to write a fresh one"
     try:
@@ -65,6 +79,8 @@ def load_checkpoint(path):
             doc = json.load(f)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint not found: {path}; pass the file written by `train --save`") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"checkpoint {path} is a directory; pass the file written by `train --save`") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"checkpoint {path} is not readable JSON ({e}){hint}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -80,8 +96,7 @@ def load_checkpoint(path):
         if len(chars) + 1 != config.vocab_size:
             raise CheckpointError(
                 f"its vocab has {len(chars)} characters + BOS but config.vocab_size is {config.vocab_size}")
-        if not (isinstance(rng_state, dict) and {"state", "has_spare", "spare"} <= set(rng_state)):
-            raise CheckpointError("its rng state is incomplete")
+        check_rng_state(rng_state)
         check_params(config, doc["params"])
     except CheckpointError as e:
         raise CheckpointError(f"checkpoint {path} is invalid: {e}{hint}") from None

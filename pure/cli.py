@@ -2,29 +2,103 @@
 
 import argparse
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from . import __version__
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .data import ENV_VAR, DataError, load_docs
+from .model import GPTConfig
 from .optim import AdamConfig
+from .outputs import OutputError, OutputPlan, Terminated, handle_sigterm
 from .rng import Rng
 from .trace import TraceWriter
 
 INFERENCE_HEADER = "--- inference (new, hallucinated names) ---"
+# A loss above this means the target's probability is below the smallest normal double (2.2e-308, whose -ln
+# is 708.4): training has diverged. pure's softmax then rounds that probability to 0 and its loss becomes inf,
+# while torch's log-softmax keeps a finite 1e20; both implementations stop on this one rule.
+MAX_LOSS = 708.0
+
+# Exit codes shared by every command of the project.
+EXIT_OK, EXIT_DIVERGED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED = 130, 141, 143
 
 
 class UsageError(Exception):
     """Bad flags or values: exit 2 with a one-line message."""
 
 
+class TrainingDiverged(Exception):
+    """The loss became non-finite or too large to be a probability's -log: exit 1."""
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (`error: ...; see --help`) and exit 2, like every other bad input."""
+    """argparse, but a usage error is one line (`error: ...; see --help`) and exit 2, like every other bad input.
+
+    An unknown flag is reported by the (sub)command that was given it, so the hint points at that command's
+    own --help rather than the top level's.
+    """
 
     def error(self, message):
-        self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
+        self.exit(EXIT_USAGE, f"error: {message}; see `{self.prog} --help`\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+
+def add_version(parser, name):
+    label = name if name.startswith("microgpt") else f"{name} (microgpt-parity)"
+    parser.add_argument("--version", action="version", version=f"{label} {__version__}")
+
+
+def prog_name(default):
+    """The name the user typed: `microgpt-pure` for the installed command, else `python -m pure`."""
+    invoked = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return invoked if invoked and not invoked.endswith((".py", "__main__")) and invoked != "-c" else default
+
+
+def line_buffered():
+    """Progress reaches a log or a pipe line by line, not in 8 KB blocks."""
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
+
+
+def check_loss(loss, step, lr):
+    """Stop a run whose loss is no longer a number a probability could give (see MAX_LOSS)."""
+    if not (math.isfinite(loss) and loss <= MAX_LOSS):
+        raise TrainingDiverged(f"loss became {loss} at step {step}: training diverged; lower --lr (the peak learning "
+                               f"rate, now {lr:g}) or check the data")
+
+
+def guarded(body, *args):
+    """Run a command's body with the project's one-line errors and exit codes (see EXIT_*)."""
+    handle_sigterm()
+    try:
+        return body(*args)
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except (DataError, CheckpointError, UsageError, OutputError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\ninterrupted; no partial output was kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Terminated:
+        print("terminated (SIGTERM); no partial output was kept", file=sys.stderr)
+        return EXIT_TERMINATED
+    except BrokenPipeError:
+        # The reader went away (`| head`): say nothing more, and keep Python from complaining at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 @dataclass
@@ -66,13 +140,13 @@ def positive_float(text):
     return value
 
 
-def add_model_args(p):
+def add_model_args(p, steps=1000):
     """The flags that define a run: data, seed, schedule and model size (defaults are the seed's)."""
     p.add_argument("--data", metavar="PATH", help=f"names file, one document per line (default: ${ENV_VAR}, "
                    "then the cache, then a checked download)")
     p.add_argument("--seed", type=int, default=42, help="RNG seed for shuffle, init and sampling (default: 42)")
-    p.add_argument("--steps", type=positive_int, default=1000,
-                   help="training steps; the lr decays to 0 over them (default: 1000)")
+    p.add_argument("--steps", type=positive_int, default=steps,
+                   help=f"training steps; the lr decays to 0 over them (default: {steps})")
     p.add_argument("--n-layer", type=positive_int, default=1, help="transformer blocks (default: 1)")
     p.add_argument("--n-embd", type=positive_int, default=16, help="embedding width (default: 16)")
     p.add_argument("--n-head", type=positive_int, default=4, help="attention heads; must divide --n-embd (default: 4)")
@@ -87,7 +161,9 @@ def add_sampling_args(p):
 
 
 def build_parser(prog, backend):
-    parser = ArgumentParser(prog=prog, description=f"microgpt ({backend.name}): train on names, sample new ones.")
+    parser = ArgumentParser(prog=prog, description=f"microgpt ({backend.name}): train on names, sample new ones. "
+                            "Exit 0 done, 1 training diverged, 2 usage or input error.")
+    add_version(parser, prog)
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sample}",
                                 parser_class=ArgumentParser)
     t = sub.add_parser("train", help="train from the seed's initial weights, then sample",
@@ -132,46 +208,56 @@ class Progress:
             self.stream.write("\n")
 
 
+def check_config(args):
+    """Catch an invalid model config from the flags alone, before the data is read (vocab_size comes later)."""
+    GPTConfig(n_layer=args.n_layer, n_embd=args.n_embd, n_head=args.n_head, block_size=args.block_size)
+
+
 def cmd_train(args, backend):
-    adam = AdamConfig(lr=args.lr)
-    docs = load_docs(args.data)
-    trainer = backend.make_trainer(docs, args, adam)
-    print(f"num docs: {len(trainer.docs)}")
-    print(f"vocab size: {trainer.config.vocab_size}")
-    print(f"num params: {trainer.num_params}")
-    trace = TraceWriter(args.trace) if args.trace else None
-    try:
-        if trace:
-            trace.meta(implementation=backend.name, config=trainer.config.to_dict(), seed=args.seed, steps=args.steps,
-                       lr=args.lr, temperature=args.temperature, samples=args.samples, num_docs=len(trainer.docs),
-                       vocab_size=trainer.config.vocab_size, num_params=trainer.num_params,
-                       **(backend.describe(args) if backend.describe else {}))
-        progress = Progress(args.steps)
-        for step in range(args.steps):
-            loss = trainer.train_step(step)
-            if not math.isfinite(loss):
-                raise UsageError(f"loss became {loss} at step {step + 1}; lower --lr or check the data")
-            progress.update(step + 1, loss)
+    check_config(args)
+    plan = OutputPlan({"--trace": args.trace, "--save": args.save},
+                      inputs={"--data": args.data or os.environ.get(ENV_VAR)}).check()
+    with plan:
+        adam = AdamConfig(lr=args.lr)
+        docs = load_docs(args.data)
+        trainer = backend.make_trainer(docs, args, adam)
+        print(f"num docs: {len(trainer.docs)}")
+        print(f"vocab size: {trainer.config.vocab_size}")
+        print(f"num params: {trainer.num_params}")
+        trace = TraceWriter(args.trace) if args.trace else None
+        try:
             if trace:
-                trace.step(step + 1, loss, trainer.lr_at(step))
-        progress.close()
-        rng_state = trainer.rng.get_state()  # before sampling, so `sample --load` repeats these samples
-        print(INFERENCE_HEADER)
-        for i, text in enumerate(trainer.sample(args.samples, args.temperature), 1):
-            print(f"sample {i:2d}: {text}")
+                trace.meta(implementation=backend.name, config=trainer.config.to_dict(), seed=args.seed,
+                           steps=args.steps, lr=args.lr, temperature=args.temperature, samples=args.samples,
+                           num_docs=len(trainer.docs), vocab_size=trainer.config.vocab_size,
+                           num_params=trainer.num_params, **(backend.describe(args) if backend.describe else {}))
+            progress = Progress(args.steps)
+            for step in range(args.steps):
+                loss = trainer.train_step(step)
+                check_loss(loss, step + 1, args.lr)
+                progress.update(step + 1, loss)
+                if trace:
+                    trace.step(step + 1, loss, trainer.lr_at(step))
+            progress.close()
+            rng_state = trainer.rng.get_state()  # before sampling, so `sample --load` repeats these samples
+            print(INFERENCE_HEADER)
+            for i in range(1, args.samples + 1):  # one at a time, so each name shows as soon as it is drawn
+                text = trainer.sample(1, args.temperature)[0]
+                print(f"sample {i:2d}: {text}")
+                if trace:
+                    trace.sample(i, text)
+            if args.save:
+                save_checkpoint(args.save, Checkpoint(
+                    config=trainer.config, chars=trainer.tokenizer.chars, params=trainer.export_params(),
+                    rng_state=rng_state,
+                    meta={"implementation": backend.name, "seed": args.seed, "steps": args.steps, "lr": args.lr}))
+        except BaseException:
             if trace:
-                trace.sample(i, text)
-        if args.save:
-            save_checkpoint(args.save, Checkpoint(
-                config=trainer.config, chars=trainer.tokenizer.chars, params=trainer.export_params(),
-                rng_state=rng_state,
-                meta={"implementation": backend.name, "seed": args.seed, "steps": args.steps, "lr": args.lr}))
-    except BaseException:
+                trace.abort()
+            raise
         if trace:
-            trace.abort()
-        raise
-    if trace:
-        trace.commit()
+            trace.commit()
+    return EXIT_OK
 
 
 def cmd_sample(args, backend):
@@ -182,18 +268,13 @@ def cmd_sample(args, backend):
     else:
         rng = Rng(args.seed)
     print(INFERENCE_HEADER)
-    for i, text in enumerate(backend.sample_checkpoint(ckpt, rng, args.samples, args.temperature, args), 1):
+    for i in range(1, args.samples + 1):  # one at a time: each name shows as soon as it is drawn
+        text = backend.sample_checkpoint(ckpt, rng, 1, args.temperature, args)[0]
         print(f"sample {i:2d}: {text}")
+    return EXIT_OK
 
 
 def main(argv=None, *, prog, backend):
+    line_buffered()
     args = build_parser(prog, backend).parse_args(argv)
-    try:
-        (cmd_train if args.command == "train" else cmd_sample)(args, backend)
-    except (DataError, CheckpointError, UsageError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1 if isinstance(e, UsageError) and "loss became" in str(e) else 2
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    return 0
+    return guarded(cmd_train if args.command == "train" else cmd_sample, args, backend)

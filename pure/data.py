@@ -10,9 +10,10 @@ Where the file comes from, first match wins:
 
 import hashlib
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
+
+from .outputs import atomic_write_bytes
 
 DATA_URL = "https://raw.githubusercontent.com/karpathy/makemore/988aa59/names.txt"
 DATA_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
@@ -30,20 +31,6 @@ def cache_path():
     return Path(base) / "microgpt-parity" / "names.txt"
 
 
-def atomic_write_bytes(path, data):
-    """Write to a temporary file beside `path`, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def _download():
     url, sha256 = DATA_URL, DATA_SHA256
     with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
@@ -58,12 +45,16 @@ def _download():
 def resolve_data_path(path=None):
     """The dataset's path, by the order in the module docstring (may download into the cache)."""
     if path is not None:
+        if Path(path).is_dir():
+            raise DataError(f"--data {path} is a directory; pass the names file itself (one document per line)")
         if not Path(path).is_file():
             raise DataError(
                 f"data file not found: {path}; pass --data with the path to a text file of one document per line")
         return Path(path)
     env = os.environ.get(ENV_VAR)
     if env:
+        if Path(env).is_dir():
+            raise DataError(f"{ENV_VAR}={env} is a directory; point it at the names file itself or unset it")
         if not Path(env).is_file():
             raise DataError(f"{ENV_VAR}={env} is not a file; point it at names.txt or unset it")
         return Path(env)

@@ -9,20 +9,13 @@ that is renamed at the end (and deleted if the run fails).
 """
 
 import json
-import os
-import tempfile
-from pathlib import Path
+
+from .outputs import AtomicFile
 
 
-class TraceWriter:
-    def __init__(self, path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name + ".", suffix=".tmp")
-        self._f = os.fdopen(fd, "w", encoding="utf-8")
-
+class TraceWriter(AtomicFile):
     def write(self, record):
-        self._f.write(json.dumps(record) + "\n")  # json writes floats with repr: round-trip exact
+        super().write(json.dumps(record) + "\n")  # json writes floats with repr: round-trip exact
 
     def meta(self, **meta):
         self.write({"meta": meta})
@@ -32,24 +25,6 @@ class TraceWriter:
 
     def sample(self, index, text):
         self.write({"sample": index, "text": text})
-
-    def commit(self):
-        self._f.close()
-        os.replace(self._tmp, self.path)
-
-    def abort(self):
-        self._f.close()
-        if os.path.exists(self._tmp):
-            os.unlink(self._tmp)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
 
 
 def read_trace(path):

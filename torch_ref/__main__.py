@@ -5,7 +5,7 @@ import sys
 
 import torch
 
-from pure.cli import Backend, main
+from pure.cli import Backend, main, prog_name
 
 from .train import CPU_THREADS, DTYPES, TorchTrainer, resolve_device, sample_checkpoint
 
@@ -41,6 +41,12 @@ BACKEND = Backend(
     describe=lambda args: {"dtype": args.dtype, "device": args.device},
 )
 
-if __name__ == "__main__":
+
+def console():
+    """The `microgpt-torch` command (and `python -m torch_ref`)."""
     torch.set_num_threads(CPU_THREADS)  # one thread: the tensors are tiny (see torch_ref.train.CPU_THREADS)
-    sys.exit(main(prog="python -m torch_ref", backend=BACKEND))
+    sys.exit(main(prog=prog_name("python -m torch_ref"), backend=BACKEND))
+
+
+if __name__ == "__main__":
+    console()
