@@ -92,7 +92,7 @@ def compare(mode, step, quantity, ref, torch, tol, mask=None, per_position=False
         bad |= counted & ~(np.isfinite(a) & np.isfinite(b))
         diff = np.where(counted & ~(np.isfinite(a) & np.isfinite(b)), np.inf, diff)
     ok = not bool(bad.any())
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rel = np.where(counted & (a != 0), diff / np.abs(a), 0.0)
         ratio = np.where(counted, diff / allowance, 0.0)
     rel = np.where(np.isnan(rel), np.inf, rel)

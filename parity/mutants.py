@@ -242,13 +242,19 @@ def check_mutant(mutant, docs, run=MUTANT_RUN):
                         "agree" if mutant.harmless else expected)
 
 
-def format_mutants_table(results):
-    width = max(len(r.name) for r in results) + 2
-    head = f"{'mutant':<{width}}{'caught':<8}{'localised':<11}{'by':<34}verdict"
-    lines = [head, "-" * (len(head) + 60)]
+def format_mutants_table(results, width=100):
+    """One row per mutant, at most `width` columns: caught?, localised?, the first op `ops` names as wrong and
+    the run's first divergence (step, mode, quantity); the full verdict lines are in the JSON."""
+    name_width = max(len(r.name) for r in results) + 2
+    head = (f"{'mutant':<{name_width}}{'caught':<7}{'localised':<10}{'ops':<10}"
+            "run's first divergence: step mode quantity")
+    lines = [head, "-" * min(width, len(head) + 12)]
     for r in results:
         caught = ("yes" if r.caught else "no") + ("" if r.ok else " !")
         loc = "-" if r.harmless else ("yes" if r.localized else "NO")
-        by = ", ".join(r.caught_by[:2]) or "-"
-        lines.append(f"{r.name:<{width}}{caught:<8}{loc:<11}{by[:33]:<34}{r.verdict_line}")
+        op = r.first_failing_op or "-"
+        fd = r.first_divergence
+        where = f"{fd['step']} {fd['mode']} {fd['quantity']}" if fd else "agree"
+        row = f"{r.name:<{name_width}}{caught:<7}{loc:<10}{op[:9]:<10}{where}"
+        lines.append(row if len(row) <= width else row[: width - 3] + "...")
     return "\n".join(lines)

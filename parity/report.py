@@ -3,6 +3,7 @@
 import io
 import json
 import math
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 
@@ -14,40 +15,68 @@ FAMILY_ORDER = ["activation", "logits", "loss", "act_grad", "param_grad", "adam_
 
 
 def worst_by_quantity(checks):
-    """(quantity, mode) -> the check with the largest max_abs (a failing one first)."""
+    """(quantity, mode) -> its worst check: a failing one first, then the largest share of the allowance used."""
     worst = {}
     for c in checks:
         key = (c.quantity, c.mode)
         w = worst.get(key)
-        if w is None or (not c.ok and w.ok) or (c.ok == w.ok and c.max_abs > w.max_abs):
+        if w is None or (not c.ok and w.ok) or (c.ok == w.ok and c.ratio > w.ratio):
             worst[key] = c
     return worst
 
 
-def format_table(report, quantities):
-    """One row per quantity: in each mode, the worst max abs / max rel over all steps, the tolerance
-    (atol/rtol) it was judged by, and OK or FAIL."""
+def format_used(ratio):
+    """The share of the allowance the worst element used, as a percentage: '0.44%', '3e-05%', '1.5e+04%'."""
+    if not math.isfinite(ratio):
+        return "non-finite"
+    return f"{ratio * 100:.2g}%"
+
+
+def _tolerance_legend(worst, modes, width):
+    """One wrapped line per mode: each family's atol/rtol, as judged in this report."""
+    lines = []
+    for m in modes:
+        seen = {}
+        for (q, mode), c in worst.items():
+            if mode == m and q != "samples":
+                seen.setdefault(family(q), c.tol)
+        # \xa0 keeps each "family atol/rtol" on one line (textwrap splits only at ASCII white space)
+        parts = [f"{fam}\xa0{seen[fam].atol:.0e}/{seen[fam].rtol:.0e}" for fam in FAMILY_ORDER if fam in seen]
+        wrapped = textwrap.wrap(f"tolerances ({m}, atol/rtol): " + ", ".join(parts), width, subsequent_indent="    ")
+        lines += [line.replace("\xa0", " ") for line in wrapped]
+    return lines
+
+
+def format_table(report, quantities, width=100):
+    """One row per quantity: in each mode, the worst max abs and max rel over all steps, the share of its
+    allowance atol + rtol * |pure| that the worst element used (the margin, whichever term decided), and OK
+    or FAIL; then the tolerances each family was judged by."""
     worst = worst_by_quantity(report.checks)
     modes = [m for m in ("lockstep", "free") if any(k[1] == m for k in worst)]
     names = [q for q, _ in quantities] + ["samples"]
-    width = max(len(n) for n in names) + 2
-    cell = 11 + 9 + 14 + 6
-    group = "".join(f"{' ' + m + ' ':-^{cell - 2}}  " for m in modes)
-    cols = "".join(f"{'max abs':>11}{'max rel':>9}{'atol/rtol':>14}{'':>6}" for _ in modes)
-    lines = [f"{'':<{width}}{group}", f"{'quantity':<{width}}{cols}", "-" * (width + cell * len(modes))]
+    name_width = max(len(n) for n in names) + 2
+    cell = 9 + 9 + 10 + 6
+    group = "".join(f"{' ' + m + ' ':-^{cell - 1}} " for m in modes)
+    cols = "".join(f"{'max abs':>9}{'max rel':>9}{'used':>10}{'':6}" for _ in modes)
+    lines = [f"{'':<{name_width}}{group}", f"{'quantity':<{name_width}}{cols}", "-" * (name_width + cell * len(modes))]
     for q in names:
         cells = ""
         for m in modes:
             c = worst.get((q, m))
             if c is None:
-                cells += f"{'-':>11}{'-':>9}{'':>14}{'':>6}"
+                cells += f"{'-':>9}{'-':>9}{'-':>10}{'':6}"
             elif q == "samples":
-                cells += f"{int(c.max_abs):>11}{'differ':>9}{'equal strings':>14}{'OK' if c.ok else 'FAIL':>6}"
+                cells += f"{int(c.max_abs):>9}{'differ':>9}{'':>10}{'OK' if c.ok else 'FAIL':>6}"
+            elif c.nonfinite:
+                cells += f"{'nan/inf':>9}{'':>9}{format_used(c.ratio):>10}{'FAIL':>6}"
             else:
-                tol = f"{c.tol.atol:.0e}/{c.tol.rtol:.0e}"
-                cells += f"{c.max_abs:>11.2e}{c.max_rel:>9.1e}{tol:>14}{'OK' if c.ok else 'FAIL':>6}"
-        lines.append(f"{q:<{width}}{cells}")
-    return "\n".join(lines)
+                cells += (f"{c.max_abs:>9.1e}{c.max_rel:>9.1e}{format_used(c.ratio):>10}"
+                          f"{'OK' if c.ok else 'FAIL':>6}")
+        lines.append(f"{q:<{name_width}}{cells}")
+    lines.append("used: the worst element's |torch - pure| as a share of its allowance atol + rtol * |pure| "
+                 "(FAIL above 100%)")
+    lines += _tolerance_legend(worst, modes, width)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def json_safe(obj):
@@ -71,14 +100,14 @@ def write_json(report, path):
 
 
 def series_by_family(checks):
-    """mode -> family -> list of (step, worst max_rel over that family's quantities)."""
+    """mode -> family -> sorted list of (step, the worst share of its allowance any quantity of the family used)."""
     acc = defaultdict(lambda: defaultdict(dict))
     for c in checks:
         fam = family(c.quantity)
         if fam == "samples":
             continue
         cur = acc[c.mode][fam].get(c.step, 0.0)
-        acc[c.mode][fam][c.step] = max(cur, c.max_rel)
+        acc[c.mode][fam][c.step] = max(cur, c.ratio)
     return {m: {f: sorted(d.items()) for f, d in fams.items()} for m, fams in acc.items()}
 
 
@@ -92,29 +121,60 @@ def plot_formats():
     return {"." + ext for ext in FigureCanvasAgg.get_supported_filetypes()}
 
 
-def write_plot(report, path):
-    """Max relative error per step for each quantity family, log scale, one panel per mode."""
+PLOT_MAX_POINTS = 250  # per line: longer runs are drawn as the worst value of each bin of consecutive steps
+
+
+def _binned(points, max_points=PLOT_MAX_POINTS):
+    """(steps, values) with at most max_points entries: each the last step and the worst value of its bin."""
+    per_bin = max(1, math.ceil(len(points) / max_points))
+    steps, values = [], []
+    for i in range(0, len(points), per_bin):
+        chunk = points[i:i + per_bin]
+        steps.append(chunk[-1][0])
+        values.append(max(v for _, v in chunk))
+    return steps, values, per_bin
+
+
+def write_plot(report, path, series=None):
+    """Each quantity family's worst error per step as a share of its own tolerance (log scale; above 1 fails),
+    one panel per mode. Exact agreement (0) is marked on the bottom edge; long runs are binned (worst per bin).
+    The format follows the file's extension."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = series_by_family(report.checks)
+    series = series if series is not None else series_by_family(report.checks)
     modes = [m for m in ("lockstep", "free") if m in series]
-    fig, axes = plt.subplots(1, len(modes), figsize=(6.5 * len(modes), 4.5), sharey=True, squeeze=False)
+    positive = [v for m in modes for pts in series[m].values() for _, v in pts if 0 < v < math.inf]
+    floor = 10.0 ** math.floor(math.log10(min(positive))) / 10 if positive else 1e-6
+    top = max([3.0] + [v * 3 for v in positive])
+    colors = dict(zip(FAMILY_ORDER, plt.get_cmap("tab10").colors))
+    fig, axes = plt.subplots(1, len(modes), figsize=(6.4 * len(modes), 4.8), sharey=True, squeeze=False)
+    binned_by = 1
     for ax, mode in zip(axes[0], modes):
         for fam in FAMILY_ORDER:
-            if fam in series[mode]:
-                steps, rel = zip(*series[mode][fam])
-                ax.plot(steps, [max(r, 1e-18) for r in rel], label=fam, lw=1)
+            if fam not in series[mode]:
+                continue
+            steps, values, per_bin = _binned(series[mode][fam])
+            binned_by = max(binned_by, per_bin)
+            shown = [min(v, top) if v > 0 else math.nan for v in values]  # inf (non-finite) is drawn at the top
+            ax.plot(steps, shown, color=colors[fam], lw=1.2, label=fam, marker="." if len(steps) <= 80 else None,
+                    ms=3)
+            exact = [s for s, v in zip(steps, values) if v == 0]
+            ax.plot(exact, [floor] * len(exact), ls="none", marker="|", ms=7, color=colors[fam])
+        ax.axhline(1.0, color="crimson", ls="--", lw=1.4)
+        ax.text(0.01, 1.15, "tolerance: fail above", color="crimson", fontsize=8, transform=ax.get_yaxis_transform())
         ax.set_yscale("log")
-        ax.set_title(f"{mode}: pure vs torch_ref ({report.run.dtype})")
-        ax.set_xlabel("step")
+        ax.set_ylim(floor / 2, top)
+        ax.set_title(f"{mode}: torch_ref ({report.run.dtype}) vs pure", fontsize=10)
+        ax.set_xlabel("step" + (f" (worst of each {binned_by} steps)" if binned_by > 1 else ""))
         ax.grid(True, which="major", alpha=0.3)
-    axes[0][0].set_ylabel("max relative error (floored at 1e-18)")
-    axes[0][-1].legend(fontsize=8, loc="upper left")
-    fig.suptitle(report.verdict_line(), fontsize=9)
-    fig.tight_layout()
+    axes[0][0].set_ylabel("worst |error| / tolerance\n(| on the bottom edge: exactly equal)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.suptitle("\n".join(textwrap.wrap(report.verdict_line(), 130)), fontsize=9)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     buffer = io.BytesIO()
     try:
         fig.savefig(buffer, format=Path(path).suffix.lstrip(".").lower() or "png", dpi=110)
