@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	@echo "== creating $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	@echo "== installing torch $(TORCH_VERSION) (CPU wheel), numpy, matplotlib, pytest, ruff, hypothesis"
-	$(PIP) torch==$(TORCH_VERSION) numpy matplotlib pytest ruff hypothesis "setuptools>=64"
+	$(PIP) torch==$(TORCH_VERSION) numpy matplotlib pytest ruff hypothesis "setuptools>=70.1"
 	@echo "== installing microgpt-parity itself, editable: the commands microgpt-parity, microgpt-pure, microgpt-torch"
 	$(PIP) --no-build-isolation -e ".[torch,plot,dev]"
 	touch $@
