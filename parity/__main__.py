@@ -22,13 +22,14 @@ from pure.cli import (
 from pure.data import ENV_VAR, DataError, load_docs
 from pure.outputs import OutputPlan
 
-from .report import format_table, plot_formats, write_json, write_json_doc, write_plot
+from .report import format_table, format_used, plot_formats, write_json, write_json_doc, write_plot
 
 EXIT_AGREE, EXIT_DIVERGE = EXIT_OK, EXIT_DIVERGED  # and 2 for usage or input errors (pure.cli.EXIT_USAGE)
 
 
 class Progress:
-    """One line per step on a terminal (redrawn in place), every ~10% otherwise; on stderr."""
+    """One line per step on a terminal (redrawn in place), every ~10% otherwise; on stderr. It shows, per mode,
+    the largest share of its tolerance any check of the step used (above 100% fails)."""
 
     def __init__(self, total, stream=sys.stderr):
         self.total, self.stream, self.t0 = total, stream, time.perf_counter()
@@ -41,16 +42,23 @@ class Progress:
         if self.tty or step % self.every == 0 or step == self.total:
             worst = {}
             for c in checks:
-                worst[c.mode] = max(worst.get(c.mode, 0.0), c.max_rel)
-            rel = " | ".join(f"{mode} worst rel {w:.1e}" for mode, w in worst.items())
-            line = (f"parity step {step:4d} / {self.total} | {rel} | failing checks {self.failing} | "
+                worst[c.mode] = max(worst.get(c.mode, 0.0), c.ratio)
+            used = " | ".join(f"{mode} worst {format_used(w)} of tol" for mode, w in worst.items())
+            line = (f"parity step {step:4d} / {self.total} | {used} | failing checks {self.failing} | "
                     f"{time.perf_counter() - self.t0:5.1f}s")
             self.stream.write(line + ("\r" if self.tty else "\n"))
             self.stream.flush()
 
+    def note(self, text):
+        """A stage between steps (e.g. sampling), on its own line."""
+        self.close()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
     def close(self):
         if self.tty:
             self.stream.write("\n")
+            self.tty = False  # nothing left to redraw
 
 
 def build_parser(prog="python -m parity"):
