@@ -31,8 +31,9 @@ class Progress:
     """One line per step on a terminal (redrawn in place), every ~10% otherwise; on stderr. It shows, per mode,
     the largest share of its tolerance any check of the step used (above 100% fails)."""
 
-    def __init__(self, total, stream=sys.stderr):
+    def __init__(self, total, stream=sys.stderr, after=None):
         self.total, self.stream, self.t0 = total, stream, time.perf_counter()
+        self.after = after  # what happens once the last step is done (e.g. sampling), announced then
         self.tty = stream.isatty()
         self.every = 1 if self.tty else max(1, total // 10)
         self.failing = 0
@@ -48,6 +49,8 @@ class Progress:
                     f"{time.perf_counter() - self.t0:5.1f}s")
             self.stream.write(line + ("\r" if self.tty else "\n"))
             self.stream.flush()
+        if step == self.total and self.after:
+            self.note(self.after)
 
     def note(self, text):
         """A stage between steps (e.g. sampling), on its own line."""
@@ -178,7 +181,9 @@ def cmd_run(args):
               f"seed {run.seed}, {run.steps} steps, modes {', '.join(modes)}")
         if args.value:
             print(f"pure runs with Value class {value_name}")
-        progress = Progress(run.steps)
+        sampling = (f"sampling {run.samples} names from pure and from torch_ref ({', '.join(modes)}), "
+                    f"compared as strings ...") if run.samples else None
+        progress = Progress(run.steps, after=sampling)
         report = run_parity(docs, run, modes=modes, on_step=progress, value_cls=value_cls)
         progress.close()
         report.data = source
