@@ -12,6 +12,7 @@ import importlib.util
 import os
 import re
 import sys
+import traceback
 
 REQUIRED_ATTRIBUTES = ("data", "grad")
 REQUIRED_METHODS = ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
@@ -116,3 +117,36 @@ def load_and_check(spec):
     """load_value_class + check_protocol, with the error messages naming the SPEC as the user wrote it."""
     cls = load_value_class(spec)
     return check_protocol(cls, name=str(spec).strip())
+
+
+class EngineFailure(Exception):
+    """The Value class under test raised while running the model: a finding about that engine, not a crash.
+
+    phase is "forward", "backward", "optimizer" or "samples"; exception is the one-line text of what it raised.
+    """
+
+    def __init__(self, phase, exc):
+        self.phase = phase
+        self.exception = _one_line(exc)
+        frames = traceback.extract_tb(exc.__traceback__)
+        # where it was raised: the innermost frame, which for a user's engine is a line of their own file
+        last = frames[-1] if frames else None
+        self.where = f"{os.path.basename(last.filename)}:{last.lineno}, in {last.name}" if last else ""
+        if isinstance(exc, RecursionError):
+            self.exception += (f" (Python's recursion limit is {sys.getrecursionlimit()}: a recursive "
+                               f"{'topological sort' if phase == 'backward' else 'call'} cannot go deeper than "
+                               f"that; this config's graph is deeper)")
+        super().__init__(f"{phase}: {self.exception}")
+
+    def to_json(self):
+        return {"phase": self.phase, "exception": self.exception, "where": self.where}
+
+
+def run_engine(phase, fn, *args, **kwargs):
+    """fn(*args, **kwargs), with anything the engine raises (RecursionError included) as an EngineFailure."""
+    try:
+        return fn(*args, **kwargs)
+    except (KeyboardInterrupt, SystemExit, EngineFailure):
+        raise
+    except Exception as e:  # noqa: BLE001 - a user's engine may raise anything; each is reported, none is hidden
+        raise EngineFailure(phase, e) from e

@@ -17,7 +17,8 @@ from pure.optim import AdamConfig
 from pure.train import Trainer
 
 from .compare import Check, Tol, compare
-from .quantities import describe, family, step_quantities
+from .engines import EngineFailure, run_engine
+from .quantities import ENGINE, describe, family, step_quantities
 from .record import record_pure_step, record_torch_step
 from .tolerances import tolerance
 
@@ -59,6 +60,10 @@ class Report:
         if fd is None:
             return (f"verdict: agree ({len(self.checks)} checks over {self.run.steps} steps, "
                     f"modes {', '.join(m for m in MODES if any(c.mode == m for c in self.checks))})")
+        if fd["quantity"] == ENGINE:
+            where = f" (at {fd['detail']['where']})" if fd["detail"]["where"] else ""
+            return (f"first divergence: step {fd['step']} ({fd['mode']}), the Value class raised in "
+                    f"{fd['phase']}: {fd['detail']['exception']}{where}")
         where = f", position {fd['position']}" if fd.get("position") is not None else ""
         if fd.get("position") is None and fd.get("index"):
             where = f", index {tuple(fd['index'])}"
@@ -111,14 +116,21 @@ def _samples_check(mode, step, pure_samples, torch_samples):
     return check
 
 
+def engine_check(mode, step, failure):
+    """A failing check standing for every quantity the step would have produced: the Value class raised."""
+    return Check(mode, step, ENGINE, float("inf"), float("inf"), Tol(0.0, 0.0), False, ratio=float("inf"),
+                 detail=failure.to_json())
+
+
 def first_divergence(checks, quantities):
     order = {q: i for i, (q, _) in enumerate(quantities)}
     order["samples"] = len(order)
+    order[ENGINE] = -1  # nothing else of that step was computed
     failing = [c for c in checks if not c.ok]
     if not failing:
         return None
     c = min(failing, key=lambda c: (c.step, MODES.index(c.mode), order[c.quantity]))
-    phase = dict(quantities).get(c.quantity, "samples")
+    phase = c.detail["phase"] if c.quantity == ENGINE else dict(quantities).get(c.quantity, "samples")
     return {"step": c.step, "mode": c.mode, "quantity": c.quantity, "phase": phase, "description": describe(c.quantity),
             "position": c.position, "index": c.index, "max_abs": c.max_abs, "max_rel": c.max_rel, "ratio": c.ratio,
             "tol": c.tol.to_json(),
@@ -131,7 +143,8 @@ def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, ta
     on_step(step, checks) is called after each step (for progress). tamper(torch_trainer) is applied to
     torch_ref's state after every reset (lockstep) and once at the start (free): the tests use it to
     perturb a weight and check that the harness notices. value_cls is the Value class pure's model runs
-    with, which is how a user's own engine gets in.
+    with, which is how a user's own engine gets in; if it raises, that step fails in every mode with an
+    ENGINE check naming the exception, and the run stops there.
     """
     from torch_ref.train import TorchTrainer
 
@@ -152,7 +165,11 @@ def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, ta
             lock.load_state_from_pure(pure, step)
             if tamper:
                 tamper(lock)
-        pure_rec = record_pure_step(pure, step)
+        try:
+            pure_rec = record_pure_step(pure, step)
+        except EngineFailure as failure:
+            report.checks += [engine_check(m, step + 1, failure) for m in modes]
+            return _finish(report, quantities, t0)
         step_checks = []
         if lock is not None:
             step_checks += _compare_records("lockstep", step + 1, pure_rec, record_torch_step(lock, step), quantities,
@@ -165,7 +182,11 @@ def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, ta
             on_step(step + 1, step_checks)
     # Samples: minGPT's escalation ends here, at the decoded strings.
     rng_state = pure.rng.get_state()
-    pure_samples = pure.sample(run.samples, run.temperature)
+    try:
+        pure_samples = run_engine("samples", pure.sample, run.samples, run.temperature)
+    except EngineFailure as failure:
+        report.checks += [engine_check(m, run.steps, failure) for m in modes]
+        return _finish(report, quantities, t0)
     if lock is not None:
         lock.load_state_from_pure(pure, run.steps)
         lock.rng.set_state(rng_state)
@@ -176,6 +197,10 @@ def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, ta
         free_samples = free.sample(run.samples, run.temperature)
         report.checks.append(_samples_check("free", run.steps, pure_samples, free_samples))
         report.samples["free"] = {"pure": pure_samples, "torch": free_samples}
+    return _finish(report, quantities, t0)
+
+
+def _finish(report, quantities, t0):
     report.first_divergence = first_divergence(report.checks, quantities)
     report.seconds = time.perf_counter() - t0
     return report

@@ -10,6 +10,7 @@ import re
 
 from pure.model import param_shapes
 
+ENGINE = "engine"  # not a tensor: the check that fails when the Value class under test raised (parity.engines)
 LAYER_ACTIVATIONS = ["attn_norm", "q", "k", "v", "{heads}", "attn_out", "attn_resid", "mlp_norm", "mlp_pre",
                      "mlp_hidden", "mlp_resid"]
 
@@ -46,7 +47,7 @@ def step_quantities(config):
 
 def family(quantity):
     """The tolerance/plot family of a quantity."""
-    if quantity in ("loss", "logits", "samples"):
+    if quantity in ("loss", "logits", "samples", ENGINE):
         return quantity
     if ":" in quantity:
         kind, name = quantity.split(":", 1)
@@ -68,6 +69,8 @@ def describe(quantity):
     """'layer0.head2.attn_weights' -> 'layer 0 head 2 attention weights', 'adam_m:wte' -> 'Adam m of wte'."""
     if quantity == "samples":
         return "samples"
+    if quantity == ENGINE:
+        return "the Value class raised"
     prefix = ""
     if ":" in quantity:
         kind, quantity = quantity.split(":", 1)

@@ -10,10 +10,22 @@ import numpy as np
 
 from pure.model import param_shapes
 
+from .engines import run_engine
+
+
+def _numbers(rows, what):
+    """rows of .data or .grad as a float64 array; a TypeError naming `what` if any is not a number (a .grad left
+    as None by an engine would otherwise become nan silently)."""
+    arr = np.array(rows)
+    if arr.dtype.kind not in "fiub":
+        bad = next(x for x in arr.reshape(-1) if not isinstance(x, (int, float, np.number)))
+        raise TypeError(f"{what} holds {type(bad).__name__} {bad!r}, not a number")
+    return arr.astype(np.float64)
+
 
 def _stack(by_pos, attr):
     T = len(by_pos)
-    return np.array([[getattr(v, attr) for v in by_pos[t]] for t in range(T)], dtype=np.float64)
+    return _numbers([[getattr(v, attr) for v in by_pos[t]] for t in range(T)], f".{attr}")
 
 
 def _causal(by_pos, attr):
@@ -36,13 +48,28 @@ def _split_flat(flat, config):
 
 
 def record_pure_step(trainer, step):
-    """Run pure's 0-based `step` (forward, backward, Adam) and record everything along the way."""
+    """Run pure's 0-based `step` (forward, backward, Adam) and record everything along the way.
+
+    Whatever the Value class raises comes out as parity.engines.EngineFailure, naming the phase."""
     taps = {}
 
     def tap(name, pos, values):
         taps.setdefault(name, {})[pos] = values
 
-    loss = trainer.forward_backward(step, tap)
+    loss = run_engine("forward", trainer.forward, step, tap)
+    run_engine("backward", loss.backward)
+    rec = run_engine("backward", _read_pure, loss, taps, trainer.params)  # a .data or .grad that is no number
+    run_engine("optimizer", trainer.optimizer.step, step)
+    for name, arr in _split_flat(trainer.optimizer.m, trainer.config).items():
+        rec["adam_m:" + name] = arr
+    for name, arr in _split_flat(trainer.optimizer.v, trainer.config).items():
+        rec["adam_v:" + name] = arr
+    rec.update(run_engine("optimizer", _read_params, trainer.params))
+    return rec
+
+
+def _read_pure(loss, taps, params):
+    """Every tapped intermediate, its gradient, and every parameter's gradient, as float64 arrays."""
     rec = {"loss": np.array(float(loss.data))}
     for name, by_pos in taps.items():
         if name == "loss":
@@ -50,16 +77,14 @@ def record_pure_step(trainer, step):
         to_array = _causal if name.endswith("attn_weights") else _stack
         rec[name] = to_array(by_pos, "data")
         rec["d:" + name] = to_array(by_pos, "grad")
-    for name, rows in trainer.params.items():
-        rec["grad:" + name] = np.array([[p.grad for p in row] for row in rows], dtype=np.float64)
-    trainer.optimizer.step(step)
-    for name, arr in _split_flat(trainer.optimizer.m, trainer.config).items():
-        rec["adam_m:" + name] = arr
-    for name, arr in _split_flat(trainer.optimizer.v, trainer.config).items():
-        rec["adam_v:" + name] = arr
-    for name, rows in trainer.params.items():
-        rec["param:" + name] = np.array([[p.data for p in row] for row in rows], dtype=np.float64)
+    for name, rows in params.items():
+        rec["grad:" + name] = _numbers([[p.grad for p in row] for row in rows], f".grad of {name}")
     return rec
+
+
+def _read_params(params):
+    return {"param:" + name: _numbers([[p.data for p in row] for row in rows], f".data of {name}")
+            for name, rows in params.items()}
 
 
 def _np(t):

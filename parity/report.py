@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pure.outputs import atomic_write_bytes
 
-from .quantities import family
+from .quantities import ENGINE, family
 
 FAMILY_ORDER = ["activation", "logits", "loss", "act_grad", "param_grad", "adam_m", "adam_v", "param", "samples"]
 
@@ -38,7 +38,7 @@ def _tolerance_legend(worst, modes, width):
     for m in modes:
         seen = {}
         for (q, mode), c in worst.items():
-            if mode == m and q != "samples":
+            if mode == m and q not in ("samples", ENGINE):
                 seen.setdefault(family(q), c.tol)
         # \xa0 keeps each "family atol/rtol" on one line (textwrap splits only at ASCII white space)
         parts = [f"{fam}\xa0{seen[fam].atol:.0e}/{seen[fam].rtol:.0e}" for fam in FAMILY_ORDER if fam in seen]
@@ -54,6 +54,8 @@ def format_table(report, quantities, width=100):
     worst = worst_by_quantity(report.checks)
     modes = [m for m in ("lockstep", "free") if any(k[1] == m for k in worst)]
     names = [q for q, _ in quantities] + ["samples"]
+    if any(q == ENGINE for q, _ in worst):
+        names.insert(0, ENGINE)
     name_width = max(len(n) for n in names) + 2
     cell = 9 + 9 + 10 + 6
     group = "".join(f"{' ' + m + ' ':-^{cell - 1}} " for m in modes)
@@ -65,6 +67,8 @@ def format_table(report, quantities, width=100):
             c = worst.get((q, m))
             if c is None:
                 cells += f"{'-':>9}{'-':>9}{'-':>10}{'':6}"
+            elif q == ENGINE:
+                cells += f"{'raised in ' + c.detail['phase']:>28}{'FAIL':>6}"
             elif q == "samples":
                 cells += f"{int(c.max_abs):>9}{'differ':>9}{'':>10}{'OK' if c.ok else 'FAIL':>6}"
             elif c.nonfinite:
@@ -104,7 +108,7 @@ def series_by_family(checks):
     acc = defaultdict(lambda: defaultdict(dict))
     for c in checks:
         fam = family(c.quantity)
-        if fam == "samples":
+        if fam in ("samples", ENGINE):
             continue
         cur = acc[c.mode][fam].get(c.step, 0.0)
         acc[c.mode][fam][c.step] = max(cur, c.ratio)

@@ -74,9 +74,13 @@ class Trainer:
         """The 0-based step's document, tokenized: documents are used in shuffled order, cycling."""
         return self.tokenizer.encode(self.docs[step % len(self.docs)])
 
+    def forward(self, step, tap=None):
+        """Loss of the step's document (a Value, its graph built; no backward yet)."""
+        return doc_loss(self.tokens_at(step), self.params, self.config, tap)
+
     def forward_backward(self, step, tap=None):
         """Loss of the step's document, with every parameter's .grad filled in (no update)."""
-        loss = doc_loss(self.tokens_at(step), self.params, self.config, tap)
+        loss = self.forward(step, tap)
         loss.backward()
         return loss
 

@@ -32,9 +32,8 @@ class Case:
 
 
 def valid_checkpoint():
-    from pure.train import Trainer
-
     from pure.corpus import make_corpus
+    from pure.train import Trainer
     t = Trainer(make_corpus(), steps=1, n_embd=8, n_head=2, block_size=8)
     return {"format": "microgpt-parity/checkpoint", "version": 1, "config": t.config.to_dict(),
             "vocab": t.tokenizer.chars, "params": t.export_params(), "rng": t.rng.get_state(), "meta": {}}
