@@ -115,15 +115,16 @@ VALUE_HELP = ("a Value class of your own, as module:Class or path/to/file.py:Cla
               ".log(), .relu(), .backward()")
 
 
-def load_value_arg(args):
-    """(class, its name) for --value, pure's Value when none was given; ValueError for a bad spec or class."""
+def load_value_arg(args, for_ops=False):
+    """(class, its name) for --value, pure's Value when none was given; ValueError for a bad spec or class
+    (for `run`, one that lacks an op the model needs; for `ops`, one that cannot be checked at all)."""
     if not getattr(args, "value", None):
         from pure.engine import Value
 
         return Value, "pure.engine:Value"
     from .engines import load_and_check
 
-    return load_and_check(args.value), args.value
+    return load_and_check(args.value, for_ops=for_ops), args.value
 
 
 def load_run_docs(args):
@@ -202,7 +203,7 @@ def cmd_run(args):
 def cmd_ops(args):
     from .ops import format_ops_table, run_ops
 
-    value_cls, value_name = load_value_arg(args)
+    value_cls, value_name = load_value_arg(args, for_ops=True)
     output_plan(args, {"--value": value_file(args)})
     report = run_ops(value_cls, seed=args.seed)
     report.value_class = value_name
@@ -216,7 +217,7 @@ def cmd_ops(args):
         write_json_doc(report.to_json(), args.json)
         print(f"report: {args.json}")
     print(report.verdict_line())
-    return EXIT_AGREE if report.verdict == "agree" else EXIT_DIVERGE
+    return EXIT_DIVERGE if report.verdict == "diverge" else EXIT_AGREE  # "partial": all it has is right
 
 
 def cmd_mutants(args):

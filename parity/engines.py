@@ -19,6 +19,12 @@ REQUIRED_METHODS = ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__
                     "__rtruediv__", "__pow__", "__neg__", "exp", "log", "relu", "backward")
 PROTOCOL = ("Class(data), .data, .grad, + - * / with Values and numbers (both sides), ** constant, unary -, "
             ".exp(), .log(), .relu(), .backward()")
+# What pure.model's forward and the loss call (a Value on the left of every operator): `parity run` needs these.
+MODEL_METHODS = ("__add__", "__sub__", "__mul__", "__truediv__", "__pow__", "__neg__", "exp", "log", "relu",
+                 "backward")
+MODEL_NEEDS = "+ - * / with Values and numbers, ** a number, unary -, .exp(), .log(), .relu(), .backward()"
+# What `parity ops` needs to check anything at all: it weights each op's outputs with * and + before backward.
+OPS_METHODS = ("__add__", "__mul__", "backward")
 
 
 def _one_line(exc):
@@ -91,31 +97,44 @@ def describe(cls):
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def check_protocol(cls, name=None):
-    """Instantiate cls(1.5) and check every attribute and method of the protocol; ValueError naming what lacks."""
+def present_methods(cls):
+    """The protocol's methods (and the common extras tanh, sigmoid) that instances of cls have."""
+    return {m for m in (*REQUIRED_METHODS, "tanh", "sigmoid") if callable(getattr(cls, m, None))}
+
+
+def check_protocol(cls, name=None, needs=MODEL_METHODS, purpose="run the model"):
+    """Instantiate cls(1.5), check .data and .grad and the methods `needs`; ValueError naming what lacks.
+
+    `parity run` needs every op the model calls (MODEL_METHODS); `parity ops` only what it weights outputs with
+    (OPS_METHODS) and checks whatever else is there.
+    """
     name = name or describe(cls)
+    short = name.rsplit(":", 1)[-1]
     try:
         v = cls(1.5)
     except Exception as e:
-        raise ValueError(f"Value class {name}: {name.rsplit(':', 1)[-1]}(1.5) raised {_one_line(e)}; "
+        raise ValueError(f"Value class {name}: {short}(1.5) raised {_one_line(e)}; "
                          f"the protocol needs {PROTOCOL}") from None
     missing = [a for a in REQUIRED_ATTRIBUTES if not hasattr(v, a)]
-    missing += [m for m in REQUIRED_METHODS if not callable(getattr(v, m, None))]
+    missing += [m for m in needs if not callable(getattr(v, m, None))]
     if missing:
-        raise ValueError(f"Value class {name} lacks {', '.join(missing)}; the protocol needs {PROTOCOL}")
+        ops_hint = "" if needs == OPS_METHODS else "; `parity ops --value ...` checks the ops it does have"
+        raise ValueError(f"Value class {name} cannot {purpose}: it lacks {', '.join(missing)} "
+                         f"(needed: {MODEL_NEEDS if needs == MODEL_METHODS else ', '.join(needs)}){ops_hint}")
     try:
         data = float(v.data)
     except Exception as e:
-        raise ValueError(f"Value class {name}: .data of {name.rsplit(':', 1)[-1]}(1.5) is not a number "
-                         f"({_one_line(e)})") from None
+        raise ValueError(f"Value class {name}: .data of {short}(1.5) is not a number ({_one_line(e)})") from None
     if data != 1.5:
-        raise ValueError(f"Value class {name}: {name.rsplit(':', 1)[-1]}(1.5).data is {v.data!r}, expected 1.5")
+        raise ValueError(f"Value class {name}: {short}(1.5).data is {v.data!r}, expected 1.5")
     return cls
 
 
-def load_and_check(spec):
-    """load_value_class + check_protocol, with the error messages naming the SPEC as the user wrote it."""
+def load_and_check(spec, for_ops=False):
+    """load_value_class + check_protocol (for `run`, or the lighter check of `ops`), naming SPEC as written."""
     cls = load_value_class(spec)
+    if for_ops:
+        return check_protocol(cls, name=str(spec).strip(), needs=OPS_METHODS, purpose="be checked op by op")
     return check_protocol(cls, name=str(spec).strip())
 
 
@@ -132,11 +151,21 @@ class EngineFailure(Exception):
         # where it was raised: the innermost frame, which for a user's engine is a line of their own file
         last = frames[-1] if frames else None
         self.where = f"{os.path.basename(last.filename)}:{last.lineno}, in {last.name}" if last else ""
-        if isinstance(exc, RecursionError):
+        self.recursion = isinstance(exc, RecursionError)
+        if self.recursion:
             self.exception += (f" (Python's recursion limit is {sys.getrecursionlimit()}: a recursive "
                                f"{'topological sort' if phase == 'backward' else 'call'} cannot go deeper than "
                                f"that; this config's graph is deeper)")
         super().__init__(f"{phase}: {self.exception}")
+
+    def add_depth(self, depth, config, n_tokens):
+        """Say how deep the model's graph is where a recursive engine gave up (a finding about the engine)."""
+        c = config
+        self.exception = (f"RecursionError: the model's graph at this step is {depth} nodes deep (n_layer {c.n_layer}, "
+                          f"n_embd {c.n_embd}, n_head {c.n_head}, block_size {c.block_size}; a document of "
+                          f"{n_tokens} tokens) and the engine's {self.phase} recurses once per level, past Python's "
+                          f"recursion limit of {sys.getrecursionlimit()}: sort the graph iteratively (or raise the "
+                          f"limit with sys.setrecursionlimit)")
 
     def to_json(self):
         return {"phase": self.phase, "exception": self.exception, "where": self.where}
@@ -150,3 +179,17 @@ def run_engine(phase, fn, *args, **kwargs):
         raise
     except Exception as e:  # noqa: BLE001 - a user's engine may raise anything; each is reported, none is hidden
         raise EngineFailure(phase, e) from e
+
+
+def graph_depth(tokens, config):
+    """The longest path, in nodes, from the loss of `tokens` to a leaf, in pure's own graph of the model (the
+    same ops in the same order as any engine running pure.model): what a recursive sort must descend."""
+    from pure.model import init_params
+    from pure.rng import Rng
+    from pure.train import doc_loss
+
+    loss = doc_loss(tokens, init_params(config, Rng(0)), config)  # the structure does not depend on the weights
+    depth = {}
+    for node in loss.topological_order():  # children first
+        depth[id(node)] = 1 + max((depth[id(c)] for c in node._children), default=0)
+    return depth[id(loss)]

@@ -17,7 +17,7 @@ from pure.optim import AdamConfig
 from pure.train import Trainer
 
 from .compare import Check, Tol, compare
-from .engines import EngineFailure, run_engine
+from .engines import EngineFailure, graph_depth, run_engine
 from .quantities import ENGINE, describe, family, step_quantities
 from .record import record_pure_step, record_torch_step
 from .tolerances import tolerance
@@ -168,6 +168,9 @@ def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, ta
         try:
             pure_rec = record_pure_step(pure, step)
         except EngineFailure as failure:
+            if failure.recursion:
+                tokens = pure.tokens_at(step)
+                failure.add_depth(graph_depth(tokens, pure.config), pure.config, len(tokens))
             report.checks += [engine_check(m, step + 1, failure) for m in modes]
             return _finish(report, quantities, t0)
         step_checks = []

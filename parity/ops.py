@@ -29,6 +29,7 @@ to look at.
 import math
 import random
 import sys
+import textwrap
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -50,6 +51,7 @@ FD_TOL = 1e-8  # gradients vs finite differences, beyond rounding: measured max 
 FD_ROUNDING_ULPS = 16.0  # measured rounding error of the differences <= 0.9 of eps * sum_j |w_j out_j| / h; ~18x
 
 EPS = sys.float_info.epsilon
+DEEP_CHAIN = 5000  # nodes in the deep-chain case: 5x Python's default recursion limit (1000)
 VERDICT_DETAILED = 4  # failing ops described in the verdict line; the rest are named only
 CHECKS = ("torch", "finite-difference")
 
@@ -71,6 +73,9 @@ class OpSpec:
     cases: list
     kind: str = "op"  # "op" or "composite"
     singular_at_0: bool = False  # finite-difference steps scale with |x| (log, x**-1, ...), not with max(|x|, 1)
+    uses: tuple = ()  # the class's methods the computation calls (besides the weighting's * and +)
+    extra: bool = False  # not part of the model (tanh, sigmoid, Value ** Value): checked when the class has it
+    probe: Optional[Callable] = None  # (cls) -> anything; raising means the class does not support the op
 
 
 @dataclass
@@ -87,6 +92,10 @@ class OpResult:
     detail: str  # what broke there, in words
     cases: int
     kind: str = "op"
+    # "ok"; "wrong" (a rule, a value or an exception); "missing" (the class has no such method, or does not support
+    # the op: not checked, not wrong); "limit" (deep chain only: a RecursionError, a limitation of the engine)
+    status: str = "ok"
+    required: bool = True  # the model needs the op: a missing one means `parity run` cannot use the class
 
     def to_json(self):
         d = dict(self.__dict__)
@@ -103,18 +112,44 @@ class OpsReport:
 
     @property
     def verdict(self):
-        return "agree" if all(r.ok for r in self.ops) else "diverge"
+        """"diverge" when an op the class has is wrong; "partial" when every op it has is right but one the
+        model needs is missing; "agree" otherwise (missing optional ops and limitations are listed, not judged)."""
+        if self.failing:
+            return "diverge"
+        return "partial" if any(r.status == "missing" and r.required for r in self.ops) else "agree"
 
     @property
     def failing(self):
-        return [r for r in self.ops if not r.ok]
+        return [r for r in self.ops if r.status == "wrong"]
+
+    @property
+    def checked(self):
+        return [r for r in self.ops if r.status != "missing"]
+
+    def _tail(self):
+        """'; absent: exp, log (...); n/a: tanh; limitation: ...' for what was not judged."""
+        missing = [r for r in self.ops if r.status == "missing" and r.required]
+        optional = [r for r in self.ops if r.status == "missing" and not r.required]
+        limits = [r for r in self.ops if r.status == "limit"]
+        tail = ""
+        if missing:
+            methods = list(dict.fromkeys(m for r in missing for m in r.detail.removeprefix("lacks ").split(", ")))
+            tail += (f"; absent: {', '.join(methods)} (the model needs them; not checked: "
+                     f"{', '.join(r.op for r in missing)})")
+        if optional:
+            tail += f"; n/a: {', '.join(r.op for r in optional)}"
+        if limits:
+            tail += (f"; limitation: a recursive backward fails on a graph {DEEP_CHAIN} nodes deep (RecursionError, "
+                     f"recursion limit {sys.getrecursionlimit()})")
+        return tail
 
     def verdict_line(self):
         bad = self.failing
-        n = len(self.ops)
+        n = len(self.checked)
         if not bad:
-            return (f"ops: all {n} agree with torch float64 and finite differences "
-                    f"({sum(r.cases for r in self.ops)} inputs, random upstream gradients)")
+            inputs = sum(r.cases for r in self.checked)
+            return (f"ops: all {n} checked agree with torch float64 and finite differences "
+                    f"({inputs} inputs, random upstream gradients){self._tail()}")
         parts = []
         for r in bad[:VERDICT_DETAILED]:
             if "exception" in r.failed_checks:
@@ -128,7 +163,7 @@ class OpsReport:
             parts.append(f"{r.op} ({what} at {format_input(r.input, 80)})")
         more = [r.op for r in bad[VERDICT_DETAILED:]]
         tail = f"; and {len(more)} more: {', '.join(more)}" if more else ""
-        return f"ops: {len(bad)} of {n} wrong: " + ", ".join(parts) + tail
+        return f"ops: {len(bad)} of {n} checked wrong: " + ", ".join(parts) + tail + self._tail()
 
     def to_json(self):
         return {
@@ -181,7 +216,15 @@ def _cross_entropy(logits, target):
 def _reuse(x, y):
     """Nodes used more than once: x*x and x+x (one node on both sides), t feeding two ops, y feeding three."""
     t = x * y
-    return [x * x + x, (y + y) * x, t.exp() + t * y]
+    return [x * x + x, (y + y) * x, t ** 2 + t * y]
+
+
+def _deep_chain(x):
+    """x + 1 + 1 + ... (DEEP_CHAIN times): a graph DEEP_CHAIN nodes deep."""
+    y = x
+    for _ in range(DEEP_CHAIN):
+        y = y + 1.0
+    return [y]
 
 
 def _specs():
@@ -189,7 +232,7 @@ def _specs():
 
     def pow_spec(e, xs):
         return OpSpec(f"pow({e:g})", lambda x, e=e: [x ** e], lambda x, e=e: torch.pow(x, e).reshape(1),
-                      [Case({"x": x}) for x in xs], singular_at_0=e < 1)
+                      [Case({"x": x}) for x in xs], singular_at_0=e < 1, uses=("__pow__",))
 
     pairs = [(0.5, -1.2), (3.0, 0.25), (-2.0, -0.75), (0.0, 1.7), (1.3, 1.3), (1e3, -4e-3), (1e-8, 1e8)]
 
@@ -201,12 +244,15 @@ def _specs():
 
     return [
         OpSpec("mul", lambda a, b: [a * b], lambda a, b: (a * b).reshape(1),
-               [Case({"a": a, "b": b}) for a, b in pairs]),
+               [Case({"a": a, "b": b}) for a, b in pairs], uses=("__mul__",)),
         OpSpec("add", lambda a, b: [a + b], lambda a, b: (a + b).reshape(1),
-               [Case({"a": a, "b": b}) for a, b in [(0.5, -1.2), (1e8, 1e-8), (-3.0, 3.0), (0.0, 0.0), (2.5, 2.5)]]),
-        OpSpec("neg", lambda x: [-x], lambda x: (-x).reshape(1), [Case({"x": x}) for x in (0.5, -1.2, 0.0, 1e6)]),
+               [Case({"a": a, "b": b}) for a, b in [(0.5, -1.2), (1e8, 1e-8), (-3.0, 3.0), (0.0, 0.0), (2.5, 2.5)]],
+               uses=("__add__",)),
+        OpSpec("neg", lambda x: [-x], lambda x: (-x).reshape(1), [Case({"x": x}) for x in (0.5, -1.2, 0.0, 1e6)],
+               uses=("__neg__",)),
         OpSpec("sub", lambda a, b: [a - b], lambda a, b: (a - b).reshape(1),
-               [Case({"a": a, "b": b}) for a, b in [(0.5, -1.2), (2.0, 2.0), (-1e-6, 3.5), (1e8, 1.0), (0.0, 0.3)]]),
+               [Case({"a": a, "b": b}) for a, b in [(0.5, -1.2), (2.0, 2.0), (-1e-6, 3.5), (1e8, 1.0), (0.0, 0.3)]],
+               uses=("__sub__",)),
         pow_spec(2, [0.5, -1.2, 0.0, 3.0, 1e-3, 1e4]),
         pow_spec(3, [-1.2, 0.5, 0.0, 2.0, 1e-3, -40.0]),
         pow_spec(0.5, [0.5, 2.0, 1e-4, 1e-8, 1e4, 1.0]),
@@ -215,26 +261,30 @@ def _specs():
         OpSpec("div", lambda a, b: [a / b], lambda a, b: (a / b).reshape(1),
                [Case({"a": a, "b": b}) for a, b in
                 [(1.0, 3.0), (-2.5, 0.4), (0.0, 2.0), (1e-3, -1e-4), (7.0, 1e3), (3.0, 3.0), (-0.6, -1.5)]],
-               singular_at_0=True),
+               singular_at_0=True, uses=("__truediv__",)),
         OpSpec("exp", lambda x: [x.exp()], lambda x: torch.exp(x).reshape(1),
-               [Case({"x": x}) for x in (-20.0, -1.0, 0.0, 0.5, 3.0, 30.0)]),
+               [Case({"x": x}) for x in (-20.0, -1.0, 0.0, 0.5, 3.0, 30.0)], uses=("exp",)),
         OpSpec("log", lambda x: [x.log()], lambda x: torch.log(x).reshape(1),
-               [Case({"x": x}) for x in (1e-3, 0.5, 1.0, 2.7, 1e4, 1e-8)], singular_at_0=True),
+               [Case({"x": x}) for x in (1e-3, 0.5, 1.0, 2.7, 1e4, 1e-8)], singular_at_0=True, uses=("log",)),
         OpSpec("relu", lambda x: [x.relu()], lambda x: torch.relu(x).reshape(1),
                [Case({"x": 1.5}), Case({"x": -0.7}), Case({"x": 0.0}, kink=True, note="gradient 0 at exactly 0"),
-                Case({"x": 1e-3}), Case({"x": -1e-3}), Case({"x": 1e6}), Case({"x": -1e6})]),
+                Case({"x": 1e-3}), Case({"x": -1e-3}), Case({"x": 1e6}), Case({"x": -1e6})], uses=("relu",)),
         # A number on either side: x op c and c op y (two separate inputs, so that no node is reused here).
         OpSpec("add(number)", lambda x, y, c: [x + c, c + y], lambda x, y, c: torch.stack([x + c, c + y]),
-               [Case({"x": 0.5, "y": -1.2}, {"c": 2.5}), Case({"x": 3.0, "y": 0.0}, {"c": -0.75})]),
+               [Case({"x": 0.5, "y": -1.2}, {"c": 2.5}), Case({"x": 3.0, "y": 0.0}, {"c": -0.75})],
+               uses=("__add__", "__radd__")),
         OpSpec("sub(number)", lambda x, y, c: [x - c, c - y], lambda x, y, c: torch.stack([x - c, c - y]),
-               [Case({"x": 0.5, "y": -1.2}, {"c": 2.5}), Case({"x": 3.0, "y": 0.0}, {"c": -0.75})]),
+               [Case({"x": 0.5, "y": -1.2}, {"c": 2.5}), Case({"x": 3.0, "y": 0.0}, {"c": -0.75})],
+               uses=("__sub__", "__rsub__")),
         OpSpec("mul(number)", lambda x, y, c: [x * c, c * y], lambda x, y, c: torch.stack([x * c, c * y]),
                [Case({"x": 0.5, "y": -1.2}, {"c": 2.5}), Case({"x": 3.0, "y": 0.0}, {"c": -0.75}),
-                Case({"x": 1.7, "y": -0.4}, {"c": 0})]),
+                Case({"x": 1.7, "y": -0.4}, {"c": 0})], uses=("__mul__", "__rmul__")),
         OpSpec("div(number)", lambda x, y, c: [x / c, c / y], lambda x, y, c: torch.stack([x / c, c / y]),
-               [Case({"x": 0.5, "y": -1.2}, {"c": 2.5}), Case({"x": 3.0, "y": 0.25}, {"c": -0.75})]),
-        OpSpec("reuse", _reuse, lambda x, y: torch.stack([x * x + x, (y + y) * x, torch.exp(x * y) + x * y * y]),
-               [Case({"x": 0.5, "y": -1.2}), Case({"x": -2.0, "y": 0.3}), Case({"x": 1.5, "y": 1.5})]),
+               [Case({"x": 0.5, "y": -1.2}, {"c": 2.5}), Case({"x": 3.0, "y": 0.25}, {"c": -0.75})],
+               uses=("__truediv__", "__rtruediv__")),
+        OpSpec("reuse", _reuse, lambda x, y: torch.stack([x * x + x, (y + y) * x, (x * y) ** 2 + x * y * y]),
+               [Case({"x": 0.5, "y": -1.2}), Case({"x": -2.0, "y": 0.3}), Case({"x": 1.5, "y": 1.5})],
+               uses=("__pow__",)),
         OpSpec("softmax", lambda logits: model.softmax(logits), lambda logits: torch.softmax(logits, 0),
                [Case({"logits": [1.2, -0.3, 0.5, 2.0, -1.1]}),
                 Case({"logits": [12.0, 0.0, -1.0, 0.5]}, note="one dominant logit"),
@@ -243,14 +293,14 @@ def _specs():
                 Case({"logits": [-1000.0, -1001.0, -999.0]}, note="large negative logits"),
                 Case({"logits": [1e-9, 0.0, -1e-9]}),
                 Case({"logits": [0.3]}, note="one logit")],
-               kind="composite"),
+               kind="composite", uses=("__sub__", "exp", "__truediv__")),
         OpSpec("rmsnorm", lambda x: model.rmsnorm(x), torch_rmsnorm,
                [Case({"x": [0.5, -1.2, 0.3, 2.0, -0.1]}),
                 Case({"x": [1e-3, -2e-3, 5e-4, 0.0]}, fd_step=1e-9, note="mean square below the epsilon"),
                 Case({"x": [300.0, -150.0, 40.0, 2.0]}),
                 Case({"x": [0.0, 0.0, 1.5, 0.0]}),
                 Case({"x": [0.7, 0.7, 0.7, 0.7]})],
-               kind="composite"),
+               kind="composite", uses=("__truediv__", "__pow__")),
         OpSpec("linear", lambda x, w: model.linear(x, w), lambda x, w: w @ x,
                [Case({"x": [0.5, -1.2, 0.3], "w": [[0.1, -0.2, 0.7], [1.5, 0.0, -0.4]]}),
                 Case({"x": [0.0, 2.0, -3.0], "w": [[1e3, 1e-3, -0.5], [0.25, 0.25, 0.25], [-1.0, 0.0, 1.0]]}),
@@ -264,14 +314,26 @@ def _specs():
                 Case({"q": [0.4, -0.9], "k": [[0.6, 0.2]], "v": [[-1.1, 0.8]]}, note="one position"),
                 Case({"q": [0.0, 0.0], "k": [[0.3, -0.2], [0.8, 0.1]], "v": [[0.5, 1.5], [-0.5, 2.5]]},
                      note="zero query: equal weights")],
-               kind="composite"),
+               kind="composite", uses=("__truediv__", "__sub__", "exp")),
         OpSpec("cross-entropy", _cross_entropy,
                lambda logits, target: torch.nn.functional.cross_entropy(logits[None], torch.tensor([target])).view(1),
                [Case({"logits": [1.2, -0.3, 0.5, 2.0, -1.1]}, {"target": 2}),
                 Case({"logits": [8.0, 0.0, -1.0, 0.5]}, {"target": 0}, note="confident and right"),
                 Case({"logits": [8.0, 0.0, -1.0, 0.5]}, {"target": 2}, note="confident and wrong"),
                 Case({"logits": [0.2, 0.2, 0.2]}, {"target": 1}, note="equal logits")],
-               kind="composite"),
+               kind="composite", uses=("__sub__", "exp", "__truediv__", "log", "__neg__")),
+        # Common extras, checked when the class has them (the model does not use them).
+        OpSpec("tanh", lambda x: [x.tanh()], lambda x: torch.tanh(x).reshape(1),
+               [Case({"x": x}) for x in (-20.0, -1.5, 0.0, 1e-8, 0.3, 2.0, 20.0)], uses=("tanh",), extra=True),
+        OpSpec("sigmoid", lambda x: [x.sigmoid()], lambda x: torch.sigmoid(x).reshape(1),
+               [Case({"x": x}) for x in (-30.0, -2.0, 0.0, 1e-8, 0.7, 4.0, 30.0)], uses=("sigmoid",), extra=True),
+        OpSpec("pow(Value)", lambda a, b: [a ** b], lambda a, b: torch.pow(a, b).reshape(1),
+               [Case({"a": a, "b": b}) for a, b in [(2.0, 3.0), (0.5, -1.5), (3.0, 0.5), (1.5, 0.0), (1e-3, 2.0),
+                                                    (10.0, -2.0)]],
+               uses=("__pow__",), extra=True, probe=lambda cls: cls(2.0) ** cls(3.0)),
+        # A graph deeper than Python's recursion limit: a recursive topological sort fails here ("limit").
+        OpSpec(f"deep chain ({DEEP_CHAIN} adds)", _deep_chain, lambda x: (x + float(DEEP_CHAIN)).reshape(1),
+               [Case({"x": 0.25})], uses=("__add__",)),
     ]
 
 
@@ -400,7 +462,51 @@ def _plain_input(case):
     return d
 
 
-def _check_op(spec, value_cls, seed):
+# The local derivative each method needs, named when a class lacks it (what to implement).
+RULES = {
+    "__add__": "d(a+b)/da = d(a+b)/db = 1", "__radd__": "number + Value: d/dValue = 1",
+    "__sub__": "d(a-b)/da = 1, d(a-b)/db = -1", "__rsub__": "number - Value: d/dValue = -1",
+    "__mul__": "d(ab)/da = b, d(ab)/db = a", "__rmul__": "number * Value: d/dValue = the number",
+    "__truediv__": "d(a/b)/da = 1/b, d(a/b)/db = -a/b^2", "__rtruediv__": "c / Value: d/dValue = -c/Value^2",
+    "__pow__": "d(x^n)/dx = n x^(n-1)", "__neg__": "d(-x)/dx = -1", "exp": "d/dx e^x = e^x",
+    "log": "d/dx ln x = 1/x", "relu": "d/dx relu(x) = 1 where x > 0, else 0", "tanh": "d/dx tanh x = 1 - tanh^2 x",
+    "sigmoid": "d/dx s(x) = s(x) (1 - s(x))",
+}
+
+
+def _not_checked(spec, value_cls, present):
+    """Why the op cannot be checked with this class (the text of a "missing" row), or None when it can."""
+    lacks = [m for m in spec.uses if m not in present]
+    if lacks:
+        return f"lacks {', '.join(lacks)}"
+    if spec.probe is not None:
+        try:
+            spec.probe(value_cls)
+        except Exception as e:  # noqa: BLE001 - any refusal (TypeError, AssertionError, ...) means unsupported
+            return f"Value ** Value raised {type(e).__name__}"
+    return None
+
+
+def _check_op(spec, value_cls, seed, present):
+    from .engines import MODEL_METHODS
+
+    required = not spec.extra and all(m in MODEL_METHODS for m in spec.uses)
+    why = _not_checked(spec, value_cls, present)
+    if why is not None:
+        return OpResult(op=spec.name, ok=False, max_fwd_error=math.nan, max_grad_error=math.nan,
+                        max_fd_error=math.nan, ref_fd_error=math.nan, checks=[], failed_checks=[], input=None,
+                        detail=why, cases=0, kind=spec.kind, status="missing", required=required)
+    result = _judge_op(spec, value_cls, seed)
+    result.required = required
+    if spec.name.startswith("deep chain") and result.detail.startswith("raised RecursionError"):
+        # Every rule may be right: the engine's recursive topological sort cannot go this deep.
+        result.status, result.ok, result.failed_checks = "limit", False, []
+        result.detail = (f"RecursionError: backward sorts the graph recursively, and this chain is {DEEP_CHAIN} "
+                         f"nodes deep; Python's recursion limit is {sys.getrecursionlimit()}")
+    return result
+
+
+def _judge_op(spec, value_cls, seed):
     worst = {"fwd": 0.0, "grad": 0.0, "fd": 0.0, "ref": 0.0}
     failed, first_input, detail = [], None, ""
     used_fd = False
@@ -460,7 +566,7 @@ def _check_op(spec, value_cls, seed):
     return OpResult(op=spec.name, ok=not failed, max_fwd_error=worst["fwd"], max_grad_error=worst["grad"],
                     max_fd_error=worst["fd"], ref_fd_error=worst["ref"],
                     checks=list(CHECKS) if used_fd else ["torch"], failed_checks=failed, input=first_input,
-                    detail=detail, cases=len(spec.cases), kind=spec.kind)
+                    detail=detail, cases=len(spec.cases), kind=spec.kind, status="wrong" if failed else "ok")
 
 
 def run_ops(value_cls=Value, seed=0, only=None):
@@ -471,19 +577,57 @@ def run_ops(value_cls=Value, seed=0, only=None):
         if unknown:
             raise ValueError(f"unknown ops: {', '.join(sorted(unknown))}; known: {', '.join(s.name for s in specs)}")
         specs = [s for s in specs if s.name in only]
+    from .engines import present_methods
+
     name = f"{value_cls.__module__}:{value_cls.__qualname__}"
-    return OpsReport([_check_op(s, value_cls, seed) for s in specs], value_class=name, seed=seed)
+    present = present_methods(value_cls)
+    return OpsReport([_check_op(s, value_cls, seed, present) for s in specs], value_class=name, seed=seed)
 
 
-def format_ops_table(report):
-    """One row per op: ok, max errors (forward, gradient vs torch, gradient vs finite differences), broken input."""
-    width = max(len(r.op) for r in report.ops) + 2
-    head = (f"{'op':<{width}}{'ok':<6}{'max fwd err':>12}{'max grad err':>14}{'max fd err':>12}"
-            f"  {'tolerance':<30}input that broke it")
-    lines = [head, "-" * (len(head) + 20)]
+STATUS_WORDS = {"ok": "ok", "wrong": "FAIL", "missing": "absent", "limit": "limit"}  # an optional absent op: n/a
+TABLE_WIDTH = 100
+
+
+def format_ops_table(report, width=TABLE_WIDTH):
+    """One row per op (status, max errors: forward, gradient vs torch, gradient vs finite differences, and a
+    note: the input that broke a failing op, the rule an absent one needs), within `width` columns; then, for
+    each failing op, what broke in full; then the tolerances."""
+    name_w = max(len(r.op) for r in report.ops) + 2
+    head = f"{'op':<{name_w}}{'status':<8}{'max fwd':>9}{'max grad':>10}{'max fd':>9}  note"
+    lines = [head, "-" * width]
+    room = width - (name_w + 8 + 9 + 10 + 9 + 2)
+
+    def err(x, w):
+        return f"{'-' if not math.isfinite(x) else f'{x:.1e}':>{w}}"
+
+    def fit(text):
+        return text if len(text) <= room else text[: room - 3] + "..."
+    details, rules = [], {}
     for r in report.ops:
-        flag = "ok" if r.ok else "FAIL"
-        where = "" if r.ok else format_input(r.input, 70) + (f"  ({r.detail})" if r.detail else "")
-        lines.append(f"{r.op:<{width}}{flag:<6}{r.max_fwd_error:>12.1e}{r.max_grad_error:>14.1e}"
-                     f"{r.max_fd_error:>12.1e}  {tolerance_text():<30}{where}")
-    return "\n".join(lines)
+        if r.status == "missing" and r.required:
+            for m in r.detail.removeprefix("lacks ").split(", "):
+                rules.setdefault(m, RULES.get(m, ""))
+        if r.status == "missing":
+            note = r.detail
+        elif r.status == "wrong":
+            note = format_input(r.input)
+            details.append(f"  {r.op}: at {format_input(r.input)}: {r.detail}")
+        elif r.status == "limit":
+            note = "RecursionError: a recursive backward"
+        else:
+            note = ""
+        judged = r.status in ("ok", "wrong")
+        nan = math.nan
+        status = "n/a" if r.status == "missing" and not r.required else STATUS_WORDS[r.status]
+        lines.append(f"{r.op:<{name_w}}{status:<8}{err(r.max_fwd_error if judged else nan, 9)}"
+                     f"{err(r.max_grad_error if judged else nan, 10)}{err(r.max_fd_error if judged else nan, 9)}"
+                     f"  {fit(note)}")
+    if details:
+        lines += ["what broke (the first input, in table order):", *details]
+    if rules:
+        lines += ["absent, and the model needs them (the rule to implement):",
+                  *(f"  {m}: {rule}" for m, rule in rules.items())]
+    lines.append(f"tolerances (mixed error): {tolerance_text()}. absent: the class lacks an op the model needs; "
+                 f"n/a: an optional op it lacks (neither is checked or wrong); limit: a limitation of the engine")
+    return "\n".join(textwrap.fill(line, width, subsequent_indent="    ") if line.startswith("tolerances")
+                     else line.rstrip() for line in lines)

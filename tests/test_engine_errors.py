@@ -76,7 +76,7 @@ def test_recursion_error_says_it_is_the_recursion_limit(monkeypatch):
     monkeypatch.setattr(Value, "backward", deep)
     fd = run_parity(DOCS, RUN, value_cls=Value).first_divergence
     assert fd["phase"] == "backward" and fd["detail"]["exception"].startswith("RecursionError")
-    assert "recursion limit is" in fd["detail"]["exception"]
+    assert "recursion limit of" in fd["detail"]["exception"] and "nodes deep" in fd["detail"]["exception"]
 
 
 def test_cli_engine_raising_exit_1_one_verdict_no_traceback(tmp_path, corpus_file):

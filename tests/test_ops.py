@@ -16,7 +16,7 @@ import torch
 import pure.model
 from parity import ops
 from parity.__main__ import main
-from parity.engines import REQUIRED_METHODS, check_protocol, load_and_check, load_value_class
+from parity.engines import MODEL_METHODS, check_protocol, load_and_check, load_value_class
 from parity.harness import RunConfig, run_parity
 from parity.ops import FD_TOL, FWD_TOL, GRAD_TOL, run_ops
 from pure.engine import Value
@@ -42,6 +42,7 @@ WRONG = {
     "WrongRelu": ("relu", "relu"),
     "NoAccumulate": ("reuse", "reuse"),
 }
+EXTRAS = {"tanh", "sigmoid", "pow(Value)"}  # optional ops pure.Value does not have
 REQUIRED_OPS = ["add", "sub", "mul", "div", "neg", "pow(2)", "pow(3)", "pow(0.5)", "pow(-0.5)", "pow(-1)", "exp",
                 "log", "relu", "softmax", "rmsnorm", "linear", "attention", "cross-entropy", "reuse"]
 
@@ -61,13 +62,16 @@ def test_pure_value_passes_every_op(pure_report):
     ops_ = by_op(pure_report)
     assert pure_report.verdict == "agree", pure_report.verdict_line()
     assert set(REQUIRED_OPS) <= set(ops_), set(REQUIRED_OPS) - set(ops_)
-    for r in pure_report.ops:
-        assert r.ok and not r.failed_checks and r.input is None, (r.op, r.detail)
+    assert {r.op for r in pure_report.ops if r.status == "missing"} == EXTRAS
+    assert not any(r.required for r in pure_report.ops if r.status == "missing")
+    for r in pure_report.checked:
+        assert r.ok and r.status == "ok" and not r.failed_checks and r.input is None, (r.op, r.detail)
         assert r.max_fwd_error <= FWD_TOL and r.max_grad_error <= GRAD_TOL and r.max_fd_error <= FD_TOL
         assert r.ref_fd_error <= FD_TOL  # torch's own gradients agree with finite differences
         assert r.checks == ["torch", "finite-difference"], r.op
         assert r.cases >= 1
-    assert pure_report.verdict_line().startswith(f"ops: all {len(pure_report.ops)} agree")
+    assert pure_report.verdict_line().startswith(f"ops: all {len(pure_report.ops) - len(EXTRAS)} checked agree")
+    assert pure_report.verdict_line().endswith("; n/a: tanh, sigmoid, pow(Value)")
 
 
 def test_the_input_table_has_the_edge_cases():
@@ -128,8 +132,10 @@ def test_json_schema(pure_report):
     assert d["verdict"] == "agree"
     assert [o["op"] for o in d["ops"]] == ops.op_names()
     for o in d["ops"]:
-        assert {"op", "ok", "max_fwd_error", "max_grad_error", "max_fd_error", "checks", "input", "detail"} <= set(o)
-        assert o["ok"] is True
+        assert {"op", "ok", "status", "required", "max_fwd_error", "max_grad_error", "max_fd_error", "checks",
+                "input", "detail"} <= set(o)
+        assert o["ok"] is (o["status"] == "ok") and o["status"] in ("ok", "missing")
+        assert (o["status"] == "missing") == (o["op"] in EXTRAS)
 
 
 # ---- third-party engines
@@ -138,7 +144,7 @@ def test_json_schema(pure_report):
 def test_correct_third_party_engines_pass_ops(name):
     report = run_ops(CORRECT[name], seed=3)
     assert report.verdict == "agree", report.verdict_line()
-    assert all(r.max_grad_error <= GRAD_TOL for r in report.ops)
+    assert all(r.max_grad_error <= GRAD_TOL for r in report.checked)
 
 
 @pytest.mark.parametrize("name", ["micrograd_style", "direct_rules"])
@@ -160,7 +166,7 @@ def test_a_wrong_rule_fails_ops_and_ops_names_it(name):
     r = by_op(report)[first]
     assert r.input is not None and r.detail and "gradient" in r.failed_checks
     assert r.max_grad_error > 1e-2  # a wrong rule is O(1) off, far above any tolerance
-    assert report.verdict_line().startswith(f"ops: {len(failing)} of {len(report.ops)} wrong: {first} (")
+    assert report.verdict_line().startswith(f"ops: {len(failing)} of {len(report.checked)} checked wrong: {first} (")
     json.dumps(report.to_json(), allow_nan=False)
 
 
@@ -219,9 +225,9 @@ def test_an_import_failure_is_a_one_line_error(tmp_path):
 
 
 def test_a_missing_method_is_named():
-    with pytest.raises(ValueError, match=r"lacks relu;") as e:
+    with pytest.raises(ValueError, match=r"cannot run the model: it lacks relu \(needed: ") as e:
         check_protocol(wrong_rules.MissingRelu)
-    assert "the protocol needs" in str(e.value)
+    assert "parity ops" in str(e.value)  # which checks what it has
 
     class Bare:
         def __init__(self, data):
@@ -229,8 +235,8 @@ def test_a_missing_method_is_named():
 
     with pytest.raises(ValueError) as e:
         check_protocol(Bare)
-    named = str(e.value).split(" lacks ")[1].split(";")[0].split(", ")
-    assert named == ["grad", *REQUIRED_METHODS]
+    named = str(e.value).split(" lacks ")[1].split(" (")[0].split(", ")
+    assert named == ["grad", *MODEL_METHODS]
 
 
 def test_a_class_that_cannot_be_built_from_a_number_is_rejected():
@@ -251,7 +257,7 @@ def test_cli_ops_default_is_pure_and_writes_json(tmp_path, capsys):
     assert "pure.engine:Value" in printed and "ops: all" in printed.splitlines()[-1]
     d = json.loads(out.read_text())
     assert d["verdict"] == "agree" and len(d["ops"]) == len(ops.op_names())
-    assert all(o["ok"] for o in d["ops"])
+    assert all(o["ok"] for o in d["ops"] if o["op"] not in EXTRAS)
     assert not list(tmp_path.glob("*.tmp"))  # written atomically, no leftovers
 
 
@@ -269,16 +275,16 @@ def test_cli_ops_on_a_wrong_engine_exits_1_and_names_the_op(tmp_path, capsys):
     out = tmp_path / "ops.json"
     assert main(["ops", "--value", "tests/engines/wrong_rules.py:WrongLog", "--json", str(out)]) == 1
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1].startswith("ops: 2 of ") and " wrong: log (max grad error " in lines[-1]
+    assert lines[-1].startswith("ops: 2 of ") and " checked wrong: log (max grad error " in lines[-1]
     assert any(line.startswith("log ") and "FAIL" in line and "x=0.001" in line for line in lines)
     d = json.loads(out.read_text())
     assert d["verdict"] == "diverge"
-    assert [o["op"] for o in d["ops"] if not o["ok"]] == ["log", "cross-entropy"]
+    assert [o["op"] for o in d["ops"] if o["status"] == "wrong"] == ["log", "cross-entropy"]
 
 
 @pytest.mark.parametrize("command", ["ops", "run"])
 @pytest.mark.parametrize("spec,words", [
-    ("tests/engines/wrong_rules.py:MissingRelu", "lacks relu"),
+    ("tests/engines/wrong_rules.py:NoBackward", "lacks backward"),
     ("nocolon", "expected module:Class"),
     ("no/such/file.py:X", "no such file"),
     ("json:NoSuchClass", "has no class"),
@@ -318,3 +324,107 @@ def test_mixed_errors_treat_nan_and_inf_as_failures():
     errs, scale = ops._mixed_errors([1.0, math.nan, math.inf, 2.5e3], [1.0, 0.5, 1.0, 2.5e3 + 1])
     assert errs[0] == 0.0 and errs[1] == math.inf and errs[2] == math.inf
     assert scale == 2.5e3 + 1 and errs[3] == pytest.approx(1 / (2.5e3 + 1))
+
+
+# ---- engines as people write them (issue 11): partial protocols, extra ops, recursive sorts
+
+def test_micrograd_style_without_exp_log_is_checked_for_what_it_has():
+    from tests.engines import micrograd_closures
+
+    report = run_ops(micrograd_closures.Value)
+    status = {r.op: r.status for r in report.ops}
+    assert report.verdict == "partial" and not report.failing
+    assert {op for op, s in status.items() if s == "missing"} == {"exp", "log", "softmax", "attention",
+                                                                   "cross-entropy", *EXTRAS}
+    for op in ("add", "mul", "pow(2)", "pow(-0.5)", "relu", "neg", "sub", "div", "add(number)", "div(number)",
+               "reuse", "rmsnorm", "linear"):
+        assert status[op] == "ok", op
+    assert by_op(report)["exp"].detail == "lacks exp" and by_op(report)["exp"].required
+    assert status["deep chain (5000 adds)"] == "limit"  # recursive build_topo
+    line = report.verdict_line()
+    assert line.startswith(f"ops: all {len(report.checked)} checked agree")
+    assert "absent: exp, log (the model needs them" in line and "limitation: a recursive backward" in line
+
+
+def test_lecture_style_tanh_and_exp_only():
+    from tests.engines import lecture_tanh
+
+    report = run_ops(lecture_tanh.Value)
+    status = {r.op: r.status for r in report.ops}
+    assert status["tanh"] == status["exp"] == status["softmax"] == "ok"
+    assert status["relu"] == status["log"] == "missing" and status["sigmoid"] == "missing"
+    assert by_op(report)["tanh"].max_grad_error <= GRAD_TOL and report.verdict == "partial"
+
+
+def test_a_wrong_tanh_rule_is_named():
+    from tests.engines import lecture_tanh
+
+    report = run_ops(lecture_tanh.WrongTanh)
+    assert [r.op for r in report.failing] == ["tanh"] and report.verdict == "diverge"
+    assert report.verdict_line().startswith(f"ops: 1 of {len(report.checked)} checked wrong: tanh (max grad error")
+
+
+class _PowValue(direct_rules.Value):
+    """direct_rules' engine plus tanh, sigmoid and Value ** Value, with each rule stated once."""
+
+    def __pow__(self, other):
+        if not isinstance(other, direct_rules.Value):
+            return super().__pow__(other)
+        out = self.data ** other.data  # d/da = b a^(b-1), d/db = a^b ln a
+        return direct_rules.Value(out, ((self, other.data * self.data ** (other.data - 1)),
+                                        (other, out * math.log(self.data))))
+
+    def tanh(self):
+        t = math.tanh(self.data)
+        return direct_rules.Value(t, ((self, 1 - t * t),))
+
+    def sigmoid(self):
+        s = 1 / (1 + math.exp(-self.data))
+        return direct_rules.Value(s, ((self, s * (1 - s)),))
+
+
+def test_extra_ops_are_checked_when_present_and_right():
+    report = run_ops(_PowValue, only=["tanh", "sigmoid", "pow(Value)"])
+    assert [(r.op, r.status) for r in report.ops] == [("tanh", "ok"), ("sigmoid", "ok"), ("pow(Value)", "ok")]
+    assert all(r.checks == ["torch", "finite-difference"] for r in report.ops)
+
+
+def test_a_wrong_value_exponent_rule_is_caught(monkeypatch):
+    def wrong_pow(self, other):
+        if not isinstance(other, direct_rules.Value):
+            return direct_rules.Value.__pow__(self, other)
+        out = self.data ** other.data
+        return direct_rules.Value(out, ((self, other.data * self.data ** (other.data - 1)), (other, out)))  # no ln a
+    monkeypatch.setattr(_PowValue, "__pow__", wrong_pow)
+    assert [r.op for r in run_ops(_PowValue, only=["pow(Value)"]).failing] == ["pow(Value)"]
+
+
+def test_cli_ops_partial_class_exits_0_and_lists_the_rules(capsys):
+    assert main(["ops", "--value", "tests/engines/micrograd_closures.py:Value"]) == 0
+    out = capsys.readouterr().out
+    assert "  exp: d/dx e^x = e^x" in out and "  log: d/dx ln x = 1/x" in out
+    assert all(len(line) <= 100 for line in out.splitlines()[1:-1])  # the table fits 100 columns
+
+
+def test_cli_run_refuses_a_class_that_cannot_run_the_model_before_any_work(capsys, corpus_file):
+    assert main(["run", "--value", "tests/engines/micrograd_closures.py:Value", "--data", str(corpus_file)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing started
+    assert captured.err.startswith("error: Value class tests/engines/micrograd_closures.py:Value cannot run the "
+                                   "model: it lacks exp, log (needed: ") and captured.err.count("\n") == 1
+
+
+def test_run_reports_a_recursive_engine_past_the_limit_with_depth_and_config():
+    from tests.engines import recursive_sort
+
+    deep = RunConfig(steps=1, n_layer=2, n_embd=64, n_head=2, block_size=8, samples=0)
+    report = run_parity(DOCS, deep, modes=("lockstep",), value_cls=recursive_sort.Value)
+    fd = report.first_divergence
+    assert (fd["step"], fd["quantity"], fd["phase"]) == (1, "engine", "backward")
+    text = fd["detail"]["exception"]
+    assert text.startswith("RecursionError: the model's graph at this step is ")
+    assert "n_layer 2, n_embd 64, n_head 2, block_size 8" in text and "recursion limit of" in text
+    depth = int(text.split(" is ")[1].split(" nodes")[0])
+    assert depth > 1000
+    # the same engine runs the default-width model, whose graph is shallower than the limit
+    assert run_parity(DOCS, RUN, value_cls=recursive_sort.Value).verdict == "agree"

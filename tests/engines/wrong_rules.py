@@ -8,7 +8,8 @@ depth-first sort); each subclass below overrides one rule with a plausible mista
 - WrongLog: d(ln x)/dx = 1/x^2;
 - WrongRelu: gradient 1 at negative inputs too;
 - NoAccumulate: backward assigns (`=`) instead of accumulating (`+=`);
-- MissingRelu: has no `relu` at all.
+- MissingRelu: has no `relu` at all;
+- NoBackward: has no `backward` (nothing can be checked with it).
 """
 
 import math
@@ -134,5 +135,9 @@ class NoAccumulate(Engine):
 
 
 MissingRelu = _Core
+
+
+class NoBackward(Engine):
+    backward = None
 
 WRONG = {"mul": WrongMul, "pow": WrongPow, "log": WrongLog, "relu": WrongRelu, "reuse": NoAccumulate}
