@@ -12,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 
-from pure.engine import Value
+from pure.engine import Value, gc_paused
 from pure.optim import AdamConfig
 from pure.train import Trainer
 
@@ -166,7 +166,8 @@ def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, ta
             if tamper:
                 tamper(lock)
         try:
-            pure_rec = record_pure_step(pure, step)
+            with gc_paused():  # exact: see pure.engine.gc_paused; any engine, the user's included
+                pure_rec = record_pure_step(pure, step)
         except EngineFailure as failure:
             if failure.recursion:
                 tokens = pure.tokens_at(step)

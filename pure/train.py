@@ -5,7 +5,7 @@ the weights, then draw the samples), so a run is fully determined by its seed.
 """
 
 from .data import Tokenizer
-from .engine import Value
+from .engine import Value, gc_paused
 from .model import GPTConfig, flatten, gpt, init_params, softmax, vsum
 from .optim import Adam, AdamConfig
 from .rng import Rng
@@ -86,13 +86,18 @@ class Trainer:
 
     def train_step(self, step, tap=None):
         """Forward, backward and one Adam update; returns the loss as a float."""
-        loss = self.forward_backward(step, tap)
-        self.optimizer.step(step)
-        return loss.data
+        with gc_paused():
+            loss = self.forward_backward(step, tap)
+            self.optimizer.step(step)
+            return loss.data
 
     def sample(self, n, temperature):
-        return [self.tokenizer.decode(sample_ids(self.params, self.config, self.rng, self.tokenizer.bos, temperature))
-                for _ in range(n)]
+        out = []
+        for _ in range(n):
+            with gc_paused():
+                out.append(self.tokenizer.decode(
+                    sample_ids(self.params, self.config, self.rng, self.tokenizer.bos, temperature)))
+        return out
 
     @property
     def num_params(self):
@@ -110,4 +115,8 @@ def sample_checkpoint(ckpt, rng, n, temperature, value_cls=Value):
     """Samples from a checkpoint's weights, drawing from `rng`."""
     params = {name: [[value_cls(x) for x in row] for row in rows] for name, rows in ckpt.params.items()}
     tokenizer = Tokenizer(ckpt.chars)
-    return [tokenizer.decode(sample_ids(params, ckpt.config, rng, tokenizer.bos, temperature)) for _ in range(n)]
+    out = []
+    for _ in range(n):
+        with gc_paused():
+            out.append(tokenizer.decode(sample_ids(params, ckpt.config, rng, tokenizer.bos, temperature)))
+    return out

@@ -168,3 +168,30 @@ def test_iterative_backward_matches_recursive_bit_for_bit():
 def test_pow_rejects_value_exponent():
     with pytest.raises(TypeError):
         Value(2.0) ** Value(2.0)
+
+
+def test_gc_paused_restores_the_collector_and_frees_cycles():
+    import gc
+    import weakref
+
+    from pure.engine import gc_paused
+
+    class Node:
+        pass
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # a cycle, as micrograd's closures make
+        alive = weakref.ref(a)
+        del a, b
+        assert alive() is not None  # nothing collects it while paused
+    assert gc.isenabled() and alive() is None  # the collection at the end freed it
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # a collector that was off stays off
+    finally:
+        gc.enable()
