@@ -67,7 +67,8 @@ class Progress:
 def build_parser(prog="python -m parity"):
     p = ArgumentParser(prog=prog, description=__doc__)
     add_version(p, prog)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{run,ops,mutants}", parser_class=ArgumentParser)
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,ops,mutants,check}",
+                           parser_class=ArgumentParser)
     r = sub.add_parser("run", help="train pure and torch_ref side by side and compare every step",
                        description="Train pure and torch_ref from the same seed and compare logits, loss, gradients, "
                                    "Adam moments and updated weights at every step, in lockstep and free modes. "
@@ -107,6 +108,22 @@ def build_parser(prog="python -m parity"):
     m.add_argument("--only", metavar="NAMES", help="comma-separated mutant names (default: all)")
     m.add_argument("--json", metavar="FILE", help='write {"mutants": [{"name", "caught", "localized", '
                                                   '"first_divergence", ...}]} as JSON')
+    c = sub.add_parser("check", help="check a port in any language from the trace it writes",
+                       description="Replay a microgpt port's run in torch_ref from the port's own initial weights and "
+                                   "documents (the port-trace format: see the README), and compare its losses, "
+                                   "logits, gradients and updated weights step by step, in lockstep and free modes. "
+                                   "Exit 0 agree, 1 diverge, 2 unusable trace or usage error.")
+    c.add_argument("trace", metavar="TRACE", help="the port's trace: JSON lines (meta, init, one line per step), "
+                                                  "optionally gzipped (.gz)")
+    c.add_argument("--dtype", choices=["float64", "float32"], default=None,
+                   help="torch_ref's dtype, and the tolerances: float32 for a float32 port (default: the trace's "
+                        "meta.dtype, else float64)")
+    c.add_argument("--device", default="cpu", help="torch_ref's device, e.g. cpu or cuda (default: cpu)")
+    c.add_argument("--modes", default="lockstep,free", help="comma-separated: lockstep, free (default: both)")
+    c.add_argument("--json", metavar="FILE", help="write the full report as JSON")
+    c.add_argument("--plot", metavar="FILE.png", help="plot each family's error per step as a share of its "
+                                                      "tolerance (.png, .svg, .pdf)")
+    c.add_argument("--no-table", action="store_true", help="print only the verdict line")
     return p
 
 
@@ -254,6 +271,40 @@ def cmd_mutants(args):
     return EXIT_AGREE if all(r.ok for r in results) else EXIT_DIVERGE
 
 
+def cmd_check(args):
+    from torch_ref.train import resolve_device
+
+    from .check import check_trace, port_quantities
+    from .porttrace import PortTrace
+
+    modes = parse_modes(args.modes)
+    resolve_device(args.device)
+    with output_plan(args, {"TRACE": args.trace}):
+        print(f"parity check: {args.trace} vs torch_ref ({args.dtype or 'the trace dtype'}, {args.device}), "
+              f"modes {', '.join(modes)}")
+        print("reading the whole trace first, so that an unusable line is found before any work ...", file=sys.stderr)
+        steps = sum(1 for _ in PortTrace(args.trace))  # raises TraceError (exit 2) naming the line
+        meta = PortTrace(args.trace).meta
+        c = meta.config
+        print(f"port: {meta.implementation or 'unnamed'}; n_layer {c.n_layer}, n_embd {c.n_embd}, n_head "
+              f"{c.n_head}, block_size {c.block_size}, vocab {c.vocab_size}; {steps} steps")
+        progress = Progress(steps)
+        report = check_trace(args.trace, dtype=args.dtype, device=args.device, modes=modes, on_step=progress)
+        progress.close()
+        if not args.no_table:
+            print(format_table(report, port_quantities(report.model_config)))
+        for note in report.notes:
+            print(f"note: {note}")
+        if args.json:
+            write_json(report, args.json)
+            print(f"report: {args.json}")
+        if args.plot:
+            write_plot(report, args.plot)
+            print(f"plot: {args.plot}")
+        print(report.verdict_line())
+    return EXIT_AGREE if report.verdict == "agree" else EXIT_DIVERGE
+
+
 def need_torch():
     """parity compares against PyTorch: without it, say how to install it (the pinned CPU wheel) and stop."""
     for module in ("numpy", "torch"):
@@ -266,7 +317,7 @@ def need_torch():
 
 def dispatch(args):
     need_torch()
-    return {"run": cmd_run, "ops": cmd_ops, "mutants": cmd_mutants}[args.command](args)
+    return {"run": cmd_run, "ops": cmd_ops, "mutants": cmd_mutants, "check": cmd_check}[args.command](args)
 
 
 def main(argv=None, prog="python -m parity"):

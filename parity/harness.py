@@ -64,6 +64,7 @@ class Report:
             where = f" (at {fd['detail']['where']})" if fd["detail"]["where"] else ""
             return (f"first divergence: step {fd['step']} ({fd['mode']}), the Value class raised in "
                     f"{fd['phase']}: {fd['detail']['exception']}{where}")
+        at = f"step {fd['step']} ({fd['mode']}, {fd['phase']})"
         where = f", position {fd['position']}" if fd.get("position") is not None else ""
         if fd.get("position") is None and fd.get("index"):
             where = f", index {tuple(fd['index'])}"
@@ -71,10 +72,10 @@ class Report:
         if nf:
             side = {"ref": "pure", "torch": "torch_ref", "both": "pure and torch_ref"}[nf["side"]]
             value = nf["ref"] if nf["side"] != "torch" else nf["torch"]
-            return (f"first divergence: step {fd['step']} ({fd['mode']}), {fd['description']}{where}: "
+            return (f"first divergence: {at}, {fd['description']}{where}: "
                     f"{side} has a non-finite value ({value}; pure {nf['ref']}, torch_ref {nf['torch']})")
         tol = Tol(**fd["tol"])
-        return (f"first divergence: step {fd['step']} ({fd['mode']}), {fd['description']}{where}, "
+        return (f"first divergence: {at}, {fd['description']}{where}, "
                 f"max abs {fd['max_abs']:.1e} (tol {tol})")
 
     def to_json(self):

@@ -171,7 +171,8 @@ def write_plot(report, path, series=None):
         ax.text(0.01, 1.15, "tolerance: fail above", color="crimson", fontsize=8, transform=ax.get_yaxis_transform())
         ax.set_yscale("log")
         ax.set_ylim(floor / 2, top)
-        ax.set_title(f"{mode}: torch_ref ({report.run.dtype}) vs pure", fontsize=10)
+        ax.set_title(f"{mode}: torch_ref ({report.run.dtype}) vs {getattr(report, 'reference_name', 'pure')}",
+                     fontsize=10)
         ax.set_xlabel("step" + (f" (worst of each {binned_by} steps)" if binned_by > 1 else ""))
         ax.grid(True, which="major", alpha=0.3)
     axes[0][0].set_ylabel("worst |error| / tolerance\n(| on the bottom edge: exactly equal)")

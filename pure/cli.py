@@ -170,7 +170,12 @@ def build_parser(prog, backend):
                        description="Train microgpt exactly as the seed program does, then print samples.")
     add_model_args(t)
     add_sampling_args(t)
-    t.add_argument("--trace", metavar="FILE", help="write a JSON-lines trace (meta, every step's loss and lr, samples)")
+    t.add_argument("--trace", metavar="FILE", help="write a JSON-lines trace in the port-trace format: meta, the "
+                                                   "initial weights, every step's document, loss and lr, samples "
+                                                   "(`parity check FILE` replays it)")
+    t.add_argument("--trace-tensors", metavar="N", type=non_negative_int, default=0,
+                   help="steps 1..N of the trace also carry every gradient and updated weight, so that `parity "
+                        "check` can judge the backward and the optimizer (default: 0)")
     t.add_argument("--save", metavar="FILE", help="write a JSON checkpoint after training")
     s = sub.add_parser("sample", help="sample names from a checkpoint",
                        description="Sample names from a checkpoint written by `train --save`.")
@@ -227,17 +232,24 @@ def cmd_train(args, backend):
         trace = TraceWriter(args.trace) if args.trace else None
         try:
             if trace:
-                trace.meta(implementation=backend.name, config=trainer.config.to_dict(), seed=args.seed,
-                           steps=args.steps, lr=args.lr, temperature=args.temperature, samples=args.samples,
-                           num_docs=len(trainer.docs), vocab_size=trainer.config.vocab_size,
-                           num_params=trainer.num_params, **(backend.describe(args) if backend.describe else {}))
+                c = trainer.config
+                trace.meta(format=1, implementation=backend.name, n_layer=c.n_layer, n_embd=c.n_embd,
+                           n_head=c.n_head, block_size=c.block_size, chars="".join(trainer.tokenizer.chars),
+                           config=c.to_dict(), seed=args.seed, steps=args.steps, lr=adam.lr, beta1=adam.beta1,
+                           beta2=adam.beta2, eps=adam.eps, temperature=args.temperature, samples=args.samples,
+                           num_docs=len(trainer.docs), vocab_size=c.vocab_size, num_params=trainer.num_params,
+                           **(backend.describe(args) if backend.describe else {}))
+                trace.init(trainer.flat_values())
             progress = Progress(args.steps)
             for step in range(args.steps):
-                loss = trainer.train_step(step)
+                grads = [] if trace and step < args.trace_tensors else None
+                loss = trainer.train_step(step, on_grads=None if grads is None else
+                                          (lambda t, grads=grads: grads.extend(t.flat_values("grad"))))
                 check_loss(loss, step + 1, args.lr)
                 progress.update(step + 1, loss)
                 if trace:
-                    trace.step(step + 1, loss, trainer.lr_at(step))
+                    trace.step(step + 1, loss, trainer.lr_at(step), doc=trainer.docs[step % len(trainer.docs)],
+                               grads=grads, params=None if grads is None else trainer.flat_values())
             progress.close()
             rng_state = trainer.rng.get_state()  # before sampling, so `sample --load` repeats these samples
             print(INFERENCE_HEADER)

@@ -1,7 +1,10 @@
-"""The trace: a JSON-lines record of a run, shared by pure, torch_ref and parity.
+"""The trace: a JSON-lines record of a run, shared by pure, torch_ref and parity, in the port-trace format
+(format 1) that `parity check` reads from any port (see parity/porttrace.py and the README):
 
-    {"meta": {...}}                      first line: config, seed, counts, implementation
-    {"step": k, "loss": x, "lr": y}      one per step, k from 1, floats at full precision
+    {"meta": {...}}                      first line: format, config, chars, steps, lr, betas, eps, seed, ...
+    {"init": [...]}                      every parameter before training, in the seed's order
+    {"step": k, "doc": d, "loss": x, "lr": y}   one per step, k from 1, floats at full precision; the first
+                                         --trace-tensors steps add "grads" and "params"
     {"sample": i, "text": s}             one per sample, i from 1
 
 The file appears only when the run finishes: lines go to a temporary file
@@ -20,8 +23,16 @@ class TraceWriter(AtomicFile):
     def meta(self, **meta):
         self.write({"meta": meta})
 
-    def step(self, step, loss, lr):
-        self.write({"step": step, "loss": loss, "lr": lr})
+    def init(self, flat):
+        self.write({"init": flat})
+
+    def step(self, step, loss, lr, doc=None, grads=None, params=None):
+        rec = {"step": step, "loss": loss, "lr": lr}
+        if doc is not None:
+            rec["doc"] = doc
+        if grads is not None:
+            rec["grads"], rec["params"] = grads, params
+        self.write(rec)
 
     def sample(self, index, text):
         self.write({"sample": index, "text": text})

@@ -84,12 +84,19 @@ class Trainer:
         loss.backward()
         return loss
 
-    def train_step(self, step, tap=None):
-        """Forward, backward and one Adam update; returns the loss as a float."""
+    def train_step(self, step, tap=None, on_grads=None):
+        """Forward, backward and one Adam update; returns the loss as a float. on_grads(trainer), if given, is
+        called between the backward and the update (a trace records the gradients there)."""
         with gc_paused():
             loss = self.forward_backward(step, tap)
+            if on_grads:
+                on_grads(self)
             self.optimizer.step(step)
             return loss.data
+
+    def flat_values(self, attr="data"):
+        """Every parameter's .data (or .grad) as floats, in the seed's order (the port-trace layout)."""
+        return [float(getattr(p, attr)) for p in self.flat_params]
 
     def sample(self, n, temperature):
         out = []

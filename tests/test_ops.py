@@ -317,7 +317,7 @@ def test_cli_run_with_a_wrong_engine_exits_1(corpus_file, capsys):
                  "--no-table"])
     assert code == 1
     last = capsys.readouterr().out.splitlines()[-1]
-    assert last.startswith("first divergence: step 1 (lockstep)") and "MLP pre-activation" in last
+    assert last.startswith("first divergence: step 1 (lockstep, ") and "MLP pre-activation" in last
 
 
 def test_mixed_errors_treat_nan_and_inf_as_failures():

@@ -121,7 +121,7 @@ def test_cli_exit_1_on_divergence_with_verdict_line(tmp_path):
                         "--n-head", "2", "--samples", "1", "--json", out_json, "--no-table"],
                        cwd=ROOT, capture_output=True, text=True, timeout=300, env={"PYTHONPATH": str(ROOT)})
     assert r.returncode == 1, r.stderr
-    assert r.stdout.strip().splitlines()[-1].startswith("first divergence: step 1 (lockstep)")
+    assert r.stdout.strip().splitlines()[-1].startswith("first divergence: step 1 (lockstep, ")
     doc = json.loads(out_json.read_text())
     assert doc["verdict"] == "diverge" and doc["first_divergence"]["step"] == 1
 

@@ -141,14 +141,25 @@ class TorchTrainer:
         self.optimizer.step()
         self.scheduler.step()
 
-    def train_step(self, step):
-        """Forward, backward and one Adam update; returns the loss as a float."""
+    def train_step(self, step, on_grads=None):
+        """Forward, backward and one Adam update; returns the loss as a float. on_grads(trainer), if given, is
+        called between the backward and the update."""
         if self.scheduler.last_epoch != step:  # the lr comes from the scheduler's position, not from `step`
             raise ValueError(f"train_step({step}) but the schedule is at step {self.scheduler.last_epoch}; "
                              "steps run in order from 0 (or after load_state_from_pure)")
         loss = self.forward_backward(step)
+        if on_grads:
+            on_grads(self)
         self.update()
         return loss.item()
+
+    def flat_values(self, attr="data"):
+        """Every parameter's value (or gradient) as floats, in the seed's order (the port-trace layout)."""
+        out = []
+        for p in self.params_by_name().values():
+            t = p if attr == "data" else p.grad
+            out += t.detach().cpu().double().reshape(-1).tolist()
+        return out
 
     def sample(self, n, temperature):
         return [self.tokenizer.decode(sample_ids(self.model, self.rng, self.tokenizer.bos, temperature))

@@ -1,0 +1,172 @@
+"""`parity check TRACE`: ports judged from the traces real programs wrote (tests/fixtures/ports, made by
+tests/make_port_traces.py from the seed program under bun and Karpathy's microgpt.py, on the synthetic corpus)."""
+
+import gzip
+import json
+
+import pytest
+
+from parity.__main__ import main
+from parity.check import check_trace
+from tests.conftest import FIXTURES
+
+PORTS = FIXTURES / "ports"
+CLEAN = ["seed_default", "seed_2x12x3", "gist_default", "gist_2x12x3"]
+# bug -> (phase, quantity prefix) of the first divergence, which must be at step 1 in lockstep
+BUGS = {"unscaled_attention": ("forward", "loss"), "exp_grad_one": ("backward", "grad:"),
+        "no_bias_correction": ("optimizer", "param:")}
+
+
+def lines(name):
+    with gzip.open(PORTS / f"{name}.jsonl.gz", "rt") as f:
+        return f.read().splitlines()
+
+
+def write(tmp_path, records, name="t.jsonl"):
+    path = tmp_path / name
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+    return path
+
+
+@pytest.mark.parametrize("name", CLEAN)
+def test_unmodified_real_programs_agree(name):
+    report = check_trace(PORTS / f"{name}.jsonl.gz")
+    assert report.verdict == "agree", report.verdict_line()
+    quantities = {c.quantity for c in report.checks if c.mode == "lockstep"}
+    assert "loss" in quantities and "grad:wte" in quantities and "param:lm_head" in quantities
+    assert {c.mode for c in report.checks} == {"lockstep", "free"}
+    assert report.run.steps == sum('"step"' in line for line in lines(name))
+
+
+@pytest.mark.parametrize("program", ["seed", "gist"])
+@pytest.mark.parametrize("bug", BUGS)
+def test_one_bug_diverges_at_step_1_in_the_right_phase(program, bug):
+    fd = check_trace(PORTS / f"{program}_bug_{bug}.jsonl.gz").first_divergence
+    phase, prefix = BUGS[bug]
+    assert (fd["step"], fd["mode"], fd["phase"]) == (1, "lockstep", phase), fd
+    assert fd["quantity"].startswith(prefix), fd
+
+
+def test_cli_agree_exit_0_and_diverge_exit_1_with_json_and_phase(tmp_path, capsys):
+    assert main(["check", str(PORTS / "gist_default.jsonl.gz"), "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1].startswith("verdict: agree") and "grad:layer0.mlp_fc1" in out
+    doc = json.loads((tmp_path / "r.json").read_text(), parse_constant=pytest.fail)
+    assert doc["verdict"] == "agree" and doc["implementation"] == "microgpt.py (karpathy gist)"
+    assert main(["check", str(PORTS / "seed_bug_exp_grad_one.jsonl.gz"), "--no-table"]) == 1
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("first divergence: step 1 (lockstep, backward), gradient of parameter lm_head")
+
+
+def _pure_trace(tmp_path, corpus_file, *extra):
+    import pure.__main__ as pm
+    from pure.cli import main as pure_main
+
+    path = tmp_path / "pure.jsonl"
+    assert pure_main(["train", "--data", str(corpus_file), "--steps", "6", "--samples", "1", "--n-embd", "8",
+                      "--n-head", "2", "--block-size", "8", "--trace", str(path), *extra],
+                     prog="pure", backend=pm.BACKEND) == 0
+    return path
+
+
+def test_pure_and_torch_float32_traces_are_port_traces_that_agree(tmp_path, corpus_file, capsys):
+    path = _pure_trace(tmp_path, corpus_file, "--trace-tensors", "3")
+    report = check_trace(path)
+    assert report.verdict == "agree" and report.run.dtype == "float64"
+    assert max(c.step for c in report.checks if c.quantity.startswith("grad:")) == 3
+    from pure.cli import main as cli_main
+    from torch_ref.__main__ import BACKEND
+
+    t32 = tmp_path / "t32.jsonl"
+    assert cli_main(["train", "--data", str(corpus_file), "--steps", "6", "--samples", "0", "--n-embd", "8",
+                     "--n-head", "2", "--block-size", "8", "--dtype", "float32", "--trace", str(t32),
+                     "--trace-tensors", "6"], prog="torch_ref", backend=BACKEND) == 0
+    report = check_trace(t32)
+    assert report.run.dtype == "float32" and report.verdict == "agree", report.verdict_line()
+    # the same float32 trace judged with float64's tolerances fails: float32's are needed, and used
+    assert check_trace(t32, dtype="float64").verdict == "diverge"
+
+
+def test_losses_only_is_checked_free_and_says_what_to_add(tmp_path, corpus_file, capsys):
+    path = _pure_trace(tmp_path, corpus_file)
+    capsys.readouterr()
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "note: lockstep: not checked: the trace has losses only" in out and '"grads"' in out
+    report = check_trace(path)
+    assert {c.mode for c in report.checks} == {"free"}
+
+
+@pytest.mark.parametrize("bad", [float("nan"), None, float("inf")])
+def test_a_non_finite_port_loss_is_a_divergence_not_a_pass(tmp_path, bad):
+    recs = lines("gist_default")
+    recs = [json.loads(r) if r.startswith("{") else r for r in recs]
+    step3 = next(r for r in recs if isinstance(r, dict) and r.get("step") == 3)
+    step3["loss"] = bad
+    report = check_trace(write(tmp_path, recs))
+    fd = report.first_divergence
+    assert report.verdict == "diverge" and fd["step"] == 3 and fd["quantity"] == "loss"
+    assert fd["nonfinite"]["side"] == "ref"
+
+
+def test_object_form_init_and_tokens_are_accepted(tmp_path):
+    from pure.model import GPTConfig, param_shapes
+
+    recs = [json.loads(r) for r in lines("gist_default") if r.startswith("{")]
+    meta = recs[0]["meta"]
+    config = GPTConfig(**{k: meta[k] for k in ("n_layer", "n_embd", "n_head", "block_size")},
+                       vocab_size=len(meta["chars"]) + 1)
+    flat, obj = recs[1]["init"], {}
+    for name, (rows, cols) in param_shapes(config).items():
+        obj[name], flat = [flat[r * cols:(r + 1) * cols] for r in range(rows)], flat[rows * cols:]
+    recs[1]["init"] = obj
+    step1 = recs[2]
+    bos = len(meta["chars"])
+    step1["tokens"] = [bos] + [meta["chars"].index(c) for c in step1.pop("doc")] + [bos]
+    assert check_trace(write(tmp_path, recs[:7])).verdict == "agree"
+
+
+META = {"meta": {"n_layer": 1, "n_embd": 4, "n_head": 2, "block_size": 4, "chars": "ab"}}
+N_PARAMS = 3 * 4 + 4 * 4 + 3 * 4 + 4 * 16 + 2 * 64  # wte, wpe, lm_head (3 tokens), four 4x4, fc1 16x4, fc2 4x16
+
+
+@pytest.mark.parametrize("records,words", [
+    (['{"meta": {', ], "line 1: not JSON"),
+    ([{"init": [0.0]}], "init before meta"),
+    ([{"step": 1, "doc": "a", "loss": 1.0}], "a step before meta"),
+    ([META], "no init line"),
+    ([META, {"init": [0.0] * 5}], f"5 numbers, but the config needs {N_PARAMS}: wte (3x4), wpe (4x4)"),
+    ([META, {"init": [0.0] * N_PARAMS}, {"step": 1, "doc": "abc", "loss": 1.0}], "characters outside meta.chars"),
+    ([META, {"init": [0.0] * N_PARAMS}, {"step": 2, "doc": "ab", "loss": 1.0}], "steps missing"),
+    ([META, {"init": [0.0] * N_PARAMS}, {"step": 1, "doc": "ab", "loss": 1.0}, {"step": 1, "doc": "a", "loss": 1.0}],
+     "out of order"),
+    ([META, {"init": [0.0] * N_PARAMS}], "no step lines"),
+    ([{"meta": {"n_layer": 1, "n_embd": 4, "n_head": 3, "block_size": 4, "chars": "ab"}}], "divisible by n_head"),
+    ([{"meta": {"n_layer": 1, "n_embd": 4, "block_size": 4, "chars": "ab"}}], "meta lacks n_head"),
+])
+def test_an_unusable_trace_is_one_line_and_exit_2(tmp_path, capsys, records, words):
+    path = write(tmp_path, records)
+    assert main(["check", str(path), "--json", str(tmp_path / "out.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: ") and words in err, err
+    assert str(path) in err
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_a_missing_or_corrupt_gzip_is_exit_2(tmp_path, capsys):
+    assert main(["check", str(tmp_path / "none.jsonl")]) == 2
+    bad = tmp_path / "bad.jsonl.gz"
+    bad.write_bytes(b"not gzip at all")
+    assert main(["check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read trace" in err and "unreadable" in err and "Traceback" not in err
+
+
+def test_fixtures_hold_no_names_data():
+    """The traces carry their documents: they must come from the synthetic corpus, never names.txt."""
+    from pure.corpus import make_corpus
+
+    corpus = set(make_corpus())
+    for path in PORTS.glob("*.jsonl.gz"):
+        docs = {json.loads(line)["doc"] for line in gzip.open(path, "rt") if line.startswith('{"step"')}
+        assert docs and docs <= corpus, path.name
