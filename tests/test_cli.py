@@ -42,7 +42,9 @@ def test_train_trace_save_and_sample(corpus_file, tmp_path):
     assert len(losses) == 4 and all(isinstance(x, float) for x in losses)
     assert samples == printed
     records = [json.loads(line) for line in trace.read_text().splitlines()]
-    assert records[1]["step"] == 1 and records[1]["lr"] == 0.01 and records[2]["lr"] == 0.01 * (1 - 1 / 4)
+    assert "init" in records[1] and len(records[1]["init"]) == meta["num_params"]  # the port-trace format
+    assert records[2]["step"] == 1 and records[2]["lr"] == 0.01 and records[3]["lr"] == 0.01 * (1 - 1 / 4)
+    assert records[2]["doc"] and "grads" not in records[2]  # tensors only with --trace-tensors
 
     again = run("sample", "--load", ckpt, "--samples", "3")
     assert again.returncode == 0, again.stderr
