@@ -57,7 +57,7 @@ def record_pure_step(trainer, step):
         taps.setdefault(name, {})[pos] = values
 
     loss = run_engine("forward", trainer.forward, step, tap)
-    run_engine("backward", loss.backward)
+    run_engine("backward", trainer.backward, loss)
     rec = run_engine("backward", _read_pure, loss, taps, trainer.params)  # a .data or .grad that is no number
     run_engine("optimizer", trainer.optimizer.step, step)
     for name, arr in _split_flat(trainer.optimizer.m, trainer.config).items():

@@ -83,48 +83,61 @@ def vsum(values):
     return total
 
 
-def linear(x, w):
+def dot(a, b):
+    """a_0*b_0 + a_1*b_1 + ...: the products, summed left to right (the seed's `Value.dot`)."""
+    return vsum(ai * bi for ai, bi in zip(a, b))
+
+
+# How sums are built: (vsum, dot). pure.fused passes its own, which build one node per sum with the same
+# arithmetic; every other op stays the Value protocol's.
+PLAIN_SUMS = (vsum, dot)
+
+
+def linear(x, w, sums=PLAIN_SUMS):
     """y = W x, one dot product per row of W."""
-    return [vsum(wi * xi for wi, xi in zip(row, x)) for row in w]
+    dot_ = sums[1]
+    return [dot_(row, x) for row in w]
 
 
-def rmsnorm(x):
-    ms = vsum(xi * xi for xi in x) / len(x)
+def rmsnorm(x, sums=PLAIN_SUMS):
+    ms = sums[1](x, x) / len(x)
     scale = (ms + RMS_EPS) ** -0.5
     return [xi * scale for xi in x]
 
 
-def softmax(logits):
+def softmax(logits, sums=PLAIN_SUMS):
     # Subtracting the max is a constant shift (no gradient flows through it):
     # it avoids overflow in exp and leaves the result unchanged.
     max_val = max(v.data for v in logits)
     exps = [(v - max_val).exp() for v in logits]
-    total = vsum(exps)
+    total = sums[0](exps)
     return [e / total for e in exps]
 
 
-def gpt(token_id, pos_id, kv_keys, kv_vals, params, config, tap=None):
+def gpt(token_id, pos_id, kv_keys, kv_vals, params, config, tap=None, sums=PLAIN_SUMS):
     """Logits for the next token after `token_id` at position `pos_id`.
 
     kv_keys/kv_vals hold one list per layer of the keys/values of earlier
     positions; this call appends the current position's. `tap(name, values)`,
     when given, receives each named intermediate (a list of Values), which is
-    how the parity harness compares activations and their gradients.
+    how the parity harness compares activations and their gradients. `sums` builds the sums (PLAIN_SUMS, or
+    pure.fused's).
     """
+    dot_ = sums[1]
     tap = tap or (lambda name, values: None)
     head_dim, n_head = config.head_dim, config.n_head
     x = [t + p for t, p in zip(params["wte"][token_id], params["wpe"][pos_id])]  # (C,)
     tap("embed", x)
-    x = rmsnorm(x)
+    x = rmsnorm(x, sums)
     tap("embed_norm", x)
     for li in range(config.n_layer):
         pre = f"layer{li}."
         x_residual = x
-        x = rmsnorm(x)
+        x = rmsnorm(x, sums)
         tap(pre + "attn_norm", x)
-        q = linear(x, params[pre + "attn_wq"])  # (C,)
-        k = linear(x, params[pre + "attn_wk"])
-        v = linear(x, params[pre + "attn_wv"])
+        q = linear(x, params[pre + "attn_wq"], sums)  # (C,)
+        k = linear(x, params[pre + "attn_wk"], sums)
+        v = linear(x, params[pre + "attn_wv"], sums)
         tap(pre + "q", q)
         tap(pre + "k", k)
         tap(pre + "v", v)
@@ -137,25 +150,25 @@ def gpt(token_id, pos_id, kv_keys, kv_vals, params, config, tap=None):
             k_h = [ki[hs] for ki in kv_keys[li]]  # (t, D)
             v_h = [vi[hs] for vi in kv_vals[li]]  # (t, D)
             scale = math.sqrt(head_dim)  # the seed's `headDim ** 0.5`, which JavaScript computes as sqrt
-            attn_logits = [vsum(a * b for a, b in zip(q_h, kt)) / scale for kt in k_h]  # (t,)
-            attn_weights = softmax(attn_logits)  # (t,)
+            attn_logits = [dot_(q_h, kt) / scale for kt in k_h]  # (t,)
+            attn_weights = softmax(attn_logits, sums)  # (t,)
             tap(f"{pre}head{h}.attn_weights", attn_weights)
             for j in range(head_dim):
-                x_attn.append(vsum(w * vt[j] for w, vt in zip(attn_weights, v_h)))
+                x_attn.append(dot_(attn_weights, [vt[j] for vt in v_h]))
         tap(pre + "attn_out", x_attn)
-        x = linear(x_attn, params[pre + "attn_wo"])
+        x = linear(x_attn, params[pre + "attn_wo"], sums)
         x = [a + b for a, b in zip(x, x_residual)]
         tap(pre + "attn_resid", x)
         x_residual = x
-        x = rmsnorm(x)
+        x = rmsnorm(x, sums)
         tap(pre + "mlp_norm", x)
-        x = linear(x, params[pre + "mlp_fc1"])  # (4C,)
+        x = linear(x, params[pre + "mlp_fc1"], sums)  # (4C,)
         tap(pre + "mlp_pre", x)
         x = [xi.relu() for xi in x]
         tap(pre + "mlp_hidden", x)
-        x = linear(x, params[pre + "mlp_fc2"])  # (C,)
+        x = linear(x, params[pre + "mlp_fc2"], sums)  # (C,)
         x = [a + b for a, b in zip(x, x_residual)]
         tap(pre + "mlp_resid", x)
-    logits = linear(x, params["lm_head"])  # (V,)
+    logits = linear(x, params["lm_head"], sums)  # (V,)
     tap("logits", logits)
     return logits

@@ -5,13 +5,14 @@ the weights, then draw the samples), so a run is fully determined by its seed.
 """
 
 from .data import Tokenizer
+from . import fused
 from .engine import Value, gc_paused
-from .model import GPTConfig, flatten, gpt, init_params, softmax, vsum
+from .model import PLAIN_SUMS, GPTConfig, flatten, gpt, init_params, softmax
 from .optim import Adam, AdamConfig
 from .rng import Rng
 
 
-def doc_loss(tokens, params, config, tap=None):
+def doc_loss(tokens, params, config, tap=None, sums=PLAIN_SUMS):
     """Mean cross-entropy of predicting tokens[1:] from tokens[:-1], one position at a time.
 
     Documents longer than block_size are cut to their first block_size predictions.
@@ -24,24 +25,24 @@ def doc_loss(tokens, params, config, tap=None):
     losses = []
     for pos in range(n):
         pos_tap = None if tap is None else (lambda name, values, pos=pos: tap(name, pos, values))
-        logits = gpt(tokens[pos], pos, kv_keys, kv_vals, params, config, pos_tap)
-        probs = softmax(logits)
+        logits = gpt(tokens[pos], pos, kv_keys, kv_vals, params, config, pos_tap, sums)
+        probs = softmax(logits, sums)
         losses.append(-probs[tokens[pos + 1]].log())  # -log p(target)
-    loss = vsum(losses) / n
+    loss = sums[0](losses) / n
     if tap is not None:
         tap("loss", None, [loss])
     return loss
 
 
-def sample_ids(params, config, rng, bos, temperature):
+def sample_ids(params, config, rng, bos, temperature, sums=PLAIN_SUMS):
     """Token ids drawn one at a time from softmax(logits / temperature) until BOS or block_size."""
     kv_keys = [[] for _ in range(config.n_layer)]
     kv_vals = [[] for _ in range(config.n_layer)]
     token, out = bos, []
     population = list(range(config.vocab_size))
     for pos in range(config.block_size):
-        logits = gpt(token, pos, kv_keys, kv_vals, params, config)
-        probs = softmax([logit / temperature for logit in logits])
+        logits = gpt(token, pos, kv_keys, kv_vals, params, config, sums=sums)
+        probs = softmax([logit / temperature for logit in logits], sums)
         token = rng.choices(population, [p.data for p in probs])
         if token == bos:
             break
@@ -49,15 +50,26 @@ def sample_ids(params, config, rng, bos, temperature):
     return out
 
 
+ENGINES = ("fused", "plain")
+
+
 class Trainer:
     """Holds one run's state; `train_step` is one step of the seed's loop."""
 
     def __init__(self, docs, *, seed=42, steps=1000, n_layer=1, n_embd=16, n_head=4, block_size=16,
-                 adam=None, value_cls=Value):
+                 adam=None, value_cls=Value, engine=None):
         if not docs:
             raise ValueError("no documents to train on")
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
+        # "fused" (pure.fused: one node per sum, the same numbers, several times faster) or "plain" (the
+        # teaching engine, pure.engine.Value, node per op); a user's value_cls always runs plain.
+        self.engine = engine or ("fused" if value_cls is Value else "plain")
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        if self.engine == "fused" and value_cls is not Value:
+            raise ValueError("the fused engine runs pure's own Value only; a user's Value class runs plain")
+        self.sums = fused.SUMS if self.engine == "fused" else PLAIN_SUMS
         self.rng = Rng(seed)
         self.seed = seed
         self.docs = list(docs)
@@ -76,12 +88,19 @@ class Trainer:
 
     def forward(self, step, tap=None):
         """Loss of the step's document (a Value, its graph built; no backward yet)."""
-        return doc_loss(self.tokens_at(step), self.params, self.config, tap)
+        return doc_loss(self.tokens_at(step), self.params, self.config, tap, self.sums)
+
+    def backward(self, loss):
+        """Fill in every node's .grad (the engine's own backward: fused graphs are walked by pure.fused)."""
+        if self.engine == "fused":
+            fused.backward(loss)
+        else:
+            loss.backward()
 
     def forward_backward(self, step, tap=None):
         """Loss of the step's document, with every parameter's .grad filled in (no update)."""
         loss = self.forward(step, tap)
-        loss.backward()
+        self.backward(loss)
         return loss
 
     def train_step(self, step, tap=None, on_grads=None):
@@ -103,7 +122,7 @@ class Trainer:
         for _ in range(n):
             with gc_paused():
                 out.append(self.tokenizer.decode(
-                    sample_ids(self.params, self.config, self.rng, self.tokenizer.bos, temperature)))
+                    sample_ids(self.params, self.config, self.rng, self.tokenizer.bos, temperature, self.sums)))
         return out
 
     @property
@@ -118,12 +137,13 @@ class Trainer:
         return {name: [[p.data for p in row] for row in rows] for name, rows in self.params.items()}
 
 
-def sample_checkpoint(ckpt, rng, n, temperature, value_cls=Value):
-    """Samples from a checkpoint's weights, drawing from `rng`."""
+def sample_checkpoint(ckpt, rng, n, temperature, value_cls=Value, engine=None):
+    """Samples from a checkpoint's weights, drawing from `rng` (fused unless a user's class or engine="plain")."""
+    sums = fused.SUMS if (engine or ("fused" if value_cls is Value else "plain")) == "fused" else PLAIN_SUMS
     params = {name: [[value_cls(x) for x in row] for row in rows] for name, rows in ckpt.params.items()}
     tokenizer = Tokenizer(ckpt.chars)
     out = []
     for _ in range(n):
         with gc_paused():
-            out.append(tokenizer.decode(sample_ids(params, ckpt.config, rng, tokenizer.bos, temperature)))
+            out.append(tokenizer.decode(sample_ids(params, ckpt.config, rng, tokenizer.bos, temperature, sums)))
     return out

@@ -1,0 +1,159 @@
+"""The fast engine: one node per sum, bit for bit the plain engine (pure.engine.Value) and so the seed.
+
+In the plain engine a dot product of k terms is 2k+1 nodes (k products, k+1 partial sums), and one step
+builds ~61,000 of them. Here a sum, or a dot product, is one `Sum` node: its forward is the same left-to-right
+float loop from 0 that `vsum` performs (never `sum`, `math.fsum` or `math.sumprod`), and every other op is
+the plain engine's own. That alone changes no number. What could change one is the order in which gradients
+are added into a node used by several others, since float addition is not associative; so `backward` walks
+the graph exactly as the plain engine's depth-first sort walks the expanded graph: for product term i of a
+sum it visits a_i, then b_i, then finishes the (virtual) product node, where it pushes b_i * g into a_i and
+a_i * g into b_i, the seed's own products in the seed's own order (see `_order`). tests/test_fused.py checks
+losses, every gradient, Adam's state and the weights `==` the plain engine's on several configs.
+"""
+
+from .engine import Value, gc_paused
+
+
+class Sum(Value):
+    """t_0 + t_1 + ... (terms) or a_0*b_0 + a_1*b_1 + ... (products), computed and differentiated as the
+    chain of two-operand nodes the plain engine builds for it would be."""
+
+    __slots__ = ("_terms", "_products", "_g")
+
+    def __init__(self, data, terms, products):
+        self.data, self.grad = data, 0  # no _children: see below
+        self._terms = terms  # list of Values, or of (a, b) pairs when products
+        self._products = products
+
+    def backward(self):
+        backward(self)
+
+
+def _chain_error(node):
+    raise TypeError("a pure.fused graph was walked by the plain engine's backward; call pure.fused.backward")
+
+
+# The plain engine reads `_children` to sort the graph: on a Sum that would treat the whole sum as a leaf and
+# silently drop its gradients, so reading it raises instead.
+Sum._children = property(_chain_error)
+
+
+def vsum(values):
+    """pure.model.vsum as one node: Value(0) + v_0 + v_1 + ... with the same float additions."""
+    values = list(values)
+    total = 0
+    for v in values:
+        total = total + v.data
+    return Sum(total, values, False)
+
+
+def dot(a, b):
+    """pure.model.dot as one node: (Value(0) + a_0*b_0) + a_1*b_1 + ... with the same float operations."""
+    pairs = list(zip(a, b))
+    total = 0
+    for x, y in pairs:
+        total = total + x.data * y.data
+    return Sum(total, pairs, True)
+
+
+SUMS = (vsum, dot)  # for pure.model's and pure.train's `sums=` arguments
+
+
+def _order(root):
+    """The plain engine's topological order of the expanded graph, as the list `backward` walks in reverse:
+    plain op nodes; Sum nodes (where the sum's top partial sum finishes); and runs (sum, i, j) of a sum's
+    terms i..j-1 whose virtual product (or partial-sum) nodes finish one after another, with nothing of the
+    rest of the graph in between. Leaves are not listed (they push nothing; their gradients are still
+    pushed into by their consumers). A frame is [node, next operand or term, phase, first term of the run]:
+    for a product term, phase 0 is before a, 1 before b, 2 when both are walked."""
+    topo, visited = [], {root}
+    append, seen = topo.append, visited.add
+    stack = [[root, 0, 0, 0]]
+    while stack:
+        frame = stack[-1]
+        node, i, phase, start = frame
+        descend = None
+        if node.__class__ is not Sum:
+            children = node._children
+            n = len(children)
+            while i < n:
+                child = children[i]
+                i += 1
+                if child not in visited:
+                    seen(child)
+                    if child.__class__ is Sum or child._children:
+                        descend = child
+                        break
+            if descend is None:
+                stack.pop()
+                append(node)
+            else:
+                frame[1] = i
+                stack.append([descend, 0, 0, 0])
+            continue
+        terms = node._terms
+        n = len(terms)
+        if node._products:
+            while i < n:
+                if phase == 0:
+                    phase, x = 1, terms[i][0]
+                    if x not in visited:
+                        seen(x)
+                        if x.__class__ is Sum or x._children:
+                            descend = x
+                            break
+                if phase == 1:
+                    phase, x = 2, terms[i][1]
+                    if x not in visited:
+                        seen(x)
+                        if x.__class__ is Sum or x._children:
+                            descend = x
+                            break
+                i, phase = i + 1, 0  # a_i * b_i finishes
+        else:
+            while i < n:
+                if phase == 0:
+                    phase, x = 1, terms[i]
+                    if x not in visited:
+                        seen(x)
+                        if x.__class__ is Sum or x._children:
+                            descend = x
+                            break
+                i, phase = i + 1, 0  # the partial sum with t_i finishes
+        if descend is not None:
+            if start < i:  # terms start..i-1 finished before this operand's subtree is walked
+                append((node, start, i))
+            frame[1:] = [i, phase, i]  # term i finishes after it: the next run starts there
+            stack.append([descend, 0, 0, 0])
+            continue
+        if start < n:
+            append((node, start, n))
+        stack.pop()
+        append(node)
+    return topo
+
+
+def backward(root):
+    """Accumulate d(root)/d(node) into every node's .grad, in the plain engine's order, pushing the same products."""
+    root.grad = 1
+    for item in reversed(_order(root)):
+        if item.__class__ is tuple:
+            node, start, end = item
+            g = node._g
+            terms = node._terms
+            if node._products:
+                for a, b in reversed(terms[start:end]):
+                    a.grad += b.data * g  # d(a*b)/da = b
+                    b.grad += a.data * g  # d(a*b)/db = a
+            else:
+                for t in reversed(terms[start:end]):
+                    t.grad += g  # d(t_0 + t_1 + ...)/dt_i = 1
+        elif item.__class__ is Sum:
+            item._g = 0 + item.grad  # what every term's virtual node receives: 0 + 1 * (the sum's gradient)
+        else:
+            g = item.grad
+            for child, local in zip(item._children, item._local_grads):
+                child.grad += local * g
+
+
+__all__ = ["SUMS", "Sum", "backward", "dot", "gc_paused", "vsum"]
