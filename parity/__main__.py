@@ -86,6 +86,9 @@ def build_parser(prog="python -m parity"):
                                                       "tolerance; the format follows the extension (.png, .svg, .pdf)")
     r.add_argument("--no-table", action="store_true", help="print only the verdict line")
     r.add_argument("--value", metavar="SPEC", help=VALUE_HELP + " (default: pure's own Value)")
+    r.add_argument("--engine", choices=["fused", "plain"], default=None,
+                   help="pure's engine: fused (one node per sum, the default for pure's own Value) or plain "
+                        "(pure.engine.Value, one node per op; always used for --value); bit for bit the same")
     o = sub.add_parser("ops", help="check every op and composite of a Value class against torch and finite "
                                    "differences",
                        description="For every operation of the Value protocol (add, sub, mul, div, neg, pow with "
@@ -190,13 +193,17 @@ def cmd_run(args):
     check_config(args)
     resolve_device(args.device)  # a clear error before any work
     value_cls, value_name = load_value_arg(args)
+    if args.value and args.engine == "fused":
+        raise UsageError("--engine fused runs pure's own Value only; a --value class runs the plain engine "
+                         "(drop --engine)")
     with output_plan(args, {"--data": args.data or os.environ.get(ENV_VAR), "--value": value_file(args)}):
         docs, source = load_run_docs(args)
         run = RunConfig(seed=args.seed, steps=args.steps, n_layer=args.n_layer, n_embd=args.n_embd,
                         n_head=args.n_head, block_size=args.block_size, lr=args.lr, samples=args.samples,
-                        temperature=args.temperature, dtype=args.dtype, device=args.device)
-        print(f"parity: pure vs torch_ref ({args.dtype}, {args.device}) on {source}: {len(docs)} docs, "
-              f"seed {run.seed}, {run.steps} steps, modes {', '.join(modes)}")
+                        temperature=args.temperature, dtype=args.dtype, device=args.device, engine=args.engine)
+        engine = args.engine or ("plain" if args.value else "fused")
+        print(f"parity: pure ({engine} engine) vs torch_ref ({args.dtype}, {args.device}) on {source}: "
+              f"{len(docs)} docs, seed {run.seed}, {run.steps} steps, modes {', '.join(modes)}")
         if args.value:
             print(f"pure runs with Value class {value_name}")
         sampling = (f"sampling {run.samples} names from pure and from torch_ref ({', '.join(modes)}), "

@@ -7,7 +7,7 @@ Two modes run together, from one pure trajectory:
 """
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import numpy as np
@@ -39,6 +39,7 @@ class RunConfig:
     temperature: float = 0.5
     dtype: str = "float64"  # torch_ref's dtype; pure is always float64
     device: str = "cpu"  # torch_ref's device
+    engine: Optional[str] = None  # pure's engine: "fused" or "plain"; None: fused for pure's Value, else plain
 
 
 @dataclass
@@ -153,7 +154,8 @@ def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, ta
     run = run or RunConfig()
     kwargs = dict(seed=run.seed, steps=run.steps, n_layer=run.n_layer, n_embd=run.n_embd, n_head=run.n_head,
                   block_size=run.block_size, adam=AdamConfig(lr=run.lr))
-    pure = Trainer(docs, value_cls=value_cls, **kwargs)
+    pure = Trainer(docs, value_cls=value_cls, engine=run.engine, **kwargs)
+    run = replace(run, engine=pure.engine)  # the report says which engine ran
     torch_kwargs = dict(kwargs, dtype=run.dtype, device=run.device)
     lock = TorchTrainer(docs, **torch_kwargs) if "lockstep" in modes else None
     free = TorchTrainer(docs, **torch_kwargs) if "free" in modes else None

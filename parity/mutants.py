@@ -26,7 +26,8 @@ from .harness import RunConfig, run_parity
 from .ops import run_ops
 
 # The short run each mutant is judged by: 3 steps (so bugs that only act from step 2 show), a small model.
-MUTANT_RUN = RunConfig(steps=3, n_layer=1, n_embd=8, n_head=2, block_size=8, samples=3)
+# The bugs are injected into the plain teaching engine (pure.engine.Value, pure.model), so the run uses it.
+MUTANT_RUN = RunConfig(steps=3, n_layer=1, n_embd=8, n_head=2, block_size=8, samples=3, engine="plain")
 
 
 @dataclass
@@ -114,13 +115,15 @@ def _breadth_first_order(self):
 
 # ---- the model, the loss and the optimizer ---------------------------------------------------------------------
 
-def _rmsnorm_eps_outside_sqrt(x):
+# The replacements take pure.model's `sums=` argument and ignore it: the mutants run the plain engine.
+
+def _rmsnorm_eps_outside_sqrt(x, sums=None):
     ms = pure.model.vsum(xi * xi for xi in x) / len(x)
     scale = (ms**0.5 + pure.model.RMS_EPS) ** -1  # should be (ms + eps) ** -0.5
     return [xi * scale for xi in x]
 
 
-def _softmax_max_backprops(logits):
+def _softmax_max_backprops(logits, sums=None):
     # The max is subtracted as a Value, so gradient flows through it. Since softmax is shift-invariant,
     # the gradients through the shift sum to zero: the same function, only rounded differently.
     m = max(logits, key=lambda v: v.data)
@@ -150,12 +153,12 @@ def _reverse_operand_order(self):
 _gpt = pure.model.gpt
 
 
-def _gpt_cache_not_extended(token_id, pos_id, kv_keys, kv_vals, params, config, tap=None):
+def _gpt_cache_not_extended(token_id, pos_id, kv_keys, kv_vals, params, config, tap=None, sums=None):
     # A fresh cache at every position: each token attends only to itself.
     return _gpt(token_id, pos_id, [[] for _ in kv_keys], [[] for _ in kv_vals], params, config, tap)
 
 
-def _gpt_position_zero(token_id, pos_id, kv_keys, kv_vals, params, config, tap=None):
+def _gpt_position_zero(token_id, pos_id, kv_keys, kv_vals, params, config, tap=None, sums=None):
     # Every token gets the position embedding of position 0 (the cache still grows).
     return _gpt(token_id, 0, kv_keys, kv_vals, params, config, tap)
 

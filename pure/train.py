@@ -4,8 +4,8 @@ One `Rng` drives everything, in the seed's order (shuffle the documents, draw
 the weights, then draw the samples), so a run is fully determined by its seed.
 """
 
-from .data import Tokenizer
 from . import fused
+from .data import Tokenizer
 from .engine import Value, gc_paused
 from .model import PLAIN_SUMS, GPTConfig, flatten, gpt, init_params, softmax
 from .optim import Adam, AdamConfig

@@ -12,7 +12,7 @@ from pure.train import Trainer
 from tests.test_parity import run_cli
 
 DOCS = make_corpus()
-RUN = RunConfig(steps=3, n_embd=8, n_head=2, block_size=8, samples=2)
+RUN = RunConfig(steps=3, n_embd=8, n_head=2, block_size=8, samples=2, engine="plain")  # Value.backward is patched
 
 
 def raise_on_call(n, exc, original):
@@ -93,3 +93,11 @@ def test_cli_engine_raising_exit_1_one_verdict_no_traceback(tmp_path, corpus_fil
     assert doc["verdict"] == "diverge" and doc["first_divergence"]["quantity"] == "engine"
     assert doc["first_divergence"]["detail"]["exception"] == "ValueError: math domain error"
     assert "engine" in r.stdout.split("\n", 3)[-1]  # the table has the engine's row
+
+
+def test_the_fused_engine_raising_is_reported_too(monkeypatch):
+    import pure.fused
+
+    monkeypatch.setattr(pure.fused, "backward", raise_on_call(1, MemoryError("out of memory"), pure.fused.backward))
+    fd = run_parity(DOCS, RunConfig(steps=2, n_embd=8, n_head=2, block_size=8, samples=0)).first_divergence
+    assert (fd["step"], fd["phase"], fd["detail"]["exception"]) == (1, "backward", "MemoryError: out of memory")

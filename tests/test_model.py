@@ -33,9 +33,13 @@ def test_init_is_the_seeds(golden, names_docs):
     assert [p.data for p in trainer.flat_params] == golden["init"]
 
 
-def test_first_steps_bit_exact(golden, names_docs):
+ENGINES = ["fused", "plain"]  # both engines are held to the seed's own numbers
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_first_steps_bit_exact(golden, names_docs, engine):
     # Gradients and updated weights of steps 1-3, then the loss of every step up to 15, all with ==.
-    trainer = Trainer(names_docs)
+    trainer = Trainer(names_docs, engine=engine)
     for step in range(15):
         loss = trainer.forward_backward(step)
         ref = golden["steps"][step + 1]
@@ -47,10 +51,10 @@ def test_first_steps_bit_exact(golden, names_docs):
             assert [p.data for p in trainer.flat_params] == ref["params"], f"params after step {step + 1}"
 
 
-def run_fixture(run, docs):
+def run_fixture(run, docs, engine="fused"):
     c = run["config"]
     trainer = Trainer(docs, seed=c["seed"], steps=c["steps"], n_layer=c["n_layer"], n_embd=c["n_embd"],
-                      n_head=c["n_head"], block_size=c["block_size"])
+                      n_head=c["n_head"], block_size=c["block_size"], engine=engine)
     assert (len(trainer.docs), trainer.config.vocab_size, trainer.num_params) == (
         run["num_docs"], run["vocab_size"], run["num_params"])
     losses = []
@@ -71,16 +75,18 @@ FAST_NAMES_RUNS = ["names_2layer", "names_narrow", "names_3layer", "names_seed_m
 FAST_TINY_RUNS = ["tiny_default", "tiny_wide"]
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("name", FAST_NAMES_RUNS)
-def test_other_configs_bit_exact_on_names(name, seed_runs, names_docs):
-    run_fixture(seed_runs[name], names_docs)
+def test_other_configs_bit_exact_on_names(name, seed_runs, names_docs, engine):
+    run_fixture(seed_runs[name], names_docs, engine)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("name", FAST_TINY_RUNS)
-def test_other_configs_bit_exact_on_tiny_corpus(name, seed_runs):
+def test_other_configs_bit_exact_on_tiny_corpus(name, seed_runs, engine):
     from pure.corpus import make_corpus
 
-    run_fixture(seed_runs[name], make_corpus())
+    run_fixture(seed_runs[name], make_corpus(), engine)
 
 
 @pytest.mark.slow
@@ -96,9 +102,10 @@ def test_names_200_steps_other_seed_bit_exact(seed_runs, names_docs):
 
 
 @pytest.mark.slow
-def test_full_default_run_bit_exact(golden, names_docs):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_full_default_run_bit_exact(golden, names_docs, engine):
     """The bar: all 1000 losses `==` the seed's, and the same 20 samples."""
-    trainer = Trainer(names_docs)
+    trainer = Trainer(names_docs, engine=engine)
     losses = [trainer.train_step(step) for step in range(1000)]
     mismatches = [i + 1 for i, (a, b) in enumerate(zip(losses, golden["losses"])) if a != b]
     assert not mismatches, f"first mismatching step {mismatches[0]}"

@@ -92,10 +92,10 @@ def test_upstream_gradients_are_random_and_non_uniform():
     assert w != ops._weights(1, "softmax", 0, 6)
 
 
-def detached_softmax(logits):
+def detached_softmax(logits, sums=pure.model.PLAIN_SUMS):
     """Right forward, no gradient at all: what a uniform upstream gradient cannot tell from the right rule."""
     cls = type(logits[0])
-    return [cls(p.data) for p in REAL_SOFTMAX(logits)]
+    return [cls(p.data) for p in REAL_SOFTMAX(logits, sums)]
 
 
 def test_a_wrong_softmax_rule_is_caught_only_with_non_uniform_upstream_gradients(monkeypatch):

@@ -1,0 +1,107 @@
+"""pure.fused against the plain engine: every number `==`, step after step, on several configs and lengths.
+
+The fused engine computes the same float operations in the same order by construction (see its docstring);
+these tests are the check of that claim: losses, every tapped intermediate and its gradient, every parameter's
+gradient, Adam's moments and the updated weights, and the samples, all compared with `==`.
+"""
+
+import pytest
+
+from parity.record import record_pure_step
+from pure import fused
+from pure.corpus import make_corpus
+from pure.engine import Value
+from pure.train import Trainer, sample_checkpoint
+
+DOCS = make_corpus()
+CONFIGS = [
+    dict(),  # the seed's: 1 layer, width 16, 4 heads, block 16
+    dict(n_layer=2, n_embd=8, n_head=2, block_size=8, seed=3),
+    dict(n_embd=12, n_head=3, block_size=4, seed=7),  # every document longer than the block: truncated
+    dict(n_layer=3, n_embd=6, n_head=1, block_size=24, seed=11),  # longer than any document
+]
+
+
+def same(a, b):
+    """== on floats, elementwise (numpy arrays or lists), nan never equal."""
+    return (a == b).all() if hasattr(a, "all") else a == b
+
+
+@pytest.mark.parametrize("kw", CONFIGS)
+def test_every_number_of_every_step_equals_the_plain_engines(kw):
+    plain = Trainer(DOCS, engine="plain", steps=40, **kw)
+    fast = Trainer(DOCS, engine="fused", steps=40, **kw)
+    lengths = set()
+    for step in range(36, 40):  # steps 37-40 include a long document (index 37) and short ones
+        lengths.add(len(plain.tokens_at(step)))
+        a, b = record_pure_step(plain, step), record_pure_step(fast, step)
+        assert a.keys() == b.keys()
+        bad = [q for q in a if not same(a[q], b[q])]
+        assert not bad, f"step {step + 1}: fused differs from plain in {bad[:5]}"
+    assert plain.optimizer.m == fast.optimizer.m and plain.optimizer.v == fast.optimizer.v
+
+
+def test_a_long_run_stays_equal_and_samples_are_the_same():
+    plain = Trainer(DOCS, engine="plain", steps=60, n_embd=8, n_head=2, block_size=8)
+    fast = Trainer(DOCS, engine="fused", steps=60, n_embd=8, n_head=2, block_size=8)
+    for step in range(60):
+        assert plain.train_step(step) == fast.train_step(step), step
+    assert plain.flat_values() == fast.flat_values()
+    assert plain.sample(10, 0.5) == fast.sample(10, 0.5)
+
+
+def test_sampling_a_checkpoint_is_the_same():
+    from pure.checkpoint import Checkpoint
+    from pure.rng import Rng
+
+    t = Trainer(DOCS, steps=3, n_embd=8, n_head=2, block_size=8)
+    for step in range(3):
+        t.train_step(step)
+    ckpt = Checkpoint(config=t.config, chars=t.tokenizer.chars, params=t.export_params(), rng_state=None, meta={})
+    assert (sample_checkpoint(ckpt, Rng(5), 8, 0.7, engine="fused")
+            == sample_checkpoint(ckpt, Rng(5), 8, 0.7, engine="plain"))
+
+
+def _terms_reversed(real_backward):
+    """Another valid order: every sum walks its terms last to first, as `sum(reversed(...))` would. The same
+    gradients mathematically; summed in another order, so different in the last bits."""
+    def backward(root):
+        for item in fused._order(root):
+            if item.__class__ is fused.Sum:
+                item._terms = item._terms[::-1]
+        real_backward(root)
+    return backward
+
+
+def test_the_order_matters_and_the_comparison_sees_it(monkeypatch):
+    """Float addition is not associative: with the pushes in another (mathematically valid) order, gradients
+    differ from the plain engine's in the last bits, and the comparison above catches it."""
+    plain = Trainer(DOCS, engine="plain")
+    fast = Trainer(DOCS, engine="fused")
+    monkeypatch.setattr(fused, "backward", _terms_reversed(fused.backward))
+    differing = set()
+    for step in range(2):
+        a, b = record_pure_step(plain, step), record_pure_step(fast, step)
+        differing |= {q for q in a if not same(a[q], b[q])}
+    assert any(q.startswith("grad:") for q in differing), differing
+
+
+def test_the_plain_backward_refuses_a_fused_graph():
+    x, y = Value(1.5), Value(-2.0)
+    s = fused.dot([x, y], [y, x])
+    loss = s * 2.0
+    with pytest.raises(TypeError, match="pure.fused.backward"):
+        loss.backward()
+    fused.backward(loss)
+    assert (x.grad, y.grad) == (2 * (-2.0) * 2, 2 * 1.5 * 2)  # d(2*2xy)/dx = 4y, d/dy = 4x
+
+
+def test_engine_choice_is_checked():
+    with pytest.raises(ValueError, match="unknown engine"):
+        Trainer(DOCS, engine="turbo")
+
+    class Mine(Value):
+        pass
+    with pytest.raises(ValueError, match="fused engine runs pure's own Value only"):
+        Trainer(DOCS, engine="fused", value_cls=Mine)
+    assert Trainer(DOCS, value_cls=Mine).engine == "plain" and Trainer(DOCS).engine == "fused"
