@@ -2,6 +2,7 @@
 against torch.autograd and finite differences; `mutants`: show that injected bugs are caught and localised.
 Exit 0 agree, 1 diverge, 2 usage/input error."""
 
+import contextlib
 import os
 import sys
 import time
@@ -20,7 +21,7 @@ from pure.cli import (
     prog_name,
 )
 from pure.data import ENV_VAR, DataError, load_docs
-from pure.outputs import OutputPlan
+from pure.outputs import AtomicFile, OutputPlan
 
 from .report import format_table, format_used, plot_formats, write_json, write_json_doc, write_plot
 
@@ -73,7 +74,7 @@ def build_parser(prog="python -m parity"):
                        description="Train pure and torch_ref from the same seed and compare logits, loss, gradients, "
                                    "Adam moments and updated weights at every step, in lockstep and free modes. "
                                    "Exit 0 agree, 1 diverge, 2 usage or input error.")
-    add_model_args(r, steps=100)
+    add_model_args(r)  # the seed's defaults: 1000 steps (about 30 s with the fused engine)
     add_sampling_args(r)  # the samples after training are compared as strings
     r.add_argument("--dtype", default="float64", choices=["float64", "float32"],
                    help="torch_ref's dtype; pure is float64 (default: float64)")
@@ -81,7 +82,10 @@ def build_parser(prog="python -m parity"):
     r.add_argument("--modes", default="lockstep,free",
                    help="comma-separated: lockstep (reset torch to pure before every step), free (independent "
                         "trajectories) (default: both)")
-    r.add_argument("--json", metavar="FILE", help="write the full report as JSON")
+    r.add_argument("--json", metavar="FILE", help="write the report as JSON: the verdict, the first divergence, "
+                                                  "the worst check of each quantity and mode, the per-step series")
+    r.add_argument("--details", metavar="FILE", help="also write every check of every step, one JSON line each "
+                                                     "(written as the run goes, renamed into place at the end)")
     r.add_argument("--plot", metavar="FILE.png", help="plot each quantity family's error per step as a share of its "
                                                       "tolerance; the format follows the extension (.png, .svg, .pdf)")
     r.add_argument("--no-table", action="store_true", help="print only the verdict line")
@@ -123,7 +127,10 @@ def build_parser(prog="python -m parity"):
                         "meta.dtype, else float64)")
     c.add_argument("--device", default="cpu", help="torch_ref's device, e.g. cpu or cuda (default: cpu)")
     c.add_argument("--modes", default="lockstep,free", help="comma-separated: lockstep, free (default: both)")
-    c.add_argument("--json", metavar="FILE", help="write the full report as JSON")
+    c.add_argument("--json", metavar="FILE", help="write the report as JSON: the verdict, the first divergence, "
+                                                  "the worst check of each quantity and mode, the per-step series")
+    c.add_argument("--details", metavar="FILE", help="also write every check of every step, one JSON line each "
+                                                     "(written as the run goes, renamed into place at the end)")
     c.add_argument("--plot", metavar="FILE.png", help="plot each family's error per step as a share of its "
                                                       "tolerance (.png, .svg, .pdf)")
     c.add_argument("--no-table", action="store_true", help="print only the verdict line")
@@ -164,9 +171,16 @@ def load_run_docs(args):
 
 def output_plan(args, inputs):
     """--json and --plot (and any other output flag of the command), checked before the work starts."""
-    outputs = {"--json": getattr(args, "json", None), "--plot": getattr(args, "plot", None)}
+    outputs = {"--json": getattr(args, "json", None), "--plot": getattr(args, "plot", None),
+               "--details": getattr(args, "details", None)}
     suffixes = {"--plot": plot_formats()} if outputs["--plot"] else {}
     return OutputPlan(outputs, inputs=inputs, suffixes=suffixes).check()
+
+
+def details_file(args):
+    """--details FILE, written line by line beside the target and renamed into place at the end (removed if
+    the run fails); a null context when not asked for."""
+    return AtomicFile(args.details) if args.details else contextlib.nullcontext()
 
 
 def parse_modes(text):
@@ -209,7 +223,9 @@ def cmd_run(args):
         sampling = (f"sampling {run.samples} names from pure and from torch_ref ({', '.join(modes)}), "
                     f"compared as strings ...") if run.samples else None
         progress = Progress(run.steps, after=sampling)
-        report = run_parity(docs, run, modes=modes, on_step=progress, value_cls=value_cls)
+        with details_file(args) as details:
+            report = run_parity(docs, run, modes=modes, on_step=progress, value_cls=value_cls, keep_checks=False,
+                                details=details)
         progress.close()
         report.data = source
         if not args.no_table:
@@ -296,7 +312,9 @@ def cmd_check(args):
         print(f"port: {meta.implementation or 'unnamed'}; n_layer {c.n_layer}, n_embd {c.n_embd}, n_head "
               f"{c.n_head}, block_size {c.block_size}, vocab {c.vocab_size}; {steps} steps")
         progress = Progress(steps)
-        report = check_trace(args.trace, dtype=args.dtype, device=args.device, modes=modes, on_step=progress)
+        with details_file(args) as details:
+            report = check_trace(args.trace, dtype=args.dtype, device=args.device, modes=modes, on_step=progress,
+                                 keep_checks=False, details=details)
         progress.close()
         if not args.no_table:
             print(format_table(report, port_quantities(report.model_config)))

@@ -111,7 +111,7 @@ class CheckReport(Report):
         return d
 
 
-def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None):
+def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, keep_checks=True, details=None):
     """Replay a port trace in torch_ref and compare; returns a CheckReport. TraceError for an unusable trace."""
     t0 = time.perf_counter()
     trace = PortTrace(path)
@@ -119,7 +119,7 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None):
     dtype = dtype or meta.dtype or "float64"
     run = RunConfig(steps=0, n_layer=meta.config.n_layer, n_embd=meta.config.n_embd, n_head=meta.config.n_head,
                     block_size=meta.config.block_size, lr=meta.adam.lr, samples=0, dtype=dtype, device=device)
-    report = CheckReport(run, str(path), meta, model_config=meta.config)
+    report = CheckReport(run, str(path), meta, model_config=meta.config, keep_checks=keep_checks, details=details)
     quantities = port_quantities(meta.config)
     lock = Replay(meta, trace.init, dtype, device) if "lockstep" in modes else None
     free = Replay(meta, trace.init, dtype, device) if "free" in modes else None
@@ -158,7 +158,7 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None):
             checks.append(compare("free", s.step, "loss", s.loss, loss.item(), tolerance("loss", dtype, "free")))
         for key in have:
             have[key] += getattr(s, key) is not None
-        report.checks += checks
+        report.add(checks)
         run.steps = s.step
         if on_step:
             on_step(s.step, checks)
@@ -174,6 +174,6 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None):
     if not meta.steps_given:
         report.notes.append(f"meta has no steps: the lr decays over the seed's {meta.steps} steps; if the port "
                             f"trained for another number, add \"steps\" to meta")
-    report.first_divergence = first_divergence(report.checks, quantities)
+    report.first_divergence = first_divergence(report.tally.failing, quantities)
     report.seconds = time.perf_counter() - t0
     return report

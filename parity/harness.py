@@ -6,6 +6,7 @@ Two modes run together, from one pure trajectory:
 - free: torch_ref trains on its own from the same seed, showing how the gap grows over the run.
 """
 
+import json
 import time
 from dataclasses import dataclass, field, replace
 from typing import Optional
@@ -20,6 +21,7 @@ from .compare import Check, Tol, compare
 from .engines import EngineFailure, graph_depth, run_engine
 from .quantities import ENGINE, describe, family, step_quantities
 from .record import record_pure_step, record_torch_step
+from .report import Tally, json_safe
 from .tolerances import tolerance
 
 MODES = ("lockstep", "free")
@@ -45,12 +47,23 @@ class RunConfig:
 @dataclass
 class Report:
     run: RunConfig
-    checks: list = field(default_factory=list)
+    checks: list = field(default_factory=list)  # every check, when kept (keep_checks); the tally has the rest
     first_divergence: Optional[dict] = None
     samples: dict = field(default_factory=dict)  # mode -> {"pure": [...], "torch": [...]}
     seconds: float = 0.0
     data: str = ""  # where the documents came from
     model_config: object = None  # the pure.GPTConfig both implementations ran (vocab size from the data)
+    keep_checks: bool = True  # False: memory stays flat over a long run (the CLI); only the tally is kept
+    details: object = None  # a file-like object: every check is written there as a JSON line (--details)
+    tally: Tally = field(default_factory=Tally)
+
+    def add(self, checks):
+        self.tally.add(checks)
+        if self.keep_checks:
+            self.checks += checks
+        if self.details is not None:
+            for c in checks:
+                self.details.write(json.dumps(json_safe(c.to_json()), allow_nan=False) + "\n")
 
     @property
     def verdict(self):
@@ -59,8 +72,8 @@ class Report:
     def verdict_line(self):
         fd = self.first_divergence
         if fd is None:
-            return (f"verdict: agree ({len(self.checks)} checks over {self.run.steps} steps, "
-                    f"modes {', '.join(m for m in MODES if any(c.mode == m for c in self.checks))})")
+            return (f"verdict: agree ({self.tally.count} checks over {self.run.steps} steps, "
+                    f"modes {', '.join(m for m in MODES if m in self.tally.modes)})")
         if fd["quantity"] == ENGINE:
             where = f" (at {fd['detail']['where']})" if fd["detail"]["where"] else ""
             return (f"first divergence: step {fd['step']} ({fd['mode']}), the Value class raised in "
@@ -89,7 +102,10 @@ class Report:
             "data": self.data,
             "seconds": round(self.seconds, 3),
             "samples": self.samples,
-            "checks": [c.to_json() for c in self.checks],
+            "n_checks": self.tally.count,
+            # the worst check of each quantity and mode over the run, with the step it happened at
+            "checks": [c.to_json() for c in self.tally.worst.values()],
+            "series": self.tally.series_by_family(),  # mode -> family -> [[step, worst share of tolerance]]
         }
 
 
@@ -139,7 +155,8 @@ def first_divergence(checks, quantities):
             "nonfinite": c.nonfinite, **({"detail": c.detail} if c.detail else {})}
 
 
-def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, tamper=None):
+def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, tamper=None, keep_checks=True,
+               details=None):
     """Train both implementations for run.steps steps and compare everything; returns a Report.
 
     on_step(step, checks) is called after each step (for progress). tamper(torch_trainer) is applied to
@@ -162,7 +179,7 @@ def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, ta
     if free is not None and tamper:
         tamper(free)
     quantities = step_quantities(pure.config)
-    report = Report(run, model_config=pure.config)
+    report = Report(run, model_config=pure.config, keep_checks=keep_checks, details=details)
     for step in range(run.steps):
         if lock is not None:
             lock.load_state_from_pure(pure, step)
@@ -175,7 +192,7 @@ def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, ta
             if failure.recursion:
                 tokens = pure.tokens_at(step)
                 failure.add_depth(graph_depth(tokens, pure.config), pure.config, len(tokens))
-            report.checks += [engine_check(m, step + 1, failure) for m in modes]
+            report.add([engine_check(m, step + 1, failure) for m in modes])
             return _finish(report, quantities, t0)
         step_checks = []
         if lock is not None:
@@ -184,7 +201,7 @@ def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, ta
         if free is not None:
             step_checks += _compare_records("free", step + 1, pure_rec, record_torch_step(free, step), quantities,
                                             run.dtype)
-        report.checks += step_checks
+        report.add(step_checks)
         if on_step:
             on_step(step + 1, step_checks)
     # Samples: minGPT's escalation ends here, at the decoded strings.
@@ -192,22 +209,22 @@ def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, ta
     try:
         pure_samples = run_engine("samples", pure.sample, run.samples, run.temperature)
     except EngineFailure as failure:
-        report.checks += [engine_check(m, run.steps, failure) for m in modes]
+        report.add([engine_check(m, run.steps, failure) for m in modes])
         return _finish(report, quantities, t0)
     if lock is not None:
         lock.load_state_from_pure(pure, run.steps)
         lock.rng.set_state(rng_state)
         lock_samples = lock.sample(run.samples, run.temperature)
-        report.checks.append(_samples_check("lockstep", run.steps, pure_samples, lock_samples))
+        report.add([_samples_check("lockstep", run.steps, pure_samples, lock_samples)])
         report.samples["lockstep"] = {"pure": pure_samples, "torch": lock_samples}
     if free is not None:
         free_samples = free.sample(run.samples, run.temperature)
-        report.checks.append(_samples_check("free", run.steps, pure_samples, free_samples))
+        report.add([_samples_check("free", run.steps, pure_samples, free_samples)])
         report.samples["free"] = {"pure": pure_samples, "torch": free_samples}
     return _finish(report, quantities, t0)
 
 
 def _finish(report, quantities, t0):
-    report.first_divergence = first_divergence(report.checks, quantities)
+    report.first_divergence = first_divergence(report.tally.failing, quantities)
     report.seconds = time.perf_counter() - t0
     return report

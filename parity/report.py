@@ -14,15 +14,37 @@ from .quantities import ENGINE, family
 FAMILY_ORDER = ["activation", "logits", "loss", "act_grad", "param_grad", "adam_m", "adam_v", "param", "samples"]
 
 
-def worst_by_quantity(checks):
-    """(quantity, mode) -> its worst check: a failing one first, then the largest share of the allowance used."""
-    worst = {}
-    for c in checks:
-        key = (c.quantity, c.mode)
-        w = worst.get(key)
-        if w is None or (not c.ok and w.ok) or (c.ok == w.ok and c.ratio > w.ratio):
-            worst[key] = c
-    return worst
+class Tally:
+    """What a report keeps of its checks, in memory that does not grow with the run's length (a 1000-step run
+    makes 142,000 checks): the worst check per (quantity, mode), the worst share of its tolerance per family,
+    mode and step (the plot), the count, the modes seen, and the failing checks of the earliest step that has
+    any (all that the first divergence is chosen from). Checks must be added in step order."""
+
+    def __init__(self):
+        self.worst, self.count, self.modes = {}, 0, set()
+        self.series = defaultdict(lambda: defaultdict(dict))  # mode -> family -> {step: worst ratio}
+        self.failing = []
+
+    def add(self, checks):
+        for c in checks:
+            self.count += 1
+            self.modes.add(c.mode)
+            key = (c.quantity, c.mode)
+            w = self.worst.get(key)
+            if w is None or (not c.ok and w.ok) or (c.ok == w.ok and c.ratio > w.ratio):
+                self.worst[key] = c
+            fam = family(c.quantity)
+            if fam not in ("samples", ENGINE):
+                by_step = self.series[c.mode][fam]
+                by_step[c.step] = max(by_step.get(c.step, 0.0), c.ratio)
+            if not c.ok and (not self.failing or c.step <= self.failing[0].step):
+                if self.failing and c.step < self.failing[0].step:
+                    self.failing = []
+                self.failing.append(c)
+
+    def series_by_family(self):
+        """mode -> family -> sorted list of (step, the worst share of its allowance any quantity used)."""
+        return {m: {f: sorted(d.items()) for f, d in fams.items()} for m, fams in self.series.items()}
 
 
 def format_used(ratio):
@@ -51,9 +73,9 @@ def format_table(report, quantities, width=100):
     """One row per quantity: in each mode, the worst max abs and max rel over all steps, the share of its
     allowance atol + rtol * |pure| that the worst element used (the margin, whichever term decided), and OK
     or FAIL; then the tolerances each family was judged by."""
-    worst = worst_by_quantity(report.checks)
+    worst = report.tally.worst
     modes = [m for m in ("lockstep", "free") if any(k[1] == m for k in worst)]
-    names = [q for q, _ in quantities] + ["samples"]
+    names = [q for q, _ in quantities] + (["samples"] if any(q == "samples" for q, _ in worst) else [])
     if any(q == ENGINE for q, _ in worst):
         names.insert(0, ENGINE)
     name_width = max(len(n) for n in names) + 2
@@ -103,18 +125,6 @@ def write_json(report, path):
     write_json_doc(report.to_json(), path)
 
 
-def series_by_family(checks):
-    """mode -> family -> sorted list of (step, the worst share of its allowance any quantity of the family used)."""
-    acc = defaultdict(lambda: defaultdict(dict))
-    for c in checks:
-        fam = family(c.quantity)
-        if fam in ("samples", ENGINE):
-            continue
-        cur = acc[c.mode][fam].get(c.step, 0.0)
-        acc[c.mode][fam][c.step] = max(cur, c.ratio)
-    return {m: {f: sorted(d.items()) for f, d in fams.items()} for m, fams in acc.items()}
-
-
 def plot_formats():
     """The file extensions matplotlib can write here (".png", ".svg", ".pdf", ...): --plot's format follows them."""
     import matplotlib
@@ -148,7 +158,7 @@ def write_plot(report, path, series=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = series if series is not None else series_by_family(report.checks)
+    series = series if series is not None else report.tally.series_by_family()
     modes = [m for m in ("lockstep", "free") if m in series]
     positive = [v for m in modes for pts in series[m].values() for _, v in pts if 0 < v < math.inf]
     floor = 10.0 ** math.floor(math.log10(min(positive))) / 10 if positive else 1e-6
