@@ -42,7 +42,7 @@ test: install  ## the test suite (under ~5 minutes); long checks are in test-slo
 test-slow: install  ## the long checks: full 1000-step runs against the seed's output
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
-bench: install  ## steps per second of each implementation, as ratios from one run
+bench: install  ## the speed goals (pure fused vs microgpt.py and the seed under bun, parity, the large config), as ratios from one run
 	$(strip $(PY) -m parity.bench $(DATA_FLAG))
 
 lint: install
