@@ -18,12 +18,15 @@ class Sum(Value):
     """t_0 + t_1 + ... (terms) or a_0*b_0 + a_1*b_1 + ... (products), computed and differentiated as the
     chain of two-operand nodes the plain engine builds for it would be."""
 
-    __slots__ = ("_terms", "_products", "_g")
+    __slots__ = ("_terms", "_products", "_g", "_shared")
 
-    def __init__(self, data, terms, products):
+    def __init__(self, data, terms, products, shared=None):
         self.data, self.grad = data, 0  # no _children: see below
         self._terms = terms  # list of Values, or of (a, b) pairs when products
         self._products = products
+        # For a row of W x: the vector x, shared by every row, whose a_i are weights (leaves). Once one row
+        # has been walked, all of x has been visited, so a later row is one run: the walk can skip its terms.
+        self._shared = shared
 
     def backward(self):
         backward(self)
@@ -56,7 +59,19 @@ def dot(a, b):
     return Sum(total, pairs, True)
 
 
-SUMS = (vsum, dot)  # for pure.model's and pure.train's `sums=` arguments
+def matvec(w, x):
+    """pure.model.matvec: one Sum per row of the weights w (leaves), all sharing the vector x."""
+    out = []
+    for row in w:
+        pairs = list(zip(row, x))
+        total = 0
+        for a, b in pairs:
+            total = total + a.data * b.data
+        out.append(Sum(total, pairs, True, x))
+    return out
+
+
+SUMS = (vsum, dot, matvec)  # for pure.model's and pure.train's `sums=` arguments
 
 
 def _order(root):
@@ -68,6 +83,7 @@ def _order(root):
     for a product term, phase 0 is before a, 1 before b, 2 when both are walked."""
     topo, visited = [], {root}
     append, seen = topo.append, visited.add
+    walked = set()  # ids of shared vectors (see Sum._shared) all of whose entries have been visited
     stack = [[root, 0, 0, 0]]
     while stack:
         frame = stack[-1]
@@ -93,7 +109,10 @@ def _order(root):
             continue
         terms = node._terms
         n = len(terms)
-        if node._products:
+        shared = node._shared
+        if shared is not None and i == 0 and phase == 0 and id(shared) in walked:
+            i = n  # weights are leaves and every x_i is visited: the terms finish one after another
+        elif node._products:
             while i < n:
                 if phase == 0:
                     phase, x = 1, terms[i][0]
@@ -128,6 +147,8 @@ def _order(root):
             continue
         if start < n:
             append((node, start, n))
+        if shared is not None:
+            walked.add(id(shared))
         stack.pop()
         append(node)
     return topo

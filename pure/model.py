@@ -88,15 +88,19 @@ def dot(a, b):
     return vsum(ai * bi for ai, bi in zip(a, b))
 
 
-# How sums are built: (vsum, dot). pure.fused passes its own, which build one node per sum with the same
-# arithmetic; every other op stays the Value protocol's.
-PLAIN_SUMS = (vsum, dot)
+def matvec(w, x):
+    """W x: one dot product per row of W."""
+    return [dot(row, x) for row in w]
+
+
+# How sums are built: (vsum, dot, matvec). pure.fused passes its own, which build one node per sum with the
+# same arithmetic; every other op stays the Value protocol's.
+PLAIN_SUMS = (vsum, dot, matvec)
 
 
 def linear(x, w, sums=PLAIN_SUMS):
     """y = W x, one dot product per row of W."""
-    dot_ = sums[1]
-    return [dot_(row, x) for row in w]
+    return sums[2](w, x)
 
 
 def rmsnorm(x, sums=PLAIN_SUMS):

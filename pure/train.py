@@ -111,7 +111,9 @@ class Trainer:
             if on_grads:
                 on_grads(self)
             self.optimizer.step(step)
-            return loss.data
+            value = loss.data
+            del loss  # the graph is freed here, so the collection at the end of the block has little to look at
+        return value
 
     def flat_values(self, attr="data"):
         """Every parameter's .data (or .grad) as floats, in the seed's order (the port-trace layout)."""
