@@ -1,5 +1,6 @@
 """Adam with linear learning-rate decay to zero, exactly as the seed updates its parameters."""
 
+import math
 from dataclasses import dataclass
 
 from .engine import js_pow
@@ -43,14 +44,17 @@ class Adam:
         lr_t = self.lr_at(step)
         bias1, bias2 = self.bias_corrections(step)
         m, v = self.m, self.v
+        # The seed's expressions, term for term; the constants are hoisted out of the loop (the same floats),
+        # and v_hat ** 0.5 is sqrt, as js_pow computes it (v_hat >= 0).
+        beta1, beta2, one_minus_beta1, one_minus_beta2, eps = c.beta1, c.beta2, 1 - c.beta1, 1 - c.beta2, c.eps
         for i, p in enumerate(self.params):
             g = p.grad
-            m[i] = c.beta1 * m[i] + (1 - c.beta1) * g
-            v[i] = c.beta2 * v[i] + (1 - c.beta2) * g * g
+            m[i] = beta1 * m[i] + one_minus_beta1 * g
+            v[i] = beta2 * v[i] + one_minus_beta2 * g * g
             m_hat = m[i] / bias1
             v_hat = v[i] / bias2
-            p.data -= lr_t * (m_hat / (js_pow(v_hat, 0.5) + c.eps))
-        self.zero_grad()
+            p.data -= lr_t * (m_hat / (math.sqrt(v_hat) + eps))
+            p.grad = 0
 
     def zero_grad(self):
         for p in self.params:
