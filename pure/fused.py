@@ -18,14 +18,14 @@ class Sum(Value):
     """t_0 + t_1 + ... (terms) or a_0*b_0 + a_1*b_1 + ... (products), computed and differentiated as the
     chain of two-operand nodes the plain engine builds for it would be."""
 
-    __slots__ = ("_terms", "_products", "_g", "_shared")
+    __slots__ = ("_terms", "_bs", "_g", "_shared")
 
-    def __init__(self, data, terms, products, shared=None):
+    def __init__(self, data, terms, bs=None, shared=False):
         self.data, self.grad = data, 0  # no _children: see below
-        self._terms = terms  # list of Values, or of (a, b) pairs when products
-        self._products = products
-        # For a row of W x: the vector x, shared by every row, whose a_i are weights (leaves). Once one row
-        # has been walked, all of x has been visited, so a later row is one run: the walk can skip its terms.
+        self._terms = terms  # the t_i, or the a_i of the products (lists the model already holds: no copies)
+        self._bs = bs  # None, or the b_i of the products
+        # True for a row of W x: the a_i are weights (leaves) and bs is the vector x shared by every row. Once
+        # one row has been walked, all of x has been visited, so a later row is one run: the walk skips it.
         self._shared = shared
 
     def backward(self):
@@ -47,27 +47,28 @@ def vsum(values):
     total = 0
     for v in values:
         total = total + v.data
-    return Sum(total, values, False)
+    return Sum(total, values)
 
 
 def dot(a, b):
     """pure.model.dot as one node: (Value(0) + a_0*b_0) + a_1*b_1 + ... with the same float operations."""
-    pairs = list(zip(a, b))
+    if len(a) != len(b):  # zip's length, as the plain dot
+        n = min(len(a), len(b))
+        a, b = a[:n], b[:n]
     total = 0
-    for x, y in pairs:
+    for x, y in zip(a, b):
         total = total + x.data * y.data
-    return Sum(total, pairs, True)
+    return Sum(total, a, b)
 
 
 def matvec(w, x):
     """pure.model.matvec: one Sum per row of the weights w (leaves), all sharing the vector x."""
     out = []
     for row in w:
-        pairs = list(zip(row, x))
         total = 0
-        for a, b in pairs:
+        for a, b in zip(row, x):
             total = total + a.data * b.data
-        out.append(Sum(total, pairs, True, x))
+        out.append(Sum(total, row, x, True))
     return out
 
 
@@ -107,22 +108,22 @@ def _order(root):
                 frame[1] = i
                 stack.append([descend, 0, 0, 0])
             continue
-        terms = node._terms
+        terms, bs = node._terms, node._bs
         n = len(terms)
         shared = node._shared
-        if shared is not None and i == 0 and phase == 0 and id(shared) in walked:
+        if shared and i == 0 and phase == 0 and id(bs) in walked:
             i = n  # weights are leaves and every x_i is visited: the terms finish one after another
-        elif node._products:
+        elif bs is not None:
             while i < n:
                 if phase == 0:
-                    phase, x = 1, terms[i][0]
+                    phase, x = 1, terms[i]
                     if x not in visited:
                         seen(x)
                         if x.__class__ is Sum or x._children:
                             descend = x
                             break
                 if phase == 1:
-                    phase, x = 2, terms[i][1]
+                    phase, x = 2, bs[i]
                     if x not in visited:
                         seen(x)
                         if x.__class__ is Sum or x._children:
@@ -147,8 +148,8 @@ def _order(root):
             continue
         if start < n:
             append((node, start, n))
-        if shared is not None:
-            walked.add(id(shared))
+        if shared:
+            walked.add(id(bs))
         stack.pop()
         append(node)
     return topo
@@ -161,9 +162,10 @@ def backward(root):
         if item.__class__ is tuple:
             node, start, end = item
             g = node._g
-            terms = node._terms
-            if node._products:
-                for a, b in reversed(terms[start:end]):
+            terms, bs = node._terms, node._bs
+            if bs is not None:
+                for i in range(end - 1, start - 1, -1):
+                    a, b = terms[i], bs[i]
                     a.grad += b.data * g  # d(a*b)/da = b
                     b.grad += a.data * g  # d(a*b)/db = a
             else:

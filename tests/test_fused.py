@@ -67,8 +67,9 @@ def _terms_reversed(real_backward):
     gradients mathematically; summed in another order, so different in the last bits."""
     def backward(root):
         for item in fused._order(root):
-            if item.__class__ is fused.Sum:
+            if item.__class__ is fused.Sum:  # new reversed lists: the pairs stay pairs
                 item._terms = item._terms[::-1]
+                item._bs = None if item._bs is None else item._bs[::-1]
         real_backward(root)
     return backward
 
