@@ -54,7 +54,7 @@ class Adam:
             m_hat = m[i] / bias1
             v_hat = v[i] / bias2
             p.data -= lr_t * (m_hat / (math.sqrt(v_hat) + eps))
-            p.grad = 0
+        self.zero_grad()
 
     def zero_grad(self):
         for p in self.params:
