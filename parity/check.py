@@ -20,7 +20,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from pure.model import param_shapes
 from torch_ref.model import MicroGPT
-from torch_ref.train import DTYPES, resolve_device
+from torch_ref.train import CPU_THREADS, DTYPES, resolve_device
 from torch_ref.weights import load_pure_params, name_map
 
 from .compare import compare
@@ -53,6 +53,8 @@ class Replay:
     def __init__(self, meta, init, dtype, device):
         self.config, self.meta = meta.config, meta
         self.dtype, self.device = DTYPES[dtype], resolve_device(device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(CPU_THREADS)  # tiny tensors: one thread (see torch_ref.train.CPU_THREADS)
         self.model = MicroGPT(self.config).to(device=self.device, dtype=self.dtype)
         self.load(init)
         named = dict(self.model.named_parameters())
