@@ -65,6 +65,17 @@ class Progress:
             self.tty = False  # nothing left to redraw
 
 
+def add_report_args(p):
+    """The report's outputs, shared by `run` and `check`."""
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON: the verdict, the first divergence, "
+                                                  "the worst check of each quantity and mode, the per-step series")
+    p.add_argument("--details", metavar="FILE", help="also write every check of every step, one JSON line each "
+                                                     "(written as the run goes, renamed into place at the end)")
+    p.add_argument("--plot", metavar="FILE.png", help="plot each quantity family's error per step as a share of its "
+                                                      "tolerance; the format follows the extension (.png, .svg, .pdf)")
+    p.add_argument("--no-table", action="store_true", help="print only the verdict line")
+
+
 def build_parser(prog="python -m parity"):
     p = ArgumentParser(prog=prog, description=__doc__)
     add_version(p, prog)
@@ -82,13 +93,7 @@ def build_parser(prog="python -m parity"):
     r.add_argument("--modes", default="lockstep,free",
                    help="comma-separated: lockstep (reset torch to pure before every step), free (independent "
                         "trajectories) (default: both)")
-    r.add_argument("--json", metavar="FILE", help="write the report as JSON: the verdict, the first divergence, "
-                                                  "the worst check of each quantity and mode, the per-step series")
-    r.add_argument("--details", metavar="FILE", help="also write every check of every step, one JSON line each "
-                                                     "(written as the run goes, renamed into place at the end)")
-    r.add_argument("--plot", metavar="FILE.png", help="plot each quantity family's error per step as a share of its "
-                                                      "tolerance; the format follows the extension (.png, .svg, .pdf)")
-    r.add_argument("--no-table", action="store_true", help="print only the verdict line")
+    add_report_args(r)
     r.add_argument("--value", metavar="SPEC", help=VALUE_HELP + " (default: pure's own Value)")
     r.add_argument("--engine", choices=["fused", "plain"], default=None,
                    help="pure's engine: fused (one node per sum, the default for pure's own Value) or plain "
@@ -127,13 +132,7 @@ def build_parser(prog="python -m parity"):
                         "meta.dtype, else float64)")
     c.add_argument("--device", default="cpu", help="torch_ref's device, e.g. cpu or cuda (default: cpu)")
     c.add_argument("--modes", default="lockstep,free", help="comma-separated: lockstep, free (default: both)")
-    c.add_argument("--json", metavar="FILE", help="write the report as JSON: the verdict, the first divergence, "
-                                                  "the worst check of each quantity and mode, the per-step series")
-    c.add_argument("--details", metavar="FILE", help="also write every check of every step, one JSON line each "
-                                                     "(written as the run goes, renamed into place at the end)")
-    c.add_argument("--plot", metavar="FILE.png", help="plot each family's error per step as a share of its "
-                                                      "tolerance (.png, .svg, .pdf)")
-    c.add_argument("--no-table", action="store_true", help="print only the verdict line")
+    add_report_args(c)
     return p
 
 
@@ -228,15 +227,22 @@ def cmd_run(args):
                                 details=details)
         progress.close()
         report.data = source
-        if not args.no_table:
-            print(format_table(report, step_quantities(report.model_config)))
-        if args.json:
-            write_json(report, args.json)
-            print(f"report: {args.json}")
-        if args.plot:
-            write_plot(report, args.plot)
-            print(f"plot: {args.plot}")
-        print(report.verdict_line())
+        return print_report(args, report, step_quantities(report.model_config))
+
+
+def print_report(args, report, quantities, notes=()):
+    """The table (unless --no-table), notes, --json, --plot, then the verdict line; the exit code."""
+    if not args.no_table:
+        print(format_table(report, quantities))
+    for note in notes:
+        print(f"note: {note}")
+    if args.json:
+        write_json(report, args.json)
+        print(f"report: {args.json}")
+    if args.plot:
+        write_plot(report, args.plot)
+        print(f"plot: {args.plot}")
+    print(report.verdict_line())
     return EXIT_AGREE if report.verdict == "agree" else EXIT_DIVERGE
 
 
@@ -316,18 +322,7 @@ def cmd_check(args):
             report = check_trace(args.trace, dtype=args.dtype, device=args.device, modes=modes, on_step=progress,
                                  keep_checks=False, details=details)
         progress.close()
-        if not args.no_table:
-            print(format_table(report, port_quantities(report.model_config)))
-        for note in report.notes:
-            print(f"note: {note}")
-        if args.json:
-            write_json(report, args.json)
-            print(f"report: {args.json}")
-        if args.plot:
-            write_plot(report, args.plot)
-            print(f"plot: {args.plot}")
-        print(report.verdict_line())
-    return EXIT_AGREE if report.verdict == "agree" else EXIT_DIVERGE
+        return print_report(args, report, port_quantities(report.model_config), report.notes)
 
 
 def need_torch():

@@ -152,3 +152,22 @@ def test_float32_mode_agrees_within_its_own_tolerances():
     assert lock and all(c.tol == F32_LOCKSTEP["logits"] for c in lock)
     # float32 noise is real: far above float64's, so the float64 tolerances would have failed it
     assert max(c.max_abs for c in lock) > 1e-10
+
+
+def test_cli_details_streams_every_check_and_the_json_keeps_the_worst(tmp_path):
+    corpus = write_corpus(tmp_path / "c.txt")
+    out_json, details = tmp_path / "r.json", tmp_path / "d.jsonl"
+    r = run_cli("run", "--data", corpus, "--steps", "3", "--n-embd", "8", "--n-head", "2", "--block-size", "6",
+                "--samples", "1", "--json", out_json, "--details", details, "--no-table")
+    assert r.returncode == 0, r.stderr
+    strict = dict(parse_constant=lambda c: pytest.fail(f"non-strict JSON: {c}"))
+    doc = json.loads(out_json.read_text(), **strict)
+    lines = [json.loads(line, **strict) for line in details.read_text().splitlines()]
+    assert len(lines) == doc["n_checks"] and {c["step"] for c in lines} == {1, 2, 3}
+    keys = [(c["quantity"], c["mode"]) for c in doc["checks"]]
+    assert len(keys) == len(set(keys)) == len({(c["quantity"], c["mode"]) for c in lines})
+    for worst in doc["checks"]:  # each is the largest share of its tolerance over the run
+        same = [c["ratio"] for c in lines if (c["quantity"], c["mode"]) == (worst["quantity"], worst["mode"])]
+        assert worst["ratio"] == max(same)
+    assert set(doc["series"]) == {"lockstep", "free"} and len(doc["series"]["free"]["loss"]) == 3
+    assert not list(tmp_path.glob(".*.tmp"))
