@@ -99,7 +99,8 @@ def format_table(report, quantities, width=100):
                 cells += (f"{c.max_abs:>9.1e}{c.max_rel:>9.1e}{format_used(c.ratio):>10}"
                           f"{'OK' if c.ok else 'FAIL':>6}")
         lines.append(f"{q:<{name_width}}{cells}")
-    lines.append("used: the worst element's |torch - pure| as a share of its allowance atol + rtol * |pure| "
+    ref = getattr(report, "reference_name", "pure")
+    lines.append(f"used: the worst element's |torch - {ref}| as a share of its allowance atol + rtol * |{ref}| "
                  "(FAIL above 100%)")
     lines += _tolerance_legend(worst, modes, width)
     return "\n".join(line.rstrip() for line in lines)
