@@ -115,7 +115,9 @@ def _order(root):
             i = n  # weights are leaves and every x_i is visited: the terms finish one after another
         elif bs is not None:
             while i < n:
-                if phase == 0:
+                if phase == 0 and shared:  # a weight: a leaf, nothing to walk
+                    phase = 1
+                elif phase == 0:
                     phase, x = 1, terms[i]
                     if x not in visited:
                         seen(x)
