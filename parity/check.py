@@ -127,11 +127,14 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, ke
     free = Replay(meta, trace.init, dtype, device) if "free" in modes else None
     known = True  # the lockstep model holds the port's exact weights before this step
     have = {"grads": 0, "params": 0, "logits": 0}
+    unanchored = []  # steps with tensors whose weights before them the trace does not give (nor can derive)
     for s in trace:
         checks = []
         if lock is not None:
             tensors = s.grads is not None or s.params is not None or s.logits is not None
             loss, logits = lock.forward_backward(s.tokens)
+            if tensors and not known:
+                unanchored.append(s.step)
             if tensors and known:
                 checks.append(compare("lockstep", s.step, "loss", s.loss, loss.item(),
                                       tolerance("loss", dtype, "lockstep")))
@@ -173,6 +176,10 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, ke
             report.notes.append(f"lockstep: no {' or '.join(missing)} in the trace, so "
                                 f"{'the backward' if 'grads' in missing else 'the optimizer'} was not checked; "
                                 f"{ADD_TENSORS}")
+    if unanchored:
+        report.notes.append(f"lockstep: {len(unanchored)} step(s) with tensors (first: step {unanchored[0]}) were not "
+                            f"checked in lockstep: the step before gave neither params nor grads, so the port's "
+                            f"weights before them are unknown; add \"params\" to the step before")
     if not meta.steps_given:
         report.notes.append(f"meta has no steps: the lr decays over the seed's {meta.steps} steps; if the port "
                             f"trained for another number, add \"steps\" to meta")

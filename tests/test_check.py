@@ -170,3 +170,14 @@ def test_fixtures_hold_no_names_data():
     for path in PORTS.glob("*.jsonl.gz"):
         docs = {json.loads(line)["doc"] for line in gzip.open(path, "rt") if line.startswith('{"step"')}
         assert docs and docs <= corpus, path.name
+
+
+def test_tensors_after_a_step_without_them_are_not_checked_in_lockstep_and_the_report_says_so(tmp_path):
+    recs = [json.loads(r) for r in lines("seed_default") if r.startswith("{")]
+    for r in recs:  # keep tensors on steps 1 and 3 only: step 3's starting weights are unknown
+        if r.get("step") == 2:
+            r.pop("grads"), r.pop("params")
+    report = check_trace(write(tmp_path, recs[:6]))
+    assert report.verdict == "agree"
+    assert {c.step for c in report.checks if c.mode == "lockstep"} == {1, 4}
+    assert any("step 3" in n and "not checked in lockstep" in n for n in report.notes)
