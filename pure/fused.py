@@ -177,8 +177,15 @@ def backward(root):
             item._g = 0 + item.grad  # what every term's virtual node receives: 0 + 1 * (the sum's gradient)
         else:
             g = item.grad
-            for child, local in zip(item._children, item._local_grads):
-                child.grad += local * g
+            children = item._children
+            if len(children) == 2:  # most ops: the same two pushes as the loop below, in operand order
+                a, b = children
+                la, lb = item._local_grads
+                a.grad += la * g
+                b.grad += lb * g
+            else:
+                for child, local in zip(children, item._local_grads):
+                    child.grad += local * g
 
 
 __all__ = ["SUMS", "Sum", "backward", "dot", "gc_paused", "vsum"]
