@@ -11,7 +11,7 @@ a_i * g into b_i, the seed's own products in the seed's own order (see `_order`)
 losses, every gradient, Adam's state and the weights `==` the plain engine's on several configs.
 """
 
-from .engine import Value, gc_paused
+from .engine import Value, gc_paused, js_pow
 
 
 class Sum(Value):
@@ -30,6 +30,21 @@ class Sum(Value):
 
     def backward(self):
         backward(self)
+
+    # A number on the right: the plain ops wrap it in a Value and build a small constant sub-graph (c ** -1,
+    # or c * -1) whose nodes push only into constants. Here that sub-graph is one leaf holding the same
+    # number: the same node, data and local gradients for everything that matters, two nodes fewer.
+    def __truediv__(self, other):
+        if isinstance(other, Value):
+            return Value.__truediv__(self, other)
+        inv = js_pow(other, -1)  # what Value(other) ** -1 holds
+        return Value(self.data * inv, (self, Value(inv)), (inv, self.data))  # d(a*b)/da = b, d(a*b)/db = a
+
+    def __sub__(self, other):
+        if isinstance(other, Value):
+            return Value.__sub__(self, other)
+        neg = other * -1  # what -Value(other), i.e. Value(other) * -1, holds
+        return Value(self.data + neg, (self, Value(neg)), (1, 1))  # d(a+b)/da = d(a+b)/db = 1
 
 
 def _chain_error(node):
