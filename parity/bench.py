@@ -18,6 +18,7 @@ install bun` in a scratch folder). A program that is not there is skipped, with 
 
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -141,7 +142,12 @@ def main(argv=None):
     p = ArgumentParser(prog="python -m parity.bench", description=__doc__.splitlines()[0])
     p.add_argument("--data", metavar="PATH", help="names file (default: the loader's order)")
     p.add_argument("--steps", type=positive_int, default=100, help="steps timed per in-process row (default 100)")
-    p.add_argument("--gist-steps", type=positive_int, default=15, help="microgpt.py steps timed (default 15)")
+    # microgpt.py's step time varies with its documents and the collector's passes: 15-step windows here read
+    # 87-100 ms where its whole 1000-step run averages 109 ms and 100-step windows 92-133 ms
+    p.add_argument("--gist-steps", type=positive_int, default=100,
+                   help="microgpt.py steps timed (default 100, about 10 s)")
+    p.add_argument("--rounds", type=positive_int, default=3,
+                   help="whole 1000-step runs of pure and of the seed under bun, alternating (default 3; medians)")
     args = p.parse_args(argv)
     try:
         names = resolve_data_path(args.data)
@@ -150,16 +156,31 @@ def main(argv=None):
         return 2
     docs = load_docs(names)
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731 - progress, on stderr
+    # This machine's speed drifts by up to 1.5x over a minute (other tenants), and the rows are timed one after
+    # another; so the rows that goals 1 and 2 divide are interleaved: fused and a parity step are timed before
+    # and after microgpt.py (the mean of the two), and the whole runs alternate, pure then bun, `--rounds` times
+    # (the medians).
     say(f"timing pure fused and plain for {args.steps} and {max(5, args.steps // 4)} steps ...")
-    fused = time_steps(Trainer(docs, engine="fused"), args.steps)
+    fused_trainer = Trainer(docs, engine="fused")
+    fused_before = time_steps(fused_trainer, args.steps)
     plain = time_steps(Trainer(docs, engine="plain"), max(5, args.steps // 4))
-    say(f"timing microgpt.py for {args.gist_steps} steps ...")
+    say(f"timing parity run for {args.steps} steps ...")
+    parity_before = parity_step_seconds(docs, args.steps)
+    say(f"timing microgpt.py for {args.gist_steps} steps, then pure fused and parity run again ...")
     gist, gist_note = gist_step_seconds(names, args.gist_steps)
-    say("timing whole 1000-step runs: pure (fused) and the seed program under bun ...")
-    pure_whole = whole_run_seconds([sys.executable, "-m", "pure", "train", "--data", str(names)], ROOT)
-    seed_whole, seed_note = seed_whole_run(names)
-    say(f"timing parity run for {args.steps} steps and torch_ref ...")
-    parity = parity_step_seconds(docs, args.steps)
+    fused = (fused_before + time_steps(fused_trainer, args.steps, start=args.steps)) / 2
+    parity = (parity_before + parity_step_seconds(docs, args.steps)) / 2
+    say(f"timing whole 1000-step runs, pure (fused) then the seed program under bun, {args.rounds} times ...")
+    pure_runs, seed_runs = [], []
+    for _ in range(args.rounds):
+        pure_runs.append(whole_run_seconds([sys.executable, "-m", "pure", "train", "--data", str(names)], ROOT))
+        seed_time, seed_note = seed_whole_run(names)
+        if seed_time is None:
+            break
+        seed_runs.append(seed_time)
+    pure_whole = statistics.median(pure_runs)
+    seed_whole = statistics.median(seed_runs) if seed_runs else None
+    say("timing torch_ref ...")
     torch_step = torch_step_seconds(docs, 999)
     say("timing the large config (4 x 64, block 64), each engine in a process of its own ...")
     large_fused, large_fused_mb = large_probe(names, "fused", 3)
@@ -173,9 +194,11 @@ def main(argv=None):
             print(f"{name:<44} {'skipped':>9}")
         else:
             print(f"{name:<44} {sec:>9.4f} {1 / sec:>9.1f} {plain / sec:>8.1f}x")
-    print(f"{'whole 1000-step run + 20 samples, pure fused':<44} {pure_whole:>8.1f}s")
+    print(f"{'whole 1000-step run + 20 samples, pure fused':<44} {pure_whole:>8.1f}s  (median of "
+          f"{', '.join(f'{t:.1f}' for t in pure_runs)})")
     print(f"{'whole 1000-step run + 20 samples, seed (bun)':<44} "
-          + (f"{seed_whole:>8.1f}s" if seed_whole else f"{'skipped':>9} ({seed_note})"))
+          + (f"{seed_whole:>8.1f}s  (median of {', '.join(f'{t:.1f}' for t in seed_runs)})" if seed_whole
+             else f"{'skipped':>9} ({seed_note})"))
     print(f"{'large 4x64 block 64: fused':<44} {large_fused:>9.3f} s/step, peak {large_fused_mb:.0f} MB")
     print(f"{'large 4x64 block 64: plain':<44} {large_plain:>9.3f} s/step, peak {large_plain_mb:.0f} MB")
 

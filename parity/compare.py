@@ -82,6 +82,11 @@ def compare(mode, step, quantity, ref, torch, tol, mask=None, per_position=False
     b = np.asarray(torch, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"{quantity}: the reference has shape {a.shape} but torch_ref has {b.shape}")
+    if mask is None:
+        with np.errstate(invalid="ignore", over="ignore"):
+            d = b - a  # finite exactly when both sides are (inf - inf and anything with nan are nan)
+        if np.isfinite(d).all():
+            return _compare_finite(mode, step, quantity, a, d, tol, per_position)
     counted = np.ones(a.shape, dtype=bool) if mask is None else np.broadcast_to(np.asarray(mask, dtype=bool), a.shape)
     nonfinite = _nonfinite(a, b, counted)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -112,3 +117,26 @@ def compare(mode, step, quantity, ref, torch, tol, mask=None, per_position=False
     position = index[0] if per_position and index else None
     return Check(mode, step, quantity, max_abs, max_rel, tol, ok, index, position, ratio=max_ratio,
                  nonfinite=nonfinite)
+
+
+def _compare_finite(mode, step, quantity, a, d, tol, per_position):
+    """compare() where every element counts and both sides are finite (d = torch - ref): the same numbers as
+    the general path, in about half the numpy calls (a parity step makes 142 comparisons). Tested `==` against
+    the general path in tests/test_nonfinite.py."""
+    diff = np.abs(d)
+    abs_a = np.abs(a)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        allowance = tol.atol + tol.rtol * abs_a
+        bad = ~(diff <= allowance)
+        rel = np.where(a != 0, diff / abs_a, 0.0)
+        ratio = diff / allowance
+    ok = not bool(bad.any())
+    if not tol.atol:  # 0 / 0 where the allowance is 0: inf, as in the general path
+        ratio = np.where(np.isnan(ratio), np.inf, ratio)
+    if not diff.size:
+        return Check(mode, step, quantity, 0.0, 0.0, tol, ok, [], None, ratio=0.0)
+    flat = int(np.argmax(bad.reshape(-1))) if not ok else int(np.argmax(diff.reshape(-1)))
+    index = [int(i) for i in np.unravel_index(flat, diff.shape)] if diff.shape else []
+    position = index[0] if per_position and index else None
+    return Check(mode, step, quantity, float(diff.max()), float(rel.max()), tol, ok, index, position,
+                 ratio=float(ratio.max()))

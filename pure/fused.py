@@ -78,11 +78,12 @@ def dot(a, b):
 
 def matvec(w, x):
     """pure.model.matvec: one Sum per row of the weights w (leaves), all sharing the vector x."""
+    xs = [b.data for b in x]  # read once for every row
     out = []
     for row in w:
         total = 0
-        for a, b in zip(row, x):
-            total = total + a.data * b.data
+        for a, b in zip(row, xs):
+            total = total + a.data * b
         out.append(Sum(total, row, x, True))
     return out
 
@@ -95,8 +96,83 @@ def _order(root):
     plain op nodes; Sum nodes (where the sum's top partial sum finishes); and runs (sum, i, j) of a sum's
     terms i..j-1 whose virtual product (or partial-sum) nodes finish one after another, with nothing of the
     rest of the graph in between. Leaves are not listed (they push nothing; their gradients are still
-    pushed into by their consumers). A frame is [node, next operand or term, phase, first term of the run]:
-    for a product term, phase 0 is before a, 1 before b, 2 when both are walked."""
+    pushed into by their consumers).
+
+    The walk is written twice: recursively (`_order_recursive`, about twice as fast, but as deep as the graph)
+    and with an explicit stack (`_order_iterative`, any depth). A graph deeper than Python's recursion limit
+    allows falls back to the second; tests/test_fused.py checks that both give the same list."""
+    try:
+        return _order_recursive(root)
+    except RecursionError:
+        return _order_iterative(root)
+
+
+def _order_recursive(root):
+    topo, visited, walked = [], {root}, set()
+    append, seen = topo.append, visited.add
+
+    def visit(node):  # node is marked visited; walk what it has not, then finish it
+        if node.__class__ is not Sum:
+            for child in node._children:
+                if child not in visited:
+                    seen(child)
+                    if child.__class__ is Sum or child._children:
+                        visit(child)
+            append(node)
+            return
+        terms, bs = node._terms, node._bs
+        n, start = len(terms), 0  # start: first term of the run that has not been listed yet
+        if node._shared:  # a row of W x: the weights are leaves; once one row has walked x, x is all visited
+            if id(bs) not in walked:
+                for i in range(n):
+                    x = bs[i]
+                    if x not in visited:
+                        seen(x)
+                        if x.__class__ is Sum or x._children:
+                            if start < i:  # terms start..i-1 finished before x's subtree is walked
+                                append((node, start, i))
+                            visit(x)
+                            start = i  # term i finishes after it
+                walked.add(id(bs))
+        elif bs is None:  # t_0 + t_1 + ...: the partial sum with t_i finishes after t_i is walked
+            for i in range(n):
+                x = terms[i]
+                if x not in visited:
+                    seen(x)
+                    if x.__class__ is Sum or x._children:
+                        if start < i:
+                            append((node, start, i))
+                        visit(x)
+                        start = i
+        else:  # a_i * b_i: walk a_i, then b_i, then the product finishes
+            for i in range(n):
+                x = terms[i]
+                if x not in visited:
+                    seen(x)
+                    if x.__class__ is Sum or x._children:
+                        if start < i:
+                            append((node, start, i))
+                        visit(x)
+                        start = i
+                x = bs[i]
+                if x not in visited:
+                    seen(x)
+                    if x.__class__ is Sum or x._children:
+                        if start < i:
+                            append((node, start, i))
+                        visit(x)
+                        start = i
+        if start < n:
+            append((node, start, n))
+        append(node)
+
+    visit(root)
+    return topo
+
+
+def _order_iterative(root):
+    """`_order_recursive` with an explicit stack. A frame is [node, next operand or term, phase, first term of
+    the run]: for a product term, phase 0 is before a, 1 before b, 2 when both are walked."""
     topo, visited = [], {root}
     append, seen = topo.append, visited.add
     walked = set()  # ids of shared vectors (see Sum._shared) all of whose entries have been visited
@@ -186,18 +262,20 @@ def backward(root):
                     a.grad += b.data * g  # d(a*b)/da = b
                     b.grad += a.data * g  # d(a*b)/db = a
             else:
-                for t in reversed(terms[start:end]):
-                    t.grad += g  # d(t_0 + t_1 + ...)/dt_i = 1
+                for i in range(end - 1, start - 1, -1):
+                    terms[i].grad += g  # d(t_0 + t_1 + ...)/dt_i = 1
         elif item.__class__ is Sum:
             item._g = 0 + item.grad  # what every term's virtual node receives: 0 + 1 * (the sum's gradient)
         else:
             g = item.grad
             children = item._children
-            if len(children) == 2:  # most ops: the same two pushes as the loop below, in operand order
+            if len(children) == 2:  # most ops: the same pushes as the loop below, in operand order
                 a, b = children
                 la, lb = item._local_grads
                 a.grad += la * g
                 b.grad += lb * g
+            elif len(children) == 1:
+                children[0].grad += item._local_grads[0] * g
             else:
                 for child, local in zip(children, item._local_grads):
                     child.grad += local * g

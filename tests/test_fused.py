@@ -62,6 +62,40 @@ def test_sampling_a_checkpoint_is_the_same():
             == sample_checkpoint(ckpt, Rng(5), 8, 0.7, engine="plain"))
 
 
+def _same_items(x, y):
+    return len(x) == len(y) and all(
+        a is b or (a.__class__ is tuple and b.__class__ is tuple and a[0] is b[0] and a[1:] == b[1:])
+        for a, b in zip(x, y))
+
+
+@pytest.mark.parametrize("kw", CONFIGS)
+def test_the_recursive_and_the_iterative_walks_give_the_same_order(kw):
+    t = Trainer(DOCS, steps=40, **kw)
+    for step in range(36, 40):
+        loss = t.forward(step)
+        assert _same_items(fused._order_recursive(loss), fused._order_iterative(loss)), step
+        t.backward(loss)
+        t.optimizer.step(step)
+
+
+def test_a_graph_deeper_than_the_recursion_limit_falls_back_to_the_iterative_walk():
+    import inspect
+    import sys
+
+    t = Trainer(DOCS, n_layer=2, n_embd=8, n_head=2, block_size=8)
+    loss = t.forward(0)
+    expected = fused._order_iterative(loss)
+    limit = sys.getrecursionlimit()
+    try:
+        sys.setrecursionlimit(len(inspect.stack()) + 30)  # 30 frames more than this test's: the graph is deeper
+        with pytest.raises(RecursionError):
+            fused._order_recursive(loss)
+        fallback = fused._order(loss)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert _same_items(fallback, expected)
+
+
 def _terms_reversed(real_backward):
     """Another valid order: every sum walks its terms last to first, as `sum(reversed(...))` would. The same
     gradients mathematically; summed in another order, so different in the last bits."""

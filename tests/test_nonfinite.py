@@ -49,6 +49,22 @@ def test_a_non_finite_value_never_passes(data, tol):
         assert check.ok == bool(np.all(within))
 
 
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), tol=tols, per_position=st.booleans())
+def test_the_fast_path_for_finite_arrays_says_what_the_general_path_says(data, tol, per_position):
+    """compare() without a mask takes a shorter path when both sides are finite; an all-True mask forces the
+    general one. Every field of the two checks must be equal (non-finite inputs take the general path in both)."""
+    shape = data.draw(st.sampled_from([(), (1,), (3,), (2, 3)]))
+    elements = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=64), huge)
+    a = data.draw(arrays(np.float64, shape, elements=elements))
+    with np.errstate(over="ignore"):
+        near = a + np.float64(1e-16) * np.abs(a)
+    b = data.draw(st.one_of(arrays(np.float64, shape, elements=elements), st.just(near), st.just(a.copy())))
+    fast = compare("lockstep", 1, "x", a, b, tol, per_position=per_position)
+    general = compare("lockstep", 1, "x", a, b, tol, mask=np.ones(shape, dtype=bool), per_position=per_position)
+    assert fast == general
+
+
 @pytest.mark.parametrize("ref,other", [(NAN, 1.0), (INF, 1e20), (1.0, NAN), (-INF, -INF), (INF, INF), (NAN, NAN)])
 def test_examples_from_the_issue(ref, other):
     check = compare("lockstep", 1, "loss", [ref], [other], Tol(1e-13, 1e-12))
