@@ -18,7 +18,7 @@ class Sum(Value):
     """t_0 + t_1 + ... (terms) or a_0*b_0 + a_1*b_1 + ... (products), computed and differentiated as the
     chain of two-operand nodes the plain engine builds for it would be."""
 
-    __slots__ = ("_terms", "_bs", "_g", "_shared")
+    __slots__ = ("_terms", "_bs", "_shared")
 
     def __init__(self, data, terms, bs=None, shared=False):
         self.data, self.grad = data, 0  # no _children: see below
@@ -93,10 +93,10 @@ SUMS = (vsum, dot, matvec)  # for pure.model's and pure.train's `sums=` argument
 
 def _order(root):
     """The plain engine's topological order of the expanded graph, as the list `backward` walks in reverse:
-    plain op nodes; Sum nodes (where the sum's top partial sum finishes); and runs (sum, i, j) of a sum's
-    terms i..j-1 whose virtual product (or partial-sum) nodes finish one after another, with nothing of the
-    rest of the graph in between. Leaves are not listed (they push nothing; their gradients are still
-    pushed into by their consumers).
+    plain op nodes, and runs (sum, i, j) of a sum's terms i..j-1 whose virtual product (or partial-sum) nodes
+    finish one after another, with nothing of the rest of the graph in between. Leaves are not listed (they
+    push nothing; their gradients are still pushed into by their consumers), nor are the sums themselves (a
+    run reads its sum's gradient, which is complete by then).
 
     The walk is written twice: recursively (`_order_recursive`, about twice as fast, but as deep as the graph)
     and with an explicit stack (`_order_iterative`, any depth). A graph deeper than Python's recursion limit
@@ -164,7 +164,6 @@ def _order_recursive(root):
                         start = i
         if start < n:
             append((node, start, n))
-        append(node)
 
     visit(root)
     return topo
@@ -244,7 +243,6 @@ def _order_iterative(root):
         if shared:
             walked.add(id(bs))
         stack.pop()
-        append(node)
     return topo
 
 
@@ -254,7 +252,9 @@ def backward(root):
     for item in reversed(_order(root)):
         if item.__class__ is tuple:
             node, start, end = item
-            g = node._g
+            # what every term's virtual node receives: 0 + 1 * (the sum's gradient), complete by now, since the
+            # sum's consumers all come earlier in this reversed order
+            g = 0 + node.grad
             terms, bs = node._terms, node._bs
             if bs is not None:
                 for i in range(end - 1, start - 1, -1):
@@ -264,8 +264,6 @@ def backward(root):
             else:
                 for i in range(end - 1, start - 1, -1):
                     terms[i].grad += g  # d(t_0 + t_1 + ...)/dt_i = 1
-        elif item.__class__ is Sum:
-            item._g = 0 + item.grad  # what every term's virtual node receives: 0 + 1 * (the sum's gradient)
         else:
             g = item.grad
             children = item._children

@@ -100,10 +100,10 @@ def _terms_reversed(real_backward):
     """Another valid order: every sum walks its terms last to first, as `sum(reversed(...))` would. The same
     gradients mathematically; summed in another order, so different in the last bits."""
     def backward(root):
-        for item in fused._order(root):
-            if item.__class__ is fused.Sum:  # new reversed lists: the pairs stay pairs
-                item._terms = item._terms[::-1]
-                item._bs = None if item._bs is None else item._bs[::-1]
+        sums = {id(item[0]): item[0] for item in fused._order(root) if item.__class__ is tuple}
+        for node in sums.values():  # new reversed lists: the pairs stay pairs
+            node._terms = node._terms[::-1]
+            node._bs = None if node._bs is None else node._bs[::-1]
         real_backward(root)
     return backward
 
