@@ -122,28 +122,23 @@ def _order_recursive(root):
             return
         terms, bs = node._terms, node._bs
         n, start = len(terms), 0  # start: first term of the run that has not been listed yet
-        if node._shared:  # a row of W x: the weights are leaves; once one row has walked x, x is all visited
-            if id(bs) not in walked:
-                for i in range(n):
-                    x = bs[i]
-                    if x not in visited:
-                        seen(x)
-                        if x.__class__ is Sum or x._children:
-                            if start < i:  # terms start..i-1 finished before x's subtree is walked
-                                append((node, start, i))
-                            visit(x)
-                            start = i  # term i finishes after it
-                walked.add(id(bs))
-        elif bs is None:  # t_0 + t_1 + ...: the partial sum with t_i finishes after t_i is walked
-            for i in range(n):
-                x = terms[i]
+        # The loops below differ only in what term i walks. They are spelled out, not shared, because this is
+        # the walk's hot loop, where a call or an inner loop per term would slow every step.
+        if bs is None or node._shared:
+            # t_0 + t_1 + ...: the partial sum with t_i finishes after t_i is walked. A row of W x: the weights
+            # are leaves, so term i walks x_i alone, and once one row has walked x, all of x is visited.
+            operands = terms if bs is None else (() if id(bs) in walked else bs)
+            for i in range(len(operands)):
+                x = operands[i]
                 if x not in visited:
                     seen(x)
                     if x.__class__ is Sum or x._children:
-                        if start < i:
+                        if start < i:  # terms start..i-1 finished before x's subtree is walked
                             append((node, start, i))
                         visit(x)
-                        start = i
+                        start = i  # term i finishes after it
+            if bs is not None:
+                walked.add(id(bs))
         else:  # a_i * b_i: walk a_i, then b_i, then the product finishes
             for i in range(n):
                 x = terms[i]
