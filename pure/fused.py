@@ -18,7 +18,7 @@ class Sum(Value):
     """t_0 + t_1 + ... (terms) or a_0*b_0 + a_1*b_1 + ... (products), computed and differentiated as the
     chain of two-operand nodes the plain engine builds for it would be."""
 
-    __slots__ = ("_terms", "_bs", "_shared")
+    __slots__ = ("_terms", "_bs", "_shared", "_reciprocal")
 
     def __init__(self, data, terms, bs=None, shared=False):
         self.data, self.grad = data, 0  # no _children: see below
@@ -27,24 +27,85 @@ class Sum(Value):
         # True for a row of W x: the a_i are weights (leaves) and bs is the vector x shared by every row. Once
         # one row has been walked, all of x has been visited, so a later row is one run: the walk skips it.
         self._shared = shared
+        self._reciprocal = None  # see reciprocal()
 
     def backward(self):
         backward(self)
 
+    def reciprocal(self):
+        """(data, local gradient) of self ** -1, the plain op's own numbers, computed once: softmax divides every
+        exp by the same total, and each division keeps a node of its own (see _Quotient)."""
+        if self._reciprocal is None:
+            r = Value.__pow__(self, -1)
+            self._reciprocal = (r.data, r._local_grads[0])
+        return self._reciprocal
+
     # A number on the right: the plain ops wrap it in a Value and build a small constant sub-graph (c ** -1,
-    # or c * -1) whose nodes push only into constants. Here that sub-graph is one leaf holding the same
-    # number: the same node, data and local gradients for everything that matters, two nodes fewer.
+    # or c * -1) whose nodes push only into constants, which nothing reads. Here the result has the sum as its
+    # only child, with the same data and the same local gradient: three nodes and a push fewer. The constant
+    # was a leaf, so the walk's order is unchanged.
     def __truediv__(self, other):
         if isinstance(other, Value):
             return Value.__truediv__(self, other)
         inv = js_pow(other, -1)  # what Value(other) ** -1 holds
-        return Value(self.data * inv, (self, Value(inv)), (inv, self.data))  # d(a*b)/da = b, d(a*b)/db = a
+        return _Scaled(self.data * inv, (self,), (inv,))  # d(a*b)/da = b
 
     def __sub__(self, other):
-        if isinstance(other, Value):
-            return Value.__sub__(self, other)
-        neg = other * -1  # what -Value(other), i.e. Value(other) * -1, holds
-        return Value(self.data + neg, (self, Value(neg)), (1, 1))  # d(a+b)/da = d(a+b)/db = 1
+        return _minus(self, other)
+
+
+# softmax: exps = [(v - max).exp() ...], probs = [e / total ...]. The plain engine builds, per logit v, a shift
+# node, an exp node, a reciprocal node (total ** -1) and a product; the classes below build two of the four
+# with the same numbers and the same pushes, in the same order:
+# - the shift is consumed only by its exp, and v only by its shift, so exp can push into v itself: v's gradient
+#   is 0 + e*g either way (the shift's 0 + 1 * (0 + e*g) is the same float);
+# - the reciprocal node is consumed only by its product and finishes just before it in the walk, so the product
+#   can do its push right after its own (see _Quotient).
+# Only pure's own model (pure.model.softmax) is run on these nodes, and tests/test_fused.py checks it `==` the
+# plain engine. A shift or an exp used any other way would still be a correct Value, but not the plain order.
+
+
+def _minus(node, other):
+    if isinstance(other, Value):
+        return Value.__sub__(node, other)
+    return _Shifted(node.data + other * -1, (node,), (1,))  # node + (other * -1), as the plain ops; d/dnode = 1
+
+
+class _Scaled(Value):
+    """s * c for a number c: an attention logit (a dot product / sqrt(head_dim)), which softmax then shifts."""
+
+    __slots__ = ()
+    __sub__ = _minus
+
+
+class _Shifted(Value):
+    """v - c for a number c, softmax's max: exponentiated and then dropped, so its exp skips it (see above)."""
+
+    __slots__ = ()
+
+    def exp(self):
+        e = Value.exp(self)  # the plain op's numbers: e^(v - c), and d/d(v - c) = e^(v - c) = d/dv
+        return _Exp(e.data, self._children, e._local_grads)
+
+
+class _Exp(Value):
+    """e^(v - c): divided by a Sum (softmax's total), it gives a _Quotient."""
+
+    __slots__ = ()
+
+    def __truediv__(self, other):
+        if other.__class__ is not Sum:
+            return Value.__truediv__(self, other)
+        inv, d_inv = other.reciprocal()
+        return _Quotient(self.data * inv, (self, other), (inv, d_inv))
+
+
+class _Quotient(Value):
+    """e / total, one node for the plain engine's e * r and r = total ** -1. Its backward pushes inv * g into e,
+    then what r would push into the total: d_inv * r's gradient, where r's gradient is 0 + e * g (the product's
+    push into r, its only consumer). `backward` does this for every _Quotient."""
+
+    __slots__ = ()
 
 
 def _chain_error(node):
@@ -116,7 +177,12 @@ def _order_recursive(root):
             for child in node._children:
                 if child not in visited:
                     seen(child)
-                    if child.__class__ is Sum or child._children:
+                    if child.__class__ is Sum:
+                        if child._shared and id(child._bs) in walked:  # a row of W x whose x is walked: one run
+                            append((child, 0, len(child._terms)))
+                        else:
+                            visit(child)
+                    elif child._children:
                         visit(child)
             append(node)
             return
@@ -147,7 +213,10 @@ def _order_recursive(root):
                     if x.__class__ is Sum or x._children:
                         if start < i:
                             append((node, start, i))
-                        visit(x)
+                        if x.__class__ is Sum and x._shared and id(x._bs) in walked:
+                            append((x, 0, len(x._terms)))
+                        else:
+                            visit(x)
                         start = i
                 x = bs[i]
                 if x not in visited:
@@ -155,12 +224,20 @@ def _order_recursive(root):
                     if x.__class__ is Sum or x._children:
                         if start < i:
                             append((node, start, i))
-                        visit(x)
+                        if x.__class__ is Sum and x._shared and id(x._bs) in walked:
+                            append((x, 0, len(x._terms)))
+                        else:
+                            visit(x)
                         start = i
         if start < n:
             append((node, start, n))
 
-    visit(root)
+    try:
+        visit(root)
+    finally:
+        # visit refers to itself through its closure: a cycle that would keep `visited`, and so the whole graph,
+        # alive until the cyclic collector runs (about 1 ms a step). Emptying the cell frees them by refcount.
+        visit = None
     return topo
 
 
@@ -266,7 +343,10 @@ def backward(root):
                 a, b = children
                 la, lb = item._local_grads
                 a.grad += la * g
-                b.grad += lb * g
+                if item.__class__ is _Quotient:  # e / total: the reciprocal node's push, folded in
+                    b.grad += lb * (0 + a.data * g)
+                else:
+                    b.grad += lb * g
             elif len(children) == 1:
                 children[0].grad += item._local_grads[0] * g
             else:

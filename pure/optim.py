@@ -47,13 +47,12 @@ class Adam:
         # The seed's expressions, term for term; the constants are hoisted out of the loop (the same floats),
         # and v_hat ** 0.5 is sqrt, as js_pow computes it (v_hat >= 0).
         beta1, beta2, one_minus_beta1, one_minus_beta2, eps = c.beta1, c.beta2, 1 - c.beta1, 1 - c.beta2, c.eps
+        sqrt = math.sqrt
         for i, p in enumerate(self.params):
             g = p.grad
-            m[i] = beta1 * m[i] + one_minus_beta1 * g
-            v[i] = beta2 * v[i] + one_minus_beta2 * g * g
-            m_hat = m[i] / bias1
-            v_hat = v[i] / bias2
-            p.data -= lr_t * (m_hat / (math.sqrt(v_hat) + eps))
+            m[i] = m_i = beta1 * m[i] + one_minus_beta1 * g
+            v[i] = v_i = beta2 * v[i] + one_minus_beta2 * g * g
+            p.data -= lr_t * (m_i / bias1 / (sqrt(v_i / bias2) + eps))  # m_hat / (sqrt(v_hat) + eps)
         self.zero_grad()
 
     def zero_grad(self):
