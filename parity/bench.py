@@ -118,12 +118,17 @@ def large_probe(names, engine, steps):
 
 
 def parity_step_seconds(docs, steps):
+    """Seconds per step of `parity run`, without its set-up (three trainers, each shuffling the documents: about
+    60 ms here), as microgpt.py's row leaves out its own: a run of 1 + steps steps less a run of 1."""
     from .harness import RunConfig, run_parity
 
-    run_parity(docs, RunConfig(steps=2, samples=0), keep_checks=False)  # warm-up: imports, torch's first calls
-    t0 = time.perf_counter()
-    run_parity(docs, RunConfig(steps=steps, samples=0), keep_checks=False)
-    return (time.perf_counter() - t0) / steps
+    def run_seconds(n):
+        t0 = time.perf_counter()
+        run_parity(docs, RunConfig(steps=n, samples=0), keep_checks=False)
+        return time.perf_counter() - t0
+
+    run_seconds(2)  # warm-up: imports, torch's first calls
+    return (run_seconds(1 + steps) - run_seconds(1)) / steps
 
 
 def torch_step_seconds(docs, steps):
