@@ -121,6 +121,39 @@ def test_the_order_matters_and_the_comparison_sees_it(monkeypatch):
     assert any(q.startswith("grad:") for q in differing), differing
 
 
+SOFTMAX_CASES = [
+    [0.5, -1.25, 3.0],
+    [2.0, 2.0, 2.0],  # ties: every shift is exactly 0
+    [1e3, -1e3, 0.0],  # exps that underflow to 0: their gradients are signed zeros
+    [-745.0, 0.0, 1e-320],  # a subnormal logit
+    [float("nan"), 1.0, 0.0],  # nan: never equal, so compared by repr
+]
+
+
+@pytest.mark.parametrize("logits", SOFTMAX_CASES)
+@pytest.mark.parametrize("scale", [None, 2.0])  # None: lm_head's softmax; 2.0: attention's, logits / sqrt(d)
+def test_the_folded_softmax_pushes_what_the_plain_one_does(logits, scale):
+    """softmax's shift is folded into its exp and each reciprocal into its quotient (see pure.fused): the
+    probabilities and every logit's gradient are the plain engine's, signed zeros and nan included, for every
+    target and upstream gradient (-0.0 among them)."""
+    from pure import model
+
+    def run(sums, backward, target, upstream):
+        leaves = [Value(x) for x in logits]
+        ls = [sums[0]([v]) for v in leaves]  # each logit a sum node, as a row of W x is
+        if scale is not None:
+            ls = [v / scale for v in ls]
+        probs = model.softmax(ls, sums)
+        loss = -probs[target].log() * upstream
+        backward(loss)
+        return [repr(p.data) for p in probs], [repr(v.grad) for v in leaves]
+
+    for target in range(len(logits)):
+        for upstream in (1.0, -2.5, -0.0):
+            plain = run(model.PLAIN_SUMS, Value.backward, target, upstream)
+            assert run(fused.SUMS, fused.backward, target, upstream) == plain, (target, upstream)
+
+
 def test_the_plain_backward_refuses_a_fused_graph():
     x, y = Value(1.5), Value(-2.0)
     s = fused.dot([x, y], [y, x])
