@@ -7,7 +7,7 @@ TORCH_VERSION ?= 2.13.0
 # otherwise the loader's own order (MICROGPT_DATA, the cache, a checked download).
 DATA ?= $(firstword $(wildcard ../shared/data/names.txt))
 DATA_FLAG := $(if $(DATA),--data $(DATA),)
-# Steps of `make parity`: the seed's whole run (about 30 s here, with the fused engine).
+# Steps of `make parity`: the seed's whole run (about 20 s here, with the fused engine).
 STEPS ?= 1000
 OUT ?= out
 PYTEST_ARGS ?=
