@@ -44,8 +44,8 @@ class Sum(Value):
 
     # A number on the right: the plain ops wrap it in a Value and build a small constant sub-graph (c ** -1,
     # or c * -1) whose nodes push only into constants, which nothing reads. Here the result has the sum as its
-    # only child, with the same data and the same local gradient: three nodes and a push fewer. The constant
-    # was a leaf, so the walk's order is unchanged.
+    # only child, with the same data and the same local gradient: two or three nodes fewer. That sub-graph
+    # belonged to this node alone, so no other gradient is summed in another order.
     def __truediv__(self, other):
         if isinstance(other, Value):
             return Value.__truediv__(self, other)
