@@ -42,8 +42,14 @@ test: install  ## the test suite (under ~5 minutes); long checks are in test-slo
 test-slow: install  ## the long checks: full 1000-step runs against the seed's output
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
+# The seed program beside the checkout, and bun to run it (installed into the git-ignored .bench/ when missing).
+SEED_PROGRAM ?= $(firstword $(wildcard ../shared/seed/microgpt.ts))
+BENCH_ARGS ?=
+
 bench: install  ## the speed goals (pure fused vs microgpt.py and the seed under bun, parity, the large config), as ratios from one run
-	$(strip $(PY) -m parity.bench $(DATA_FLAG))
+	@command -v bun >/dev/null || [ -x .bench/node_modules/.bin/bun ] || npm install --prefix .bench --no-save --no-fund --no-audit bun \
+		|| echo "note: bun could not be installed (npm install --prefix .bench bun); the goals that need it are not measured"
+	$(strip $(PY) -m parity.bench $(DATA_FLAG) $(if $(SEED_PROGRAM),--seed-program $(SEED_PROGRAM)) $(BENCH_ARGS))
 
 lint: install
 	$(PY) -m ruff check pure torch_ref parity tests

@@ -12,8 +12,13 @@ config and the same documents unless it says otherwise:
   the fused run's peak memory (a process of its own) <= 200 MB;
 - and, for reference, the plain engine and torch_ref.
 
-microgpt.py is ../shared/ports/microgpt.py; bun is found in $BUN, on PATH, or in /work/scratch/bun (`npm
-install bun` in a scratch folder). A program that is not there is skipped, with a note, not failed.
+The programs compared against are not part of this project:
+- microgpt.py (Karpathy's gist): `--microgpt-py PATH`, else $MICROGPT_PY, else .bench/microgpt.py;
+- the seed program (microgpt.ts): `--seed-program PATH`, else $MICROGPT_SEED, else ../shared/seed/microgpt.ts;
+- bun, to run it: $BUN, else `bun` on PATH, else .bench/node_modules/.bin/bun (`make bench` installs it there with
+  npm when it is missing).
+A goal that needs a program that is not there is reported as not measured, with the reason and the command that
+fixes it; it is not counted as met. The exit code is 1 when any goal measured fails, 3 when any is not measured.
 """
 
 import os
@@ -23,14 +28,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from pure.cli import ArgumentParser, positive_int
 from pure.data import DataError, load_docs, resolve_data_path
 from pure.train import Trainer
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+ROOT = Path(__file__).resolve().parent.parent  # where `python -m pure` runs (the checkout, or site-packages)
+LOCAL = Path(".bench")  # git-ignored: the programs `make bench` fetches or installs, relative to the working folder
 GOAL_GIST_RATIO = 20  # goal 1: fused pure per step at least 20x faster than microgpt.py
 GOAL_PARITY_SHARE = 0.1  # goal 2: a parity step at most a tenth of a microgpt.py step
 GOAL_LARGE_RATIO = 10  # goal 3: fused at least 10x faster than plain at 4 x 64, block 64
@@ -45,14 +52,20 @@ def time_steps(trainer, steps, start=0):
     return (time.perf_counter() - t0) / steps
 
 
-def gist_step_seconds(names, steps):
+def find_program(flag_value, env, default):
+    """A program's path: the flag, else the environment variable, else the default; None when it is not a file."""
+    for candidate in (flag_value, os.environ.get(env), default):
+        if candidate:
+            return Path(candidate) if Path(candidate).is_file() else None
+    return None
+
+
+def gist_step_seconds(gist, names, steps):
     """microgpt.py's seconds per step, from the arrival times of its `step k / 1000` lines (unbuffered)."""
-    gist = SHARED / "ports" / "microgpt.py"
-    if not gist.is_file():
-        return None, f"{gist} not found"
     with tempfile.TemporaryDirectory() as work:
         shutil.copy(names, Path(work) / "input.txt")  # it reads input.txt from its folder (no download)
-        proc = subprocess.Popen([sys.executable, "-u", str(gist)], cwd=work, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([sys.executable, "-u", str(Path(gist).resolve())], cwd=work, stdout=subprocess.PIPE,
+                                text=True)
         stamps = []
         try:
             for line in proc.stdout:
@@ -69,9 +82,9 @@ def gist_step_seconds(names, steps):
 
 
 def find_bun():
-    for candidate in (os.environ.get("BUN"), shutil.which("bun"), "/work/scratch/bun/node_modules/.bin/bun"):
+    for candidate in (os.environ.get("BUN"), shutil.which("bun"), LOCAL / "node_modules" / ".bin" / "bun"):
         if candidate and Path(candidate).is_file():
-            return candidate
+            return str(candidate)
     return None
 
 
@@ -81,15 +94,12 @@ def whole_run_seconds(cmd, cwd):
     return time.perf_counter() - t0
 
 
-def seed_whole_run(names):
-    bun, seed = find_bun(), SHARED / "seed" / "microgpt.ts"
-    if bun is None or not seed.is_file():
-        return None, "bun or the seed program not found ($BUN, PATH, or `npm install bun`)"
+def seed_whole_run(bun, seed, names):
     with tempfile.TemporaryDirectory() as work:
         (Path(work) / "utils" / "ml").mkdir(parents=True)
         shutil.copy(names, Path(work) / "utils" / "ml" / "gptData.txt")  # cwd-relative: it never downloads
-        shutil.copy(seed, Path(work) / "microgpt.ts")
-        return whole_run_seconds([bun, "run", "microgpt.ts"], work), "bun, 1000 steps + 20 samples"
+        shutil.copy(seed, Path(work) / "microgpt.ts")  # bun runs it as it is
+        return whole_run_seconds([bun, "run", "microgpt.ts"], work)
 
 
 LARGE_PROBE = """
@@ -120,7 +130,7 @@ def large_probe(names, engine, steps):
 def parity_step_seconds(docs, steps):
     """Seconds per step of `parity run`, without its set-up (three trainers, each shuffling the documents: about
     60 ms here), as microgpt.py's row leaves out its own: a run of 1 + steps steps less a run of 1."""
-    from .harness import RunConfig, run_parity
+    from .run import RunConfig, run_parity
 
     def run_seconds(n):
         t0 = time.perf_counter()
@@ -139,8 +149,37 @@ def torch_step_seconds(docs, steps):
     return time_steps(trainer, steps, start=1)
 
 
-def verdict(ok):
-    return "PASS" if ok else "FAIL"
+@dataclass
+class Goal:
+    """One goal: measured (a ratio and whether it is met) or not (why, and the command that fixes it)."""
+
+    label: str
+    text: str  # what is compared, and the goal, e.g. "fused vs microgpt.py per step (goal >= 20x)"
+    value: Optional[str] = None  # the measured figure, e.g. "31.2x"
+    met: Optional[bool] = None  # None: not measured
+    why: str = ""  # when not measured
+
+    def line(self):
+        if self.met is None:
+            return f"  {self.label:<4} {self.text}: NOT MEASURED ({self.why})"
+        return f"  {self.label:<4} {self.text}: {self.value}  {'PASS' if self.met else 'FAIL'}"
+
+
+def summary(goals):
+    """The last line, and the exit code: 0 all met, 1 any measured goal failed, 3 any not measured."""
+    measured = [g for g in goals if g.met is not None]
+    met = sum(g.met for g in measured)
+    line = f"bench: {met}/{len(goals)} goals met, {len(measured)}/{len(goals)} measured"
+    if len(measured) < len(goals):
+        line += f" (not measured: {', '.join(g.label.rstrip('.') for g in goals if g.met is None)})"
+    code = 1 if met < len(measured) else (3 if len(measured) < len(goals) else 0)
+    return line, code
+
+
+GIST_FIX = ("fetch a public copy of Karpathy's microgpt.py and pass --microgpt-py PATH (or set MICROGPT_PY, or put "
+            "it at .bench/microgpt.py)")
+BUN_FIX = "install bun: `npm install --prefix .bench bun` (make bench does this), or set BUN=PATH"
+SEED_FIX = "pass --seed-program PATH to the seed's microgpt.ts (or set MICROGPT_SEED)"
 
 
 def main(argv=None):
@@ -153,12 +192,24 @@ def main(argv=None):
                    help="microgpt.py steps timed (default 100, about 10 s)")
     p.add_argument("--rounds", type=positive_int, default=3,
                    help="whole 1000-step runs of pure and of the seed under bun, alternating (default 3; medians)")
+    p.add_argument("--microgpt-py", metavar="PATH", help="Karpathy's microgpt.py (default: $MICROGPT_PY, else "
+                                                         ".bench/microgpt.py)")
+    p.add_argument("--seed-program", metavar="PATH", help="the seed's microgpt.ts (default: $MICROGPT_SEED, else "
+                                                          "../shared/seed/microgpt.ts)")
     args = p.parse_args(argv)
     try:
         names = resolve_data_path(args.data)
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    gist_path = find_program(args.microgpt_py, "MICROGPT_PY", LOCAL / "microgpt.py")
+    seed_path = find_program(args.seed_program, "MICROGPT_SEED", Path("..") / "shared" / "seed" / "microgpt.ts")
+    bun = find_bun()
+    for flag, given, found in (("--microgpt-py", args.microgpt_py, gist_path),
+                               ("--seed-program", args.seed_program, seed_path)):
+        if given and found is None:
+            print(f"error: {flag} {given}: no such file", file=sys.stderr)
+            return 2
     docs = load_docs(names)
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731 - progress, on stderr
     # This machine's speed drifts by up to 1.5x over a minute (other tenants), and the rows are timed one after
@@ -171,18 +222,20 @@ def main(argv=None):
     plain = time_steps(Trainer(docs, engine="plain"), max(5, args.steps // 4))
     say(f"timing parity run for {args.steps} steps ...")
     parity_before = parity_step_seconds(docs, args.steps)
-    say(f"timing microgpt.py for {args.gist_steps} steps, then pure fused and parity run again ...")
-    gist, gist_note = gist_step_seconds(names, args.gist_steps)
+    gist, gist_note = None, GIST_FIX
+    if gist_path is not None:
+        say(f"timing microgpt.py for {args.gist_steps} steps, then pure fused and parity run again ...")
+        gist, gist_note = gist_step_seconds(gist_path, names, args.gist_steps)
     fused = (fused_before + time_steps(fused_trainer, args.steps, start=args.steps)) / 2
     parity = (parity_before + parity_step_seconds(docs, args.steps)) / 2
-    say(f"timing whole 1000-step runs, pure (fused) then the seed program under bun, {args.rounds} times ...")
     pure_runs, seed_runs = [], []
-    for _ in range(args.rounds):
+    rounds = args.rounds if (bun and seed_path) else 1
+    say(f"timing whole 1000-step runs, pure (fused){' then the seed program under bun' if bun and seed_path else ''}"
+        f", {rounds} time(s) ...")
+    for _ in range(rounds):
         pure_runs.append(whole_run_seconds([sys.executable, "-m", "pure", "train", "--data", str(names)], ROOT))
-        seed_time, seed_note = seed_whole_run(names)
-        if seed_time is None:
-            break
-        seed_runs.append(seed_time)
+        if bun and seed_path:
+            seed_runs.append(seed_whole_run(bun, seed_path, names))
     pure_whole = statistics.median(pure_runs)
     seed_whole = statistics.median(seed_runs) if seed_runs else None
     say("timing torch_ref ...")
@@ -196,42 +249,37 @@ def main(argv=None):
             ("parity run, one step (both modes)", parity), ("torch_ref float64, 1 thread", torch_step)]
     for name, sec in rows:
         if sec is None:
-            print(f"{name:<44} {'skipped':>9}")
+            print(f"{name:<44} {'not measured':>12}")
         else:
             print(f"{name:<44} {sec:>9.4f} {1 / sec:>9.1f} {plain / sec:>8.1f}x")
     print(f"{'whole 1000-step run + 20 samples, pure fused':<44} {pure_whole:>8.1f}s  (median of "
           f"{', '.join(f'{t:.1f}' for t in pure_runs)})")
     print(f"{'whole 1000-step run + 20 samples, seed (bun)':<44} "
           + (f"{seed_whole:>8.1f}s  (median of {', '.join(f'{t:.1f}' for t in seed_runs)})" if seed_whole
-             else f"{'skipped':>9} ({seed_note})"))
+             else f"{'not measured':>12}"))
     print(f"{'large 4x64 block 64: fused':<44} {large_fused:>9.3f} s/step, peak {large_fused_mb:.0f} MB")
     print(f"{'large 4x64 block 64: plain':<44} {large_plain:>9.3f} s/step, peak {large_plain_mb:.0f} MB")
 
+    gist_why, seed_why = gist_note, (BUN_FIX if bun is None else SEED_FIX)
+    goals = [
+        Goal("1a.", f"fused pure vs microgpt.py per step (goal >= {GOAL_GIST_RATIO}x)",
+             *((f"{gist / fused:.1f}x", gist / fused >= GOAL_GIST_RATIO) if gist else (None, None)), why=gist_why),
+        Goal("1b.", "whole run, seed under bun / pure fused (goal > 1)",
+             *((f"{seed_whole / pure_whole:.2f}x ({seed_whole:.1f} / {pure_whole:.1f} s)", pure_whole < seed_whole)
+               if seed_whole else (None, None)), why=seed_why),
+        Goal("2.", f"a parity step / a microgpt.py step (goal <= {GOAL_PARITY_SHARE})",
+             *((f"{parity / gist:.3f}", parity / gist <= GOAL_PARITY_SHARE) if gist else (None, None)), why=gist_why),
+        Goal("3a.", f"large config, fused vs plain per step (goal >= {GOAL_LARGE_RATIO}x)",
+             f"{large_plain / large_fused:.1f}x", large_plain / large_fused >= GOAL_LARGE_RATIO),
+        Goal("3b.", f"large config, fused peak memory (goal <= {GOAL_LARGE_MB} MB)",
+             f"{large_fused_mb:.0f} MB", large_fused_mb <= GOAL_LARGE_MB),
+    ]
     print("\ngoals (ratios from this one run):")
-    goals = []
-    if gist:
-        goals.append(gist / fused >= GOAL_GIST_RATIO)
-        print(f"  1a. fused pure vs microgpt.py per step: {gist / fused:.1f}x (goal >= {GOAL_GIST_RATIO}x)"
-              f"  {verdict(goals[-1])}")
-        goals.append(parity / gist <= GOAL_PARITY_SHARE)
-        print(f"  2.  a parity step / a microgpt.py step: {parity / gist:.3f} (goal <= {GOAL_PARITY_SHARE})"
-              f"  {verdict(goals[-1])}")
-    else:
-        print(f"  1a, 2. skipped: {gist_note}")
-    if seed_whole:
-        goals.append(pure_whole < seed_whole)
-        print(f"  1b. whole run, seed under bun / pure fused: {seed_whole / pure_whole:.2f}x (goal > 1)"
-              f"  {verdict(goals[-1])}")
-    else:
-        print(f"  1b. skipped: {seed_note}")
-    goals.append(large_plain / large_fused >= GOAL_LARGE_RATIO)
-    print(f"  3a. large config, fused vs plain per step: {large_plain / large_fused:.1f}x "
-          f"(goal >= {GOAL_LARGE_RATIO}x)  {verdict(goals[-1])}")
-    goals.append(large_fused_mb <= GOAL_LARGE_MB)
-    print(f"  3b. large config, fused peak memory: {large_fused_mb:.0f} MB (goal <= {GOAL_LARGE_MB} MB)"
-          f"  {verdict(goals[-1])}")
-    print(f"bench: {sum(goals)}/{len(goals)} goals met")
-    return 0
+    for g in goals:
+        print(g.line())
+    line, code = summary(goals)
+    print(line)
+    return code
 
 
 if __name__ == "__main__":

@@ -12,119 +12,52 @@ torch_ref replays the port's run from the port's own initial weights, over the p
   by step, showing the drift over the run.
 """
 
-import time
+import numpy as np
 
-import torch
-import torch.nn.functional as F
-from torch.optim.lr_scheduler import LambdaLR
+from pure.model import split_flat
 
-from pure.model import param_shapes
-from torch_ref.model import MicroGPT
-from torch_ref.train import CPU_THREADS, DTYPES, resolve_device
-from torch_ref.weights import load_pure_params, name_map
-
-from .compare import compare
-from .harness import MODES, Report, RunConfig, first_divergence
+from .compare import compare_records
 from .porttrace import ADD_TENSORS, PortTrace
-from .quantities import param_names_backward
+from .quantities import port_quantities
+from .replay import record_torch_step
+from .report import MODES, Report
 from .tolerances import tolerance
 
 
-def port_quantities(config):
-    """(quantity, phase) in search order: forward, then backward (lm_head first), then the optimizer."""
-    out = [("logits", "forward"), ("loss", "forward")]
-    out += [(f"grad:{n}", "backward") for n in param_names_backward(config)]
-    out += [(f"param:{n}", "optimizer") for n in param_shapes(config)]
-    return out
+def _port_record(s, config):
+    """The port's numbers at step s, under the quantities' names (only what the trace carries)."""
+    rec = {"loss": np.array(s.loss)}
+    if s.logits is not None:
+        rec["logits"] = np.array(s.logits, dtype=np.float64)
+    for kind, flat in (("grad:", s.grads), ("param:", s.params)):
+        if flat is not None:
+            for name, rows in split_flat(flat, config).items():
+                rec[kind + name] = np.array(rows, dtype=np.float64)
+    return rec
 
 
-def _split(flat, config):
-    """Flat seed-order floats -> {name: rows}."""
-    out, offset = {}, 0
-    for name, (rows, cols) in param_shapes(config).items():
-        out[name] = [flat[offset + r * cols: offset + (r + 1) * cols] for r in range(rows)]
-        offset += rows * cols
-    return out
-
-
-class Replay:
-    """torch_ref's model with torch.optim.Adam and the seed's linear lr decay, from a port's weights."""
-
-    def __init__(self, meta, init, dtype, device):
-        self.config, self.meta = meta.config, meta
-        self.dtype, self.device = DTYPES[dtype], resolve_device(device)
-        if self.device.type == "cpu":
-            torch.set_num_threads(CPU_THREADS)  # tiny tensors: one thread (see torch_ref.train.CPU_THREADS)
-        self.model = MicroGPT(self.config).to(device=self.device, dtype=self.dtype)
-        self.load(init)
-        named = dict(self.model.named_parameters())
-        self.params = {name: named[key] for name, key in name_map(self.config.n_layer).items()}  # pure name -> tensor
-        a = meta.adam
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=a.lr, betas=(a.beta1, a.beta2), eps=a.eps,
-                                          foreach=False)
-        self.scheduler = LambdaLR(self.optimizer, lr_lambda=lambda s: 1 - s / meta.steps)
-
-    def load(self, flat):
-        load_pure_params(self.model, _split(flat, self.config))
-
-    def forward_backward(self, tokens):
-        """(loss, logits (n, V)) of the document, with every parameter's gradient in .grad."""
-        self.optimizer.zero_grad(set_to_none=True)
-        n = min(self.config.block_size, len(tokens) - 1)
-        ids = torch.tensor(tokens[:n + 1], device=self.device)  # (n+1,)
-        logits = self.model(ids[:-1])  # (n, V)
-        loss = F.cross_entropy(logits, ids[1:])
-        loss.backward()
-        return loss, logits
-
-    def set_grads(self, flat):
-        for name, rows in _split(flat, self.config).items():
-            p = self.params[name]
-            p.grad = torch.tensor(rows, dtype=p.dtype, device=p.device)
-
-    def update(self):
-        self.optimizer.step()
-        self.scheduler.step()
-
-    def arrays(self, attr):
-        return {name: (p.grad if attr == "grad" else p).detach().cpu().double().numpy()
-                for name, p in self.params.items()}
-
-
-def _np(rows):
-    import numpy as np
-
-    return np.array(rows, dtype=np.float64)
-
-
-class CheckReport(Report):
-    """parity run's report, with what the trace let us check and what it did not."""
-
-    def __init__(self, run, trace, meta, **kw):
-        super().__init__(run, **kw)
-        self.trace, self.meta, self.notes = trace, meta, []
-        self.reference_name = "port"
-
-    def to_json(self):
-        d = super().to_json()
-        d.pop("samples")
-        d.update({"trace": self.trace, "implementation": self.meta.implementation, "notes": self.notes,
-                  "adam": self.meta.adam.__dict__, "lr_steps": self.meta.steps})
-        return d
+def _run_facts(meta, dtype, device, steps):
+    """The JSON's "run" section for a check (the keys of `parity run`'s)."""
+    c = meta.config
+    return {"seed": 42, "steps": steps, "n_layer": c.n_layer, "n_embd": c.n_embd, "n_head": c.n_head,
+            "block_size": c.block_size, "lr": meta.adam.lr, "samples": 0, "temperature": 0.5, "dtype": dtype,
+            "device": device, "engine": None}
 
 
 def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, keep_checks=True, details=None):
-    """Replay a port trace in torch_ref and compare; returns a CheckReport. TraceError for an unusable trace."""
-    t0 = time.perf_counter()
+    """Replay a port trace in torch_ref and compare; returns a Report. TraceError for an unusable trace."""
+    from torch_ref.train import DTYPES, TorchTrainer
+
     trace = PortTrace(path)
     meta = trace.meta
+    config = meta.config
     dtype = dtype or meta.dtype or "float64"
-    run = RunConfig(steps=0, n_layer=meta.config.n_layer, n_embd=meta.config.n_embd, n_head=meta.config.n_head,
-                    block_size=meta.config.block_size, lr=meta.adam.lr, samples=0, dtype=dtype, device=device)
-    report = CheckReport(run, str(path), meta, model_config=meta.config, keep_checks=keep_checks, details=details)
-    quantities = port_quantities(meta.config)
-    lock = Replay(meta, trace.init, dtype, device) if "lockstep" in modes else None
-    free = Replay(meta, trace.init, dtype, device) if "free" in modes else None
+    quantities = port_quantities(config)
+    report = Report("port", quantities, {}, dtype=dtype, model_config=config, keep_checks=keep_checks,
+                    details=details)
+    trainers = {mode: TorchTrainer.from_params(config, trace.init, steps=meta.steps, adam=meta.adam,
+                                               dtype=DTYPES[dtype], device=device) for mode in modes}
+    lock, free = trainers.get("lockstep"), trainers.get("free")
     known = True  # the lockstep model holds the port's exact weights before this step
     have = {"grads": 0, "params": 0, "logits": 0}
     unanchored = []  # steps with tensors whose weights before them the trace does not give (nor can derive)
@@ -132,39 +65,31 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, ke
         checks = []
         if lock is not None:
             tensors = s.grads is not None or s.params is not None or s.logits is not None
-            loss, logits = lock.forward_backward(s.tokens)
+            torch_rec = record_torch_step(lock, s.tokens, intermediates=False, grads=s.grads)
             if tensors and not known:
                 unanchored.append(s.step)
             if tensors and known:
-                checks.append(compare("lockstep", s.step, "loss", s.loss, loss.item(),
-                                      tolerance("loss", dtype, "lockstep")))
-                if s.logits is not None:
-                    checks.append(compare("lockstep", s.step, "logits", _np(s.logits), logits.detach().double().cpu()
-                                          .numpy(), tolerance("logits", dtype, "lockstep"), per_position=True))
-                if s.grads is not None:
-                    mine = lock.arrays("grad")
-                    for name, rows in _split(s.grads, meta.config).items():
-                        checks.append(compare("lockstep", s.step, f"grad:{name}", _np(rows), mine[name],
-                                              tolerance("grad:", dtype, "lockstep")))
-            if s.grads is not None:
-                lock.set_grads(s.grads)  # Adam judged on the port's own gradients
-            lock.update()
+                # the loss, then what the trace carries; the updated weights only when Adam ran on the port's
+                # own gradients
+                wanted = {"loss"} | ({"logits"} if s.logits is not None else set())
+                wanted |= {q.name for q in quantities if q.name.startswith("grad:")} if s.grads is not None else set()
+                if s.params is not None and s.grads is not None:
+                    wanted |= {q.name for q in quantities if q.name.startswith("param:")}
+                checks += compare_records("lockstep", s.step, [q for q in quantities if q.name in wanted],
+                                          _port_record(s, config), torch_rec,
+                                          lambda q: tolerance(q, dtype, "lockstep"), "port")
             if s.params is not None:
-                if known and s.grads is not None:
-                    mine = lock.arrays("data")
-                    for name, rows in _split(s.params, meta.config).items():
-                        checks.append(compare("lockstep", s.step, f"param:{name}", _np(rows), mine[name],
-                                              tolerance("param:", dtype, "lockstep")))
-                lock.load(s.params)  # the next step starts from the port's own weights
+                lock.load_params(s.params)  # the next step starts from the port's own weights
             known = s.params is not None or (known and s.grads is not None)
         if free is not None:
-            loss, _ = free.forward_backward(s.tokens)
-            free.update()
-            checks.append(compare("free", s.step, "loss", s.loss, loss.item(), tolerance("loss", dtype, "free")))
+            torch_rec = record_torch_step(free, s.tokens, intermediates=False, tensors=False)
+            checks += compare_records("free", s.step, [q for q in quantities if q.name == "loss"],
+                                      {"loss": np.array(s.loss)}, torch_rec, lambda q: tolerance(q, dtype, "free"),
+                                      "port")
         for key in have:
             have[key] += getattr(s, key) is not None
         report.add(checks)
-        run.steps = s.step
+        report.steps = s.step
         if on_step:
             on_step(s.step, checks)
     if lock is not None and not (have["grads"] or have["params"] or have["logits"]):
@@ -183,6 +108,7 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, ke
     if not meta.steps_given:
         report.notes.append(f"meta has no steps: the lr decays over the seed's {meta.steps} steps; if the port "
                             f"trained for another number, add \"steps\" to meta")
-    report.first_divergence = first_divergence(report.tally.failing, quantities)
-    report.seconds = time.perf_counter() - t0
-    return report
+    report.run = _run_facts(meta, dtype, device, report.steps)
+    report.extra = {"trace": str(path), "implementation": meta.implementation, "notes": report.notes,
+                    "adam": meta.adam.__dict__, "lr_steps": meta.steps}
+    return report.finish()

@@ -1,4 +1,5 @@
-"""One comparison: a quantity from the reference side against the same from torch_ref, judged by its own tolerance.
+"""Comparisons: two records paired by quantity, then each quantity of the reference side against the same from
+torch_ref, judged by its own tolerance (as torch.testing.assert_close pairs two structures, then compares leaves).
 
 An element passes when both numbers are finite and |torch - ref| <= atol + rtol * |ref|. A non-finite number
 (nan, inf, -inf) on either side never passes, not even against the same non-finite number on the other side:
@@ -48,6 +49,8 @@ class Check:
     # None, or where the first non-finite number is: {"side": "ref"|"torch"|"both", "index": [...],
     # "ref": "nan"|"inf"|"-inf"|"0.25" (repr, a string), "torch": ...}; the errors above are then inf (null in JSON).
     nonfinite: Optional[dict] = None
+    mismatched: int = 0  # elements outside their allowance (or non-finite), of `numel` that count
+    numel: int = 0
 
     def to_json(self):
         d = asdict(self)
@@ -116,7 +119,7 @@ def compare(mode, step, quantity, ref, torch, tol, mask=None, per_position=False
         index = []
     position = index[0] if per_position and index else None
     return Check(mode, step, quantity, max_abs, max_rel, tol, ok, index, position, ratio=max_ratio,
-                 nonfinite=nonfinite)
+                 nonfinite=nonfinite, mismatched=int(bad.sum()), numel=int(counted.sum()))
 
 
 def _compare_finite(mode, step, quantity, a, d, tol, per_position):
@@ -139,4 +142,32 @@ def _compare_finite(mode, step, quantity, a, d, tol, per_position):
     index = [int(i) for i in np.unravel_index(flat, diff.shape)] if diff.shape else []
     position = index[0] if per_position and index else None
     return Check(mode, step, quantity, float(diff.max()), float(rel.max()), tol, ok, index, position,
-                 ratio=float(ratio.max()))
+                 ratio=float(ratio.max()), mismatched=0 if ok else int(bad.sum()), numel=int(diff.size))
+
+
+class PairingError(ValueError):
+    """Two records that do not hold the same quantities: a bug of the harness, never the user's divergence."""
+
+
+def pair(quantities, ref, torch, ref_name="the reference"):
+    """[(quantity, ref array, torch array)] for each quantity, in order; PairingError naming, in one line, every
+    quantity either record lacks."""
+    missing_ref = [q.name for q in quantities if q.name not in ref]
+    missing_torch = [q.name for q in quantities if q.name not in torch]
+    if missing_ref or missing_torch:
+        parts = [f"{who} lacks {', '.join(names[:6])}{' ...' if len(names) > 6 else ''}"
+                 for who, names in ((ref_name, missing_ref), ("torch_ref", missing_torch)) if names]
+        raise PairingError("records do not pair: " + "; ".join(parts))
+    return [(q, ref[q.name], torch[q.name]) for q in quantities]
+
+
+def causal_mask(shape):
+    """(T, T): position t attends to positions 0..t, the only ones pure computes."""
+    return np.tril(np.ones(shape, dtype=bool))
+
+
+def compare_records(mode, step, quantities, ref, torch, tolerance_of, ref_name="the reference"):
+    """One Check per quantity of `quantities`, the two records paired first; tolerance_of(quantity) -> Tol."""
+    return [compare(mode, step, q.name, a, b, tolerance_of(q), causal_mask(np.shape(a)) if q.causal else None,
+                    q.per_position)
+            for q, a, b in pair(quantities, ref, torch, ref_name)]

@@ -22,8 +22,8 @@ import pure.train
 from pure.engine import Value
 from pure.optim import Adam
 
-from .harness import RunConfig, run_parity
 from .ops import run_ops
+from .run import RunConfig, run_parity
 
 # The short run each mutant is judged by: 3 steps (so bugs that only act from step 2 show), a small model.
 # The bugs are injected into the plain teaching engine (pure.engine.Value, pure.model), so the run uses it.
@@ -243,6 +243,57 @@ def check_mutant(mutant, docs, run=MUTANT_RUN):
     return MutantResult(mutant.name, mutant.bug, mutant.harmless, caught, localized, ok, caught_by, fd,
                         failing_ops[0] if failing_ops else None, report.verdict_line(),
                         "agree" if mutant.harmless else expected)
+
+
+def select(names=None):
+    """The catalogue, or the mutants named (comma-separated, or a list); ValueError naming unknown ones."""
+    mutants = catalogue()
+    if not names:
+        return mutants
+    wanted = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+    wanted = [n for n in wanted if n]
+    unknown = sorted(set(wanted) - {m.name for m in mutants})
+    if unknown:
+        raise ValueError(f"unknown mutants: {', '.join(unknown)}; known: {', '.join(m.name for m in mutants)}")
+    return [m for m in mutants if m.name in wanted]
+
+
+@dataclass
+class MutantsReport:
+    results: list
+
+    @property
+    def ok(self):
+        """Every real bug caught and localised, and every control agreeing."""
+        return all(r.ok for r in self.results)
+
+    @property
+    def verdict(self):
+        return "ok" if self.ok else "fail"
+
+    def summary(self):
+        real = [r for r in self.results if not r.harmless]
+        controls = [r for r in self.results if r.harmless]
+        return (f"mutants: {sum(r.caught for r in real)}/{len(real)} caught, "
+                f"{sum(r.localized for r in real)}/{len(real)} localised, "
+                f"{sum(r.ok for r in controls)}/{len(controls)} harmless controls agree")
+
+    def to_json(self):
+        return {"verdict": self.verdict, "summary": self.summary(), "mutants": [r.to_json() for r in self.results]}
+
+    def table(self, width=100):
+        return format_mutants_table(self.results, width)
+
+
+def run_mutants(docs, mutants=None, on_start=None):
+    """Each mutant (default: the whole catalogue) through ops and a short run; on_start(i, n, mutant) before each."""
+    mutants = catalogue() if mutants is None else mutants
+    results = []
+    for i, mutant in enumerate(mutants, 1):
+        if on_start:
+            on_start(i, len(mutants), mutant)
+        results.append(check_mutant(mutant, docs))
+    return MutantsReport(results)
 
 
 def format_mutants_table(results, width=100):

@@ -1,27 +1,42 @@
-"""Reporting: the per-quantity table (llm.c style), the JSON report, and the error-per-step plot."""
+"""The report every comparing command fills (`run`, `check`): its checks kept in a tally, the first divergence, the
+verdict line, the per-quantity table (llm.c style) and the JSON document."""
 
-import io
 import json
 import math
 import textwrap
+import time
 from collections import defaultdict
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Optional
 
 from pure.outputs import atomic_write_bytes
 
-from .quantities import ENGINE, family
+from .compare import Tol
+from .quantities import RAISED, SAMPLES, describe, family
 
+MODES = ("lockstep", "free")  # searched in this order for the first divergence
 FAMILY_ORDER = ["activation", "logits", "loss", "act_grad", "param_grad", "adam_m", "adam_v", "param", "samples"]
+SIDE_WORDS = {"pure": "pure", "port": "the port"}  # how a reference is named in a sentence
+
+
+def parse_modes(text):
+    """'lockstep,free' -> ("lockstep", "free"), always in that order; ValueError for anything else."""
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    if not modes or any(m not in MODES for m in modes):
+        raise ValueError(f"--modes must be lockstep, free or both, got {text!r}")
+    return tuple(m for m in MODES if m in modes)
 
 
 class Tally:
     """What a report keeps of its checks, in memory that does not grow with the run's length (a 1000-step run
-    makes 142,000 checks): the worst check per (quantity, mode), the worst share of its tolerance per family,
-    mode and step (the plot), the count, the modes seen, and the failing checks of the earliest step that has
-    any (all that the first divergence is chosen from). Checks must be added in step order."""
+    makes 142,000 checks): per (quantity, mode) the worst check (by share of allowance) and the largest max abs
+    and max rel over the run; the worst share of its tolerance per family, mode and step (the plot); the count,
+    the modes seen, and the failing checks of the earliest step that has any (all the first divergence is chosen
+    from). Checks must be added in step order."""
 
     def __init__(self):
         self.worst, self.count, self.modes = {}, 0, set()
+        self.peak = {}  # (quantity, mode) -> [max abs, max rel] over the run
         self.series = defaultdict(lambda: defaultdict(dict))  # mode -> family -> {step: worst ratio}
         self.failing = []
 
@@ -33,8 +48,13 @@ class Tally:
             w = self.worst.get(key)
             if w is None or (not c.ok and w.ok) or (c.ok == w.ok and c.ratio > w.ratio):
                 self.worst[key] = c
+            peak = self.peak.get(key)
+            if peak is None:
+                self.peak[key] = [c.max_abs, c.max_rel]
+            else:
+                peak[0], peak[1] = max(peak[0], c.max_abs), max(peak[1], c.max_rel)
             fam = family(c.quantity)
-            if fam not in ("samples", ENGINE):
+            if fam not in (SAMPLES, RAISED):
                 by_step = self.series[c.mode][fam]
                 by_step[c.step] = max(by_step.get(c.step, 0.0), c.ratio)
             if not c.ok and (not self.failing or c.step <= self.failing[0].step):
@@ -45,6 +65,112 @@ class Tally:
     def series_by_family(self):
         """mode -> family -> sorted list of (step, the worst share of its allowance any quantity used)."""
         return {m: {f: sorted(d.items()) for f, d in fams.items()} for m, fams in self.series.items()}
+
+
+def first_divergence(failing, quantities):
+    """The earliest failing check: by step, then mode (lockstep first), then the quantities' search order."""
+    if not failing:
+        return None
+    order = {q.name: i for i, q in enumerate(quantities)}
+    order[SAMPLES] = len(order)
+    order[RAISED] = -1  # nothing else of that step was computed
+    c = min(failing, key=lambda c: (c.step, MODES.index(c.mode), order[c.quantity]))
+    phases = {q.name: q.phase for q in quantities}
+    phase = c.detail["phase"] if c.quantity == RAISED else phases.get(c.quantity, "samples")
+    return {"step": c.step, "mode": c.mode, "quantity": c.quantity, "phase": phase, "description": describe(c.quantity),
+            "position": c.position, "index": c.index, "max_abs": c.max_abs, "max_rel": c.max_rel, "ratio": c.ratio,
+            "tol": c.tol.to_json(),
+            "nonfinite": c.nonfinite, **({"detail": c.detail} if c.detail else {})}
+
+
+@dataclass
+class Report:
+    """What one comparison found. `reference` is the side torch_ref is compared with ("pure" or "port"), named so
+    in the table, the verdict line and the plot; `quantities` are the rows, in the order the first divergence is
+    searched."""
+
+    reference: str
+    quantities: list
+    run: dict  # the run's facts: the JSON's "run"
+    dtype: str = "float64"  # torch_ref's dtype
+    model_config: object = None  # the pure.GPTConfig both sides ran
+    data: str = ""  # where the documents came from
+    samples: Optional[dict] = None  # mode -> {"pure": [...], "torch": [...]} (`run`; None where nothing is sampled)
+    notes: list = field(default_factory=list)  # what the check could not do, and how to let it
+    extra: dict = field(default_factory=dict)  # further JSON keys of the command (`check`: the trace, ...)
+    keep_checks: bool = True  # False: memory stays flat over a long run (the CLI); only the tally is kept
+    details: object = None  # a file-like object: every check is written there as a JSON line (--details)
+    steps: int = 0  # steps compared
+    seconds: float = 0.0
+    checks: list = field(default_factory=list)  # every check, when kept
+    first_divergence: Optional[dict] = None
+    tally: Tally = field(default_factory=Tally)
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, checks):
+        self.tally.add(checks)
+        if self.keep_checks:
+            self.checks += checks
+        if self.details is not None:
+            for c in checks:
+                self.details.write(json.dumps(json_safe(c.to_json()), allow_nan=False) + "\n")
+
+    def finish(self):
+        """The first divergence and the time taken: call once every check is in."""
+        self.first_divergence = first_divergence(self.tally.failing, self.quantities)
+        self.seconds = time.perf_counter() - self.started
+        return self
+
+    @property
+    def verdict(self):
+        return "agree" if self.first_divergence is None else "diverge"
+
+    def verdict_line(self):
+        fd = self.first_divergence
+        if fd is None:
+            return (f"verdict: agree ({self.tally.count} checks over {self.steps} steps, "
+                    f"modes {', '.join(m for m in MODES if m in self.tally.modes)})")
+        if fd["quantity"] == RAISED:
+            where = f" (at {fd['detail']['where']})" if fd["detail"]["where"] else ""
+            return (f"first divergence: step {fd['step']} ({fd['mode']}), the Value class raised in "
+                    f"{fd['phase']}: {fd['detail']['exception']}{where}")
+        at = f"step {fd['step']} ({fd['mode']}, {fd['phase']})"
+        where = f", position {fd['position']}" if fd.get("position") is not None else ""
+        if fd.get("position") is None and fd.get("index"):
+            where = f", index {tuple(fd['index'])}"
+        nf = fd.get("nonfinite")
+        if nf:
+            ref = SIDE_WORDS.get(self.reference, self.reference)
+            side = {"ref": ref, "torch": "torch_ref", "both": f"{ref} and torch_ref"}[nf["side"]]
+            value = nf["ref"] if nf["side"] != "torch" else nf["torch"]
+            return (f"first divergence: {at}, {fd['description']}{where}: "
+                    f"{side} has a non-finite value ({value}; {self.reference} {nf['ref']}, torch_ref {nf['torch']})")
+        return (f"first divergence: {at}, {fd['description']}{where}, "
+                f"max abs {fd['max_abs']:.1e} (tol {Tol(**fd['tol'])})")
+
+    def to_json(self):
+        doc = {
+            "verdict": self.verdict,
+            "first_divergence": self.first_divergence,
+            "verdict_line": self.verdict_line(),
+            "run": self.run,
+            "model_config": self.model_config.to_dict() if self.model_config else None,
+            "data": self.data,
+            "seconds": round(self.seconds, 3),
+        }
+        if self.samples is not None:
+            doc["samples"] = self.samples
+        doc.update({
+            "n_checks": self.tally.count,
+            # the worst check of each quantity and mode over the run, with the step it happened at
+            "checks": [c.to_json() for c in self.tally.worst.values()],
+            "series": self.tally.series_by_family(),  # mode -> family -> [[step, worst share of tolerance]]
+        })
+        doc.update(self.extra)
+        return doc
+
+    def table(self, width=100):
+        return format_table(self, width)
 
 
 def format_used(ratio):
@@ -60,7 +186,7 @@ def _tolerance_legend(worst, modes, width):
     for m in modes:
         seen = {}
         for (q, mode), c in worst.items():
-            if mode == m and q not in ("samples", ENGINE):
+            if mode == m and q not in (SAMPLES, RAISED):
                 seen.setdefault(family(q), c.tol)
         # \xa0 keeps each "family atol/rtol" on one line (textwrap splits only at ASCII white space)
         parts = [f"{fam}\xa0{seen[fam].atol:.0e}/{seen[fam].rtol:.0e}" for fam in FAMILY_ORDER if fam in seen]
@@ -69,39 +195,42 @@ def _tolerance_legend(worst, modes, width):
     return lines
 
 
-def format_table(report, quantities, width=100):
-    """One row per quantity: in each mode, the worst max abs and max rel over all steps, the share of its
-    allowance atol + rtol * |pure| that the worst element used (the margin, whichever term decided), and OK
-    or FAIL; then the tolerances each family was judged by."""
-    worst = report.tally.worst
-    modes = [m for m in ("lockstep", "free") if any(k[1] == m for k in worst)]
-    names = [q for q, _ in quantities] + (["samples"] if any(q == "samples" for q, _ in worst) else [])
-    if any(q == ENGINE for q, _ in worst):
-        names.insert(0, ENGINE)
+def format_table(report, width=100):
+    """One row per quantity: in each mode, the largest max abs and max rel over all steps, the share of its
+    allowance atol + rtol * |ref| that the worst element used (the margin, whichever term decided), and OK or
+    FAIL, with the tolerance a failing row was judged by; then the tolerances of each family."""
+    worst, peak = report.tally.worst, report.tally.peak
+    modes = [m for m in MODES if any(k[1] == m for k in worst)]
+    names = [q.name for q in report.quantities] + ([SAMPLES] if any(q == SAMPLES for q, _ in worst) else [])
+    if any(q == RAISED for q, _ in worst):
+        names.insert(0, RAISED)
     name_width = max(len(n) for n in names) + 2
     cell = 9 + 9 + 10 + 6
     group = "".join(f"{' ' + m + ' ':-^{cell - 1}} " for m in modes)
     cols = "".join(f"{'max abs':>9}{'max rel':>9}{'used':>10}{'':6}" for _ in modes)
     lines = [f"{'':<{name_width}}{group}", f"{'quantity':<{name_width}}{cols}", "-" * (name_width + cell * len(modes))]
     for q in names:
-        cells = ""
+        cells, tol = "", None
         for m in modes:
             c = worst.get((q, m))
             if c is None:
                 cells += f"{'-':>9}{'-':>9}{'-':>10}{'':6}"
-            elif q == ENGINE:
+            elif q == RAISED:
                 cells += f"{'raised in ' + c.detail['phase']:>28}{'FAIL':>6}"
-            elif q == "samples":
+            elif q == SAMPLES:
                 cells += f"{int(c.max_abs):>9}{'differ':>9}{'':>10}{'OK' if c.ok else 'FAIL':>6}"
             elif c.nonfinite:
                 cells += f"{'nan/inf':>9}{'':>9}{format_used(c.ratio):>10}{'FAIL':>6}"
             else:
-                cells += (f"{c.max_abs:>9.1e}{c.max_rel:>9.1e}{format_used(c.ratio):>10}"
+                max_abs, max_rel = peak[(q, m)]
+                cells += (f"{max_abs:>9.1e}{max_rel:>9.1e}{format_used(c.ratio):>10}"
                           f"{'OK' if c.ok else 'FAIL':>6}")
-        lines.append(f"{q:<{name_width}}{cells}")
-    ref = getattr(report, "reference_name", "pure")
+            if c is not None and not c.ok and q not in (SAMPLES, RAISED):
+                tol = tol or c.tol
+        lines.append(f"{q:<{name_width}}{cells}" + (f" tol {tol.atol:.0e}/{tol.rtol:.0e}" if tol else ""))
+    ref = report.reference
     lines.append(f"used: the worst element's |torch - {ref}| as a share of its allowance atol + rtol * |{ref}| "
-                 "(FAIL above 100%)")
+                 "(FAIL above 100%; a failing row ends with its tol atol/rtol)")
     lines += _tolerance_legend(worst, modes, width)
     return "\n".join(line.rstrip() for line in lines)
 
@@ -124,76 +253,3 @@ def write_json_doc(doc, path):
 
 def write_json(report, path):
     write_json_doc(report.to_json(), path)
-
-
-def plot_formats():
-    """The file extensions matplotlib can write here (".png", ".svg", ".pdf", ...): --plot's format follows them."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    return {"." + ext for ext in FigureCanvasAgg.get_supported_filetypes()}
-
-
-PLOT_MAX_POINTS = 250  # per line: longer runs are drawn as the worst value of each bin of consecutive steps
-
-
-def _binned(points, max_points=PLOT_MAX_POINTS):
-    """(steps, values) with at most max_points entries: each the last step and the worst value of its bin."""
-    per_bin = max(1, math.ceil(len(points) / max_points))
-    steps, values = [], []
-    for i in range(0, len(points), per_bin):
-        chunk = points[i:i + per_bin]
-        steps.append(chunk[-1][0])
-        values.append(max(v for _, v in chunk))
-    return steps, values, per_bin
-
-
-def write_plot(report, path, series=None):
-    """Each quantity family's worst error per step as a share of its own tolerance (log scale; above 1 fails),
-    one panel per mode. Exact agreement (0) is marked on the bottom edge; long runs are binned (worst per bin).
-    The format follows the file's extension."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    series = series if series is not None else report.tally.series_by_family()
-    modes = [m for m in ("lockstep", "free") if m in series]
-    positive = [v for m in modes for pts in series[m].values() for _, v in pts if 0 < v < math.inf]
-    floor = 10.0 ** math.floor(math.log10(min(positive))) / 10 if positive else 1e-6
-    top = max([3.0] + [v * 3 for v in positive])
-    colors = dict(zip(FAMILY_ORDER, plt.get_cmap("tab10").colors))
-    fig, axes = plt.subplots(1, len(modes), figsize=(6.4 * len(modes), 4.8), sharey=True, squeeze=False)
-    binned_by = 1
-    for ax, mode in zip(axes[0], modes):
-        for fam in FAMILY_ORDER:
-            if fam not in series[mode]:
-                continue
-            steps, values, per_bin = _binned(series[mode][fam])
-            binned_by = max(binned_by, per_bin)
-            shown = [min(v, top) if v > 0 else math.nan for v in values]  # inf (non-finite) is drawn at the top
-            ax.plot(steps, shown, color=colors[fam], lw=1.2, label=fam, marker="." if len(steps) <= 80 else None,
-                    ms=3)
-            exact = [s for s, v in zip(steps, values) if v == 0]
-            ax.plot(exact, [floor] * len(exact), ls="none", marker="|", ms=7, color=colors[fam])
-        ax.axhline(1.0, color="crimson", ls="--", lw=1.4)
-        ax.text(0.01, 1.15, "tolerance: fail above", color="crimson", fontsize=8, transform=ax.get_yaxis_transform())
-        ax.set_yscale("log")
-        ax.set_ylim(floor / 2, top)
-        ax.set_title(f"{mode}: torch_ref ({report.run.dtype}) vs {getattr(report, 'reference_name', 'pure')}",
-                     fontsize=10)
-        ax.set_xlabel("step" + (f" (worst of each {binned_by} steps)" if binned_by > 1 else ""))
-        ax.grid(True, which="major", alpha=0.3)
-    axes[0][0].set_ylabel("worst |error| / tolerance\n(| on the bottom edge: exactly equal)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.suptitle("\n".join(textwrap.wrap(report.verdict_line(), 130)), fontsize=9)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format=Path(path).suffix.lstrip(".").lower() or "png", dpi=110)
-    finally:
-        plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())

@@ -1,4 +1,5 @@
-"""Tolerances, named per quantity family, per torch dtype and per mode.
+"""Every tolerance of the harness, each with the measured noise it was set from and its margin: per quantity
+family, torch dtype and mode for `run` and `check`; then those of `ops`.
 
 A check passes when every element satisfies |torch - pure| <= atol + rtol * |pure|
 (parity.compare). The absolute term carries the weight: gradients and moments
@@ -77,4 +78,29 @@ TOLERANCES = {
 
 
 def tolerance(quantity, dtype, mode):
-    return TOLERANCES[(dtype, mode)][family(quantity)]
+    """The Tol of a Quantity (or a quantity's name) in that dtype and mode."""
+    fam = quantity.family if hasattr(quantity, "family") else family(quantity)
+    return TOLERANCES[(dtype, mode)][fam]
+
+
+# ---- `parity ops` (on the mixed error |got - expected| / max(1, the case's largest |expected|): see parity.ops).
+# Measured on pure.Value and on the independently written correct engines of tests/engines (closures and sets;
+# direct sub/div rules, libm pow, Kahn's order; a third style), over upstream-gradient seeds 0..9: the largest
+# errors are in the comments. The smallest error of any wrong rule of tests/engines/wrong_rules.py, on the op it
+# breaks, is 0.51, over 1e7x above OPS_FD_TOL.
+OPS_FWD_TOL = 1e-12  # forward values vs torch: measured max 1.6e-16 (ops), 2.1e-16 (composites); margin ~5000x
+OPS_GRAD_TOL = 1e-12  # input gradients vs torch.autograd: measured max 3.2e-16 (ops), 2.6e-15 (composites); ~400x
+# Central differences of torch's L with step h = OPS_FD_STEP (OPS_FD_STEP * |x| for ops singular at 0 such as log
+# and x**-0.5, so that the step stays clear of the singularity): truncation error is O(h^2); the rounding error,
+# eps * sum_j |w_j out_j| / h per input, is allowed OPS_FD_ROUNDING_ULPS times on top of OPS_FD_TOL.
+OPS_FD_STEP = 1e-6
+# gradients vs finite differences, beyond rounding: measured max 1.9e-12 (ops), 1.3e-10 (composites, truncation in
+# cross-entropy and attention), for torch's gradients and every correct engine's alike; margin ~75x
+OPS_FD_TOL = 1e-8
+OPS_FD_ROUNDING_ULPS = 16.0  # measured rounding error of the differences <= 0.9 of eps * sum_j |w_j out_j| / h; ~18x
+
+
+def ops_tolerances():
+    """The ops tolerances, as `parity ops --json` reports them."""
+    return {"fwd": OPS_FWD_TOL, "grad": OPS_GRAD_TOL, "fd": OPS_FD_TOL, "fd_step": OPS_FD_STEP,
+            "fd_rounding_ulps": OPS_FD_ROUNDING_ULPS}

@@ -4,7 +4,6 @@ import argparse
 import math
 import os
 import sys
-import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -14,6 +13,7 @@ from .data import ENV_VAR, DataError, load_docs
 from .model import GPTConfig
 from .optim import AdamConfig
 from .outputs import OutputError, OutputPlan, Terminated, handle_sigterm
+from .progress import Progress
 from .rng import Rng
 from .trace import TraceWriter
 
@@ -190,29 +190,6 @@ def build_parser(prog, backend):
     return parser
 
 
-class Progress:
-    """The seed's `step    k / N | loss x` line: redrawn in place on a terminal, every ~5% otherwise."""
-
-    def __init__(self, total, stream=sys.stdout):
-        self.total, self.stream = total, stream
-        self.tty = stream.isatty()
-        self.every = 1 if self.tty else max(1, total // 20)
-        self.t0 = time.perf_counter()
-
-    def update(self, step, loss):
-        if self.tty or step % self.every == 0 or step == self.total:
-            line = f"step {step:4d} / {self.total} | loss {loss:.4f}"
-            if self.tty:
-                self.stream.write(line + "\r")
-            else:
-                self.stream.write(f"{line} | {time.perf_counter() - self.t0:.1f}s\n")
-            self.stream.flush()
-
-    def close(self):
-        if self.tty:
-            self.stream.write("\n")
-
-
 def check_config(args):
     """Catch an invalid model config from the flags alone, before the data is read (vocab_size comes later)."""
     GPTConfig(n_layer=args.n_layer, n_embd=args.n_embd, n_head=args.n_head, block_size=args.block_size)
@@ -240,13 +217,14 @@ def cmd_train(args, backend):
                            num_docs=len(trainer.docs), vocab_size=c.vocab_size, num_params=trainer.num_params,
                            **(backend.describe(args) if backend.describe else {}))
                 trace.init(trainer.flat_values())
-            progress = Progress(args.steps)
+            # the seed's `step    k / N | loss x` line, on stdout; in a log with the seconds so far
+            progress = Progress(args.steps, sys.stdout, lines=20, timed_on_tty=False)
             for step in range(args.steps):
                 grads = [] if trace and step < args.trace_tensors else None
                 loss = trainer.train_step(step, on_grads=None if grads is None else
                                           (lambda t, grads=grads: grads.extend(t.flat_values("grad"))))
                 check_loss(loss, step + 1, args.lr)
-                progress.update(step + 1, loss)
+                progress.update(step + 1, f"step {step + 1:4d} / {args.steps} | loss {loss:.4f}")
                 if trace:
                     trace.step(step + 1, loss, trainer.lr_at(step), doc=trainer.docs[step % len(trainer.docs)],
                                grads=grads, params=None if grads is None else trainer.flat_values())

@@ -68,8 +68,20 @@ def init_params(config, rng, value_cls=Value, std=INIT_STD):
 
 
 def flatten(params):
-    """All parameters as one list, in insertion order (the optimizer's order)."""
+    """All parameters as one list, in insertion order (the optimizer's order): the inverse of split_flat."""
     return [p for rows in params.values() for row in rows for p in row]
+
+
+def split_flat(flat, config):
+    """A flat list in the seed's parameter order (param_shapes order, each matrix row by row: the optimizer's
+    moments, a port trace's `init`, `grads` and `params`) -> name -> rows. The one place this layout is cut."""
+    out, offset = {}, 0
+    for name, (rows, cols) in param_shapes(config).items():
+        out[name] = [flat[offset + r * cols: offset + (r + 1) * cols] for r in range(rows)]
+        offset += rows * cols
+    if offset != len(flat):
+        raise ValueError(f"{len(flat)} numbers, but the config's parameters have {offset}")
+    return out
 
 
 def vsum(values):

@@ -53,6 +53,12 @@ def sample_ids(params, config, rng, bos, temperature, sums=PLAIN_SUMS):
 ENGINES = ("fused", "plain")
 
 
+def default_engine(value_cls=Value):
+    """The one rule: pure's own Value runs fused (pure.fused, the same numbers, several times faster); any other
+    Value class (a user's) runs the plain engine, one node per op, through the protocol's operators."""
+    return "fused" if value_cls is Value else "plain"
+
+
 class Trainer:
     """Holds one run's state; `train_step` is one step of the seed's loop."""
 
@@ -62,9 +68,7 @@ class Trainer:
             raise ValueError("no documents to train on")
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
-        # "fused" (pure.fused: one node per sum, the same numbers, several times faster) or "plain" (the
-        # teaching engine, pure.engine.Value, node per op); a user's value_cls always runs plain.
-        self.engine = engine or ("fused" if value_cls is Value else "plain")
+        self.engine = engine or default_engine(value_cls)
         if self.engine not in ENGINES:
             raise ValueError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
         if self.engine == "fused" and value_cls is not Value:
@@ -141,7 +145,7 @@ class Trainer:
 
 def sample_checkpoint(ckpt, rng, n, temperature, value_cls=Value, engine=None):
     """Samples from a checkpoint's weights, drawing from `rng` (fused unless a user's class or engine="plain")."""
-    sums = fused.SUMS if (engine or ("fused" if value_cls is Value else "plain")) == "fused" else PLAIN_SUMS
+    sums = fused.SUMS if (engine or default_engine(value_cls)) == "fused" else PLAIN_SUMS
     params = {name: [[value_cls(x) for x in row] for row in rows] for name, rows in ckpt.params.items()}
     tokenizer = Tokenizer(ckpt.chars)
     out = []

@@ -1,9 +1,10 @@
 """Regenerate tests/fixtures/ports/*.jsonl.gz: port traces written by real programs no one here wrote.
 
-    python tests/make_port_traces.py [--bun PATH]
+    python tests/make_port_traces.py [--bun PATH] [--microgpt-py PATH] [--only NAMES]
 
-Copies the seed program (../shared/seed/microgpt.ts, run under bun) and Karpathy's microgpt.py
-(../shared/ports/microgpt.py) into a scratch folder, patches in only the print lines of the port-trace
+Copies the seed program (../shared/seed/microgpt.ts, run under bun) and Karpathy's microgpt.py (a public copy
+fetched into a git-ignored folder: --microgpt-py PATH or $MICROGPT_PY; without it the gist variants are skipped,
+saying so) into a scratch folder, patches in only the print lines of the port-trace
 format (and, per variant, a config or one deliberate bug), gives them the project's synthetic corpus
 (pure/corpus.py: never the names data, since a trace holds the documents), runs them and keeps what they
 print. Nothing of their code is committed: only these traces, the figures they printed.
@@ -103,14 +104,14 @@ def patch_gist(src, c, steps, tensor_steps, bug):
 
 
 def find_bun(explicit):
-    for candidate in (explicit, os.environ.get("BUN"), shutil.which("bun"),
-                      "/work/scratch/bun/node_modules/.bin/bun"):
+    for candidate in (explicit, os.environ.get("BUN"), shutil.which("bun"), ROOT / ".bench" / "node_modules" / ".bin"
+                      / "bun"):
         if candidate and Path(candidate).is_file():
-            return candidate
-    raise SystemExit("bun not found: `npm install bun` in a scratch folder, then pass --bun PATH (or set $BUN)")
+            return str(candidate)
+    raise SystemExit("bun not found: `npm install --prefix .bench bun`, or pass --bun PATH (or set $BUN)")
 
 
-def run_variant(name, bun, scratch):
+def run_variant(name, bun, gist, scratch):
     program, config, steps, tensor_steps, bug = VARIANTS[name]
     work = scratch / name
     (work / "utils" / "ml").mkdir(parents=True)
@@ -121,7 +122,7 @@ def run_variant(name, bun, scratch):
         cmd = [bun, "run", "microgpt.ts"]
     else:
         write_corpus(work / "input.txt")
-        src = patch_gist((SHARED / "ports" / "microgpt.py").read_text(), config, steps, tensor_steps, bug)
+        src = patch_gist(Path(gist).read_text(), config, steps, tensor_steps, bug)
         (work / "microgpt.py").write_text(src)
         cmd = [sys.executable, "microgpt.py"]
     done = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=600)
@@ -136,14 +137,19 @@ def run_variant(name, bun, scratch):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--bun", help="the bun executable (default: $BUN, PATH, /work/scratch/bun/...)")
+    p.add_argument("--bun", help="the bun executable (default: $BUN, PATH, .bench/node_modules/.bin/bun)")
+    p.add_argument("--microgpt-py", help="a public copy of Karpathy's microgpt.py (default: $MICROGPT_PY)")
     p.add_argument("--only", help="comma-separated variant names (default: all)")
     args = p.parse_args()
     bun = find_bun(args.bun)
+    gist = args.microgpt_py or os.environ.get("MICROGPT_PY")
     names = args.only.split(",") if args.only else list(VARIANTS)
     with tempfile.TemporaryDirectory() as scratch:
         for name in names:
-            run_variant(name, bun, Path(scratch))
+            if VARIANTS[name][0] == "gist" and not (gist and Path(gist).is_file()):
+                print(f"{name}: skipped: microgpt.py not found (pass --microgpt-py PATH or set MICROGPT_PY)")
+                continue
+            run_variant(name, bun, gist, Path(scratch))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def test_unmodified_real_programs_agree(name):
     quantities = {c.quantity for c in report.checks if c.mode == "lockstep"}
     assert "loss" in quantities and "grad:wte" in quantities and "param:lm_head" in quantities
     assert {c.mode for c in report.checks} == {"lockstep", "free"}
-    assert report.run.steps == sum('"step"' in line for line in lines(name))
+    assert report.steps == sum('"step"' in line for line in lines(name))
 
 
 @pytest.mark.parametrize("program", ["seed", "gist"])
@@ -72,7 +72,7 @@ def _pure_trace(tmp_path, corpus_file, *extra):
 def test_pure_and_torch_float32_traces_are_port_traces_that_agree(tmp_path, corpus_file, capsys):
     path = _pure_trace(tmp_path, corpus_file, "--trace-tensors", "3")
     report = check_trace(path)
-    assert report.verdict == "agree" and report.run.dtype == "float64"
+    assert report.verdict == "agree" and report.dtype == "float64"
     assert max(c.step for c in report.checks if c.quantity.startswith("grad:")) == 3
     from pure.cli import main as cli_main
     from torch_ref.__main__ import BACKEND
@@ -82,7 +82,7 @@ def test_pure_and_torch_float32_traces_are_port_traces_that_agree(tmp_path, corp
                      "--n-head", "2", "--block-size", "8", "--dtype", "float32", "--trace", str(t32),
                      "--trace-tensors", "6"], prog="torch_ref", backend=BACKEND) == 0
     report = check_trace(t32)
-    assert report.run.dtype == "float32" and report.verdict == "agree", report.verdict_line()
+    assert report.dtype == "float32" and report.verdict == "agree", report.verdict_line()
     # the same float32 trace judged with float64's tolerances fails: float32's are needed, and used
     assert check_trace(t32, dtype="float64").verdict == "diverge"
 
@@ -181,3 +181,14 @@ def test_tensors_after_a_step_without_them_are_not_checked_in_lockstep_and_the_r
     assert report.verdict == "agree"
     assert {c.step for c in report.checks if c.mode == "lockstep"} == {1, 4}
     assert any("step 3" in n and "not checked in lockstep" in n for n in report.notes)
+
+
+def test_the_table_shows_the_worst_over_the_run_and_a_failing_rows_tolerance(capsys):
+    """The grad:lm_head row's max abs is the largest over every step (the verdict line's, at step 1), not that of
+    the check with the largest share of its allowance (step 2); a failing row ends with the tolerance it used."""
+    assert main(["check", str(PORTS / "seed_bug_exp_grad_one.jsonl.gz")]) == 1
+    out = capsys.readouterr().out.splitlines()
+    row = next(line for line in out if line.startswith("grad:lm_head "))
+    verdict_max_abs = out[-1].split("max abs ")[1].split(" ")[0]
+    assert row.split()[1] == verdict_max_abs == "4.2e-01", (row, out[-1])
+    assert "FAIL" in row and row.endswith(" tol 5e-14/1e-12")

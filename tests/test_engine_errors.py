@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from parity.harness import RunConfig, run_parity
 from parity.report import write_json
+from parity.run import RunConfig, run_parity
 from pure.corpus import make_corpus
 from pure.engine import Value
 from pure.train import Trainer

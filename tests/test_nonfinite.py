@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from parity.compare import Tol, compare
-from parity.harness import RunConfig, run_parity
 from parity.report import write_json
+from parity.run import RunConfig, run_parity
 from pure.corpus import make_corpus
 from pure.engine import Value
 
@@ -83,19 +83,19 @@ def _poison_weight(module_attr, value):
 def _poison_loss(trainer):
     loss_of = trainer.loss_of
 
-    def poisoned(tokens, taps=None):
-        return loss_of(tokens, taps) * NAN
+    def poisoned(tokens):
+        loss, logits = loss_of(tokens)
+        return loss * NAN, logits
     trainer.loss_of = poisoned
 
 
 def _poison_logits_grad(trainer):
     loss_of = trainer.loss_of
 
-    def poisoned(tokens, taps=None):
-        loss = loss_of(tokens, taps)
-        if taps is not None:
-            taps["logits"].register_hook(lambda g: g * NAN)
-        return loss
+    def poisoned(tokens):
+        loss, logits = loss_of(tokens)
+        logits.register_hook(lambda g: g * NAN)
+        return loss, logits
     trainer.loss_of = poisoned
 
 

@@ -14,19 +14,18 @@ import pytest
 import torch
 
 import pure.model
-from parity import ops
+from parity import ops, ops_cases
 from parity.__main__ import main
-from parity.engines import MODEL_METHODS, check_protocol, load_and_check, load_value_class
-from parity.harness import RunConfig, run_parity
-from parity.ops import FD_TOL, FWD_TOL, GRAD_TOL, run_ops
+from parity.ops import run_ops
+from parity.run import RunConfig, run_parity
+from parity.tolerances import OPS_FD_TOL as FD_TOL
+from parity.tolerances import OPS_FWD_TOL as FWD_TOL
+from parity.tolerances import OPS_GRAD_TOL as GRAD_TOL
+from parity.user_value import MODEL_METHODS, check_protocol, load_and_check, load_value_class
+from pure.corpus import make_corpus
 from pure.engine import Value
 from tests.conftest import ROOT
 from tests.engines import direct_rules, micrograd_style, wrong_rules
-
-try:
-    from pure.corpus import make_corpus
-except ImportError:  # pragma: no cover - one of the two exists
-    from tests.corpus import make_corpus
 
 DOCS = make_corpus()
 REAL_SOFTMAX = pure.model.softmax
@@ -62,8 +61,8 @@ def test_pure_value_passes_every_op(pure_report):
     ops_ = by_op(pure_report)
     assert pure_report.verdict == "agree", pure_report.verdict_line()
     assert set(REQUIRED_OPS) <= set(ops_), set(REQUIRED_OPS) - set(ops_)
-    assert {r.op for r in pure_report.ops if r.status == "missing"} == EXTRAS
-    assert not any(r.required for r in pure_report.ops if r.status == "missing")
+    assert {r.op for r in pure_report.ops if r.status == "n/a"} == EXTRAS
+    assert not any(r.required for r in pure_report.ops if r.status in ("absent", "n/a"))
     for r in pure_report.checked:
         assert r.ok and r.status == "ok" and not r.failed_checks and r.input is None, (r.op, r.detail)
         assert r.max_fwd_error <= FWD_TOL and r.max_grad_error <= GRAD_TOL and r.max_fd_error <= FD_TOL
@@ -75,7 +74,7 @@ def test_pure_value_passes_every_op(pure_report):
 
 
 def test_the_input_table_has_the_edge_cases():
-    specs = {s.name: s for s in ops._specs()}
+    specs = {s.name: s for s in ops_cases.specs()}
     relu_inputs = [c.inputs["x"] for c in specs["relu"].cases]
     assert 0.0 in relu_inputs and any(x > 0 for x in relu_inputs) and any(x < 0 for x in relu_inputs)
     assert [c.kink for c in specs["relu"].cases if c.inputs["x"] == 0.0] == [True]  # no finite differences there
@@ -86,10 +85,10 @@ def test_the_input_table_has_the_edge_cases():
 
 
 def test_upstream_gradients_are_random_and_non_uniform():
-    w = ops._weights(0, "softmax", 0, 6)
+    w = ops_cases.upstream(0, "softmax", 0, 6)
     assert len(set(w)) == 6 and all(0.5 <= abs(x) <= 2.0 for x in w)
-    assert w == ops._weights(0, "softmax", 0, 6)  # fixed per seed, op and case
-    assert w != ops._weights(1, "softmax", 0, 6)
+    assert w == ops_cases.upstream(0, "softmax", 0, 6)  # fixed per seed, op and case
+    assert w != ops_cases.upstream(1, "softmax", 0, 6)
 
 
 def detached_softmax(logits, sums=pure.model.PLAIN_SUMS):
@@ -104,13 +103,13 @@ def test_a_wrong_softmax_rule_is_caught_only_with_non_uniform_upstream_gradients
     assert report.verdict == "diverge"
     assert report.ops[0].failed_checks[:1] == ["gradient"] and "finite-difference" in report.ops[0].failed_checks
     # with all upstream gradients equal to 1 (backprop from .sum()) the same wrong rule would pass
-    monkeypatch.setattr(ops, "_weights", lambda seed, op, case, n: [1.0] * n)
+    monkeypatch.setattr(ops_cases, "upstream", lambda seed, op, case, n: [1.0] * n)
     assert run_ops(Value, only=["softmax"]).verdict == "agree"
 
 
 def test_finite_differences_check_the_reference_itself(monkeypatch):
     """A torch reference with a wrong gradient (right forward) is caught by the finite differences."""
-    real = ops._specs
+    real = ops_cases.specs
 
     def specs():
         out = []
@@ -120,7 +119,7 @@ def test_finite_differences_check_the_reference_itself(monkeypatch):
             out.append(s)
         return out
 
-    monkeypatch.setattr(ops, "_specs", specs)
+    monkeypatch.setattr(ops_cases, "specs", specs)
     r = run_ops(Value, only=["exp"]).ops[0]
     assert not r.ok
     assert "reference" in r.failed_checks and "finite-difference" not in r.failed_checks
@@ -130,12 +129,12 @@ def test_finite_differences_check_the_reference_itself(monkeypatch):
 def test_json_schema(pure_report):
     d = json.loads(json.dumps(pure_report.to_json(), allow_nan=False))
     assert d["verdict"] == "agree"
-    assert [o["op"] for o in d["ops"]] == ops.op_names()
+    assert [o["op"] for o in d["ops"]] == ops_cases.op_names()
     for o in d["ops"]:
         assert {"op", "ok", "status", "required", "max_fwd_error", "max_grad_error", "max_fd_error", "checks",
                 "input", "detail"} <= set(o)
-        assert o["ok"] is (o["status"] == "ok") and o["status"] in ("ok", "missing")
-        assert (o["status"] == "missing") == (o["op"] in EXTRAS)
+        assert o["ok"] is (o["status"] == "ok") and o["status"] in ("ok", "n/a")
+        assert (o["status"] == "n/a") == (o["op"] in EXTRAS)
 
 
 # ---- third-party engines
@@ -256,7 +255,7 @@ def test_cli_ops_default_is_pure_and_writes_json(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "pure.engine:Value" in printed and "ops: all" in printed.splitlines()[-1]
     d = json.loads(out.read_text())
-    assert d["verdict"] == "agree" and len(d["ops"]) == len(ops.op_names())
+    assert d["verdict"] == "agree" and len(d["ops"]) == len(ops_cases.op_names())
     assert all(o["ok"] for o in d["ops"] if o["op"] not in EXTRAS)
     assert not list(tmp_path.glob("*.tmp"))  # written atomically, no leftovers
 
@@ -279,7 +278,7 @@ def test_cli_ops_on_a_wrong_engine_exits_1_and_names_the_op(tmp_path, capsys):
     assert any(line.startswith("log ") and "FAIL" in line and "x=0.001" in line for line in lines)
     d = json.loads(out.read_text())
     assert d["verdict"] == "diverge"
-    assert [o["op"] for o in d["ops"] if o["status"] == "wrong"] == ["log", "cross-entropy"]
+    assert [o["op"] for o in d["ops"] if o["status"] == "FAIL"] == ["log", "cross-entropy"]
 
 
 @pytest.mark.parametrize("command", ["ops", "run"])
@@ -334,8 +333,9 @@ def test_micrograd_style_without_exp_log_is_checked_for_what_it_has():
     report = run_ops(micrograd_closures.Value)
     status = {r.op: r.status for r in report.ops}
     assert report.verdict == "partial" and not report.failing
-    assert {op for op, s in status.items() if s == "missing"} == {"exp", "log", "softmax", "attention",
-                                                                   "cross-entropy", *EXTRAS}
+    assert {op for op, s in status.items() if s == "absent"} == {"exp", "log", "softmax", "attention",
+                                                                  "cross-entropy"}
+    assert {op for op, s in status.items() if s == "n/a"} == EXTRAS
     for op in ("add", "mul", "pow(2)", "pow(-0.5)", "relu", "neg", "sub", "div", "add(number)", "div(number)",
                "reuse", "rmsnorm", "linear"):
         assert status[op] == "ok", op
@@ -352,7 +352,7 @@ def test_lecture_style_tanh_and_exp_only():
     report = run_ops(lecture_tanh.Value)
     status = {r.op: r.status for r in report.ops}
     assert status["tanh"] == status["exp"] == status["softmax"] == "ok"
-    assert status["relu"] == status["log"] == "missing" and status["sigmoid"] == "missing"
+    assert status["relu"] == status["log"] == "absent" and status["sigmoid"] == "n/a"
     assert by_op(report)["tanh"].max_grad_error <= GRAD_TOL and report.verdict == "partial"
 
 

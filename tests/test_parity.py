@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from parity.harness import RunConfig, run_parity
+from parity.run import RunConfig, run_parity
 from pure.corpus import make_corpus, write_corpus
 from pure.engine import Value
 from tests.conftest import ROOT

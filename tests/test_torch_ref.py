@@ -16,7 +16,15 @@ from pure import GPTConfig, Rng, Trainer, gpt, param_shapes
 from pure.checkpoint import load_checkpoint
 from pure.trace import read_trace
 from tests.conftest import ROOT
-from torch_ref import MicroGPT, TorchTrainer, init_from_rng, load_pure_params, name_map, to_pure_params
+from torch_ref import (
+    MicroGPT,
+    TorchTrainer,
+    init_from_rng,
+    load_pure_params,
+    name_map,
+    record_intermediates,
+    to_pure_params,
+)
 
 # float64 logits, whole-sequence and KV-cache paths, vs pure's per-token logits (absolute; logits are O(1)):
 # measured max 2.2e-16 / 3.3e-16 here, 3.3e-16 / 4.4e-16 on names (30 docs x the 3 configs); 200x margin.
@@ -99,9 +107,9 @@ def test_module_layout_and_shapes():
     assert {name_map(2)[n]: s for n, s in param_shapes(config).items()} == {k: tuple(v.shape) for k, v in sd.items()}
     assert all(m.bias is None for m in model.modules() if isinstance(m, torch.nn.Linear))
 
-    taps = {}
     idx = torch.tensor([10, 3, 4, 0, 9])
-    logits = model(idx, taps)
+    with record_intermediates(model) as taps:
+        logits = model(idx)
     assert logits.shape == (5, 11)
     assert taps["layer1.attn_weights"].shape == (2, 5, 5)
     assert taps["layer0.mlp_pre"].shape == taps["layer0.mlp_hidden"].shape == (5, 32)
@@ -156,15 +164,13 @@ def test_taps_and_their_gradients_match_pure(name):
     step = next(s for s in range(len(WORDS)) if len(p.tokens_at(s)) > p.config.block_size + 1)
     pure_taps = {}
     p.forward_backward(step, tap=lambda name, pos, values: pure_taps.setdefault(name, {}).__setitem__(pos, values))
-    taps = {}
-    t.forward_backward(step, taps)
+    with record_intermediates(t.model) as taps:
+        loss, _ = t.forward_backward(t.tokens_at(step))
     T = t.config.block_size
     per_layer_attn = {name.split(".")[0] + ".attn_weights" for name in pure_taps if ".head" in name}
-    assert set(taps) == {name for name in pure_taps if ".head" not in name} | per_layer_attn
+    assert set(taps) | {"loss"} == {name for name in pure_taps if ".head" not in name} | per_layer_attn
+    assert abs(loss.item() - pure_taps["loss"][None][0].data) <= TAP_TOL
     for name, tensor in taps.items():
-        if name == "loss":
-            assert abs(tensor.item() - pure_taps["loss"][None][0].data) <= TAP_TOL
-            continue
         if name.endswith("attn_weights"):
             layer = name.split(".")[0]
             for h in range(t.config.n_head):
@@ -182,7 +188,7 @@ def test_taps_and_their_gradients_match_pure(name):
 
 def assert_step_matches(p, t, step):
     p_loss = p.forward_backward(step).data
-    t_loss = t.forward_backward(step).item()
+    t_loss = t.forward_backward(t.tokens_at(step))[0].item()
     assert abs(t_loss - p_loss) <= STEP_LOSS_RTOL * abs(p_loss)
     by_name = t.params_by_name()
     for name, grads in pure_grads(p).items():

@@ -1,7 +1,7 @@
 """microgpt as an ordinary torch.nn.Module: the seed's GPT, written the way PyTorch code usually is.
 
 Differences from a textbook GPT-2 block are the seed's, kept on purpose:
-rmsnorm without a learned gain (F.rms_norm, eps 1e-5), an extra rmsnorm right
+rmsnorm without a learned gain (nn.RMSNorm, eps 1e-5), an extra rmsnorm right
 after the embeddings, no biases, ReLU in the MLP, no final norm before lm_head.
 
 The model sees one document at a time, so activations have no batch dimension:
@@ -17,16 +17,9 @@ import torch.nn.functional as F
 from pure.model import RMS_EPS, GPTConfig
 
 
-def _tap(taps, name, tensor):
-    """Record a named intermediate (the names of pure's `gpt(..., tap=...)`), keeping its gradient."""
-    if taps is not None:
-        if tensor.requires_grad:
-            tensor.retain_grad()  # a non-leaf's .grad is freed after backward unless asked for
-        taps[name] = tensor
-
-
-def rmsnorm(x):
-    return F.rms_norm(x, (x.size(-1),), eps=RMS_EPS)  # no weight: the seed's rmsnorm has no gain
+def rmsnorm(n_embd):
+    """The seed's rmsnorm: x / sqrt(mean(x^2) + eps), with no learned gain (so no parameters)."""
+    return nn.RMSNorm(n_embd, eps=RMS_EPS, elementwise_affine=False)
 
 
 class KVCache:
@@ -57,16 +50,16 @@ class CausalSelfAttention(nn.Module):
         # mask[i, j]: may position i attend to position j? Not a parameter, and not in the state_dict.
         mask = torch.tril(torch.ones(config.block_size, config.block_size, dtype=torch.bool))
         self.register_buffer("mask", mask, persistent=False)
+        # The post-softmax weights pass through here unchanged: a named point where a forward hook can read them
+        # (parity compares them), as nanoGPT's attn_dropout sits at the same place.
+        self.attn_probs = nn.Identity()
 
-    def forward(self, x, taps=None, prefix="", cache=None, layer=0):
+    def forward(self, x, cache=None, layer=0):
         """x: (T, C) -> (T, C). With `cache`, x holds the newest position(s) only and attends to the cache too."""
         T, C = x.shape
         q = self.wq(x)  # (T, C)
         k = self.wk(x)  # (T, C)
         v = self.wv(x)  # (T, C)
-        _tap(taps, prefix + "q", q)
-        _tap(taps, prefix + "k", k)
-        _tap(taps, prefix + "v", v)
         if cache is not None:
             k, v = cache.append(layer, k, v)  # (S, C) each: every position so far, S >= T
         S = k.size(0)
@@ -74,16 +67,14 @@ class CausalSelfAttention(nn.Module):
         q = q.view(T, self.n_head, self.head_dim).transpose(0, 1)  # (H, T, D)
         k = k.view(S, self.n_head, self.head_dim).transpose(0, 1)  # (H, S, D)
         v = v.view(S, self.n_head, self.head_dim).transpose(0, 1)  # (H, S, D)
-        # Scaled dot-product attention written out (not F.scaled_dot_product_attention):
-        # the post-softmax weights are an intermediate the parity harness compares.
+        # Scaled dot-product attention written out (not F.scaled_dot_product_attention), so that the post-softmax
+        # weights exist as a tensor.
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # (H, T, S)
         # The queries are the last T of the S positions, so they use rows S-T..S-1 of the causal mask.
         scores = scores.masked_fill(~self.mask[S - T:S, :S], float("-inf"))  # (H, T, S)
-        att = F.softmax(scores, dim=-1)  # (H, T, S); exactly 0 above the diagonal
-        _tap(taps, prefix + "attn_weights", att)
+        att = self.attn_probs(F.softmax(scores, dim=-1))  # (H, T, S); exactly 0 above the diagonal
         y = att @ v  # (H, T, D)
         y = y.transpose(0, 1).reshape(T, C)  # (T, C): heads side by side, as pure concatenates them
-        _tap(taps, prefix + "attn_out", y)
         return self.wo(y)  # (T, C)
 
 
@@ -93,12 +84,8 @@ class MLP(nn.Module):
         self.fc1 = nn.Linear(config.n_embd, 4 * config.n_embd, bias=False)
         self.fc2 = nn.Linear(4 * config.n_embd, config.n_embd, bias=False)
 
-    def forward(self, x, taps=None, prefix=""):
-        pre = self.fc1(x)  # (T, 4C)
-        _tap(taps, prefix + "mlp_pre", pre)
-        h = F.relu(pre)  # (T, 4C)
-        _tap(taps, prefix + "mlp_hidden", h)
-        return self.fc2(h)  # (T, C)
+    def forward(self, x):
+        return self.fc2(F.relu(self.fc1(x)))  # (T, 4C) -> (T, 4C) -> (T, C)
 
 
 class Block(nn.Module):
@@ -106,18 +93,14 @@ class Block(nn.Module):
 
     def __init__(self, config: GPTConfig):
         super().__init__()
+        self.attn_norm = rmsnorm(config.n_embd)
         self.attn = CausalSelfAttention(config)
+        self.mlp_norm = rmsnorm(config.n_embd)
         self.mlp = MLP(config)
 
-    def forward(self, x, taps=None, prefix="", cache=None, layer=0):
-        h = rmsnorm(x)  # (T, C)
-        _tap(taps, prefix + "attn_norm", h)
-        x = x + self.attn(h, taps, prefix, cache, layer)  # (T, C)
-        _tap(taps, prefix + "attn_resid", x)
-        h = rmsnorm(x)  # (T, C)
-        _tap(taps, prefix + "mlp_norm", h)
-        x = x + self.mlp(h, taps, prefix)  # (T, C)
-        _tap(taps, prefix + "mlp_resid", x)
+    def forward(self, x, cache=None, layer=0):
+        x = x + self.attn(self.attn_norm(x), cache, layer)  # (T, C)
+        x = x + self.mlp(self.mlp_norm(x))  # (T, C)
         return x
 
 
@@ -127,36 +110,26 @@ class MicroGPT(nn.Module):
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.embed_norm = rmsnorm(config.n_embd)  # the seed normalises the embeddings before the first block
         self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         # PyTorch's default init is replaced by the seed's: see torch_ref.weights.init_from_rng.
 
-    def _run(self, idx, pos, taps=None, cache=None):
+    def _run(self, idx, pos, cache=None):
         """Logits (T, V) for tokens idx (T,) at positions pos (T,)."""
-        x = self.wte(idx) + self.wpe(pos)  # (T, C)
-        _tap(taps, "embed", x)
-        x = rmsnorm(x)  # (T, C): the seed normalises the embeddings before the first block
-        _tap(taps, "embed_norm", x)
+        x = self.embed_norm(self.wte(idx) + self.wpe(pos))  # (T, C)
         for i, block in enumerate(self.layers):
-            x = block(x, taps, f"layer{i}.", cache, i)  # (T, C)
-        logits = self.lm_head(x)  # (T, V)
-        _tap(taps, "logits", logits)
-        return logits
+            x = block(x, cache, i)  # (T, C)
+        return self.lm_head(x)  # (T, V)
 
-    def forward(self, idx, taps=None):
-        """Whole sequence at once, for training: idx (T,) token ids -> logits (T, V).
-
-        `taps`, when a dict, receives the intermediates under pure's tap names (see pure.model.gpt), each
-        for all positions at once and with .retain_grad() so .grad is there after backward:
-        "embed", "embed_norm" (T, C); per layer i, "layer{i}." + "attn_norm", "q", "k", "v" (T, C),
-        "attn_weights" (H, T, T) zero above the diagonal, "attn_out", "attn_resid", "mlp_norm" (T, C),
-        "mlp_pre", "mlp_hidden" (T, 4C), "mlp_resid" (T, C); then "logits" (T, V).
-        """
+    def forward(self, idx):
+        """Whole sequence at once, for training: idx (T,) token ids -> logits (T, V). (The intermediates parity
+        compares are read by hooks: torch_ref.intermediates.)"""
         (T,) = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"sequence of {T} tokens is longer than block_size {self.config.block_size}")
         pos = torch.arange(T, device=idx.device)  # (T,)
-        return self._run(idx, pos, taps)
+        return self._run(idx, pos)
 
     def new_cache(self):
         return KVCache(self.config.n_layer)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch.optim.lr_scheduler import LambdaLR
 
 from pure.data import Tokenizer
-from pure.model import GPTConfig, param_shapes
+from pure.model import GPTConfig, split_flat
 from pure.optim import AdamConfig
 from pure.rng import Rng
 
@@ -74,38 +74,68 @@ def sample_ids(model, rng, bos, temperature):
     return out
 
 
+def make_optimizer(model, adam, steps):
+    """torch.optim.Adam with the seed's hyper-parameters, and LambdaLR for its linear decay to zero over `steps`:
+    the one place both are built (training, `parity run`, `parity check`)."""
+    # foreach=False: the plain per-parameter loop (_single_tensor_adam), which is also what CPU tensors get by
+    # default. On CUDA the default would be the multi-tensor (foreach) kernels; pinning the single-tensor path
+    # keeps one documented update rule on every device, and with six small weight matrices there is no speed to
+    # gain from batching them.
+    optimizer = torch.optim.Adam(model.parameters(), lr=adam.lr, betas=(adam.beta1, adam.beta2), eps=adam.eps,
+                                 foreach=False)
+    # At 0-based step s the lr is lr * (1 - s / steps): LambdaLR multiplies the base lr by the factor, the same
+    # expression as pure's Adam.lr_at.
+    scheduler = LambdaLR(optimizer, lr_lambda=lambda step: 1 - step / steps)
+    return optimizer, scheduler
+
+
+def _named(values, config):
+    """name -> rows, from name -> rows or from a flat list in the seed's order."""
+    return values if isinstance(values, dict) else split_flat(list(values), config)
+
+
 class TorchTrainer:
-    """One run's state; `train_step` is one step of the seed's loop (see pure.train.Trainer)."""
+    """One run's state; `train_step` is one step of the seed's loop (see pure.train.Trainer).
+
+    `TorchTrainer(docs, ...)` draws everything from the seed, as pure does; `TorchTrainer.from_params(config,
+    params, ...)` starts from given weights with no documents, for replaying another implementation's run (its
+    steps then take token lists: `forward_backward(tokens)`, `set_grads`, `update`)."""
 
     def __init__(self, docs, *, seed=42, steps=1000, n_layer=1, n_embd=16, n_head=4, block_size=16,
                  adam=DEFAULT_ADAM, dtype=torch.float64, device="cpu", num_threads=CPU_THREADS):
         if not docs:
             raise ValueError("no documents to train on")
-        if steps < 1:
-            raise ValueError(f"steps must be at least 1, got {steps}")
-        self.dtype, self.device = resolve_dtype(dtype), resolve_device(device)
-        if num_threads is not None and self.device.type == "cpu":
-            torch.set_num_threads(num_threads)  # process-wide; pass num_threads=None to keep torch's setting
         self.rng = Rng(seed)
         self.seed = seed
         self.docs = list(docs)
         self.rng.shuffle(self.docs)
         self.tokenizer = Tokenizer.from_docs(self.docs)
-        self.config = GPTConfig(n_layer=n_layer, n_embd=n_embd, n_head=n_head, block_size=block_size,
-                                vocab_size=self.tokenizer.vocab_size)
-        self.model = MicroGPT(self.config).to(device=self.device, dtype=self.dtype)
+        self._build(GPTConfig(n_layer=n_layer, n_embd=n_embd, n_head=n_head, block_size=block_size,
+                              vocab_size=self.tokenizer.vocab_size), steps, adam, dtype, device, num_threads)
         init_from_rng(self.model, self.rng)  # the same draws as pure, right after the shuffle
+
+    @classmethod
+    def from_params(cls, config, params, *, steps=1000, adam=DEFAULT_ADAM, dtype=torch.float64, device="cpu",
+                    num_threads=CPU_THREADS):
+        """A trainer holding `params` (name -> rows, or a flat list in the seed's order) and no documents."""
+        self = cls.__new__(cls)
+        self.rng = self.seed = self.tokenizer = None
+        self.docs = []
+        self._build(config, steps, adam, dtype, device, num_threads)
+        self.load_params(params)
+        return self
+
+    def _build(self, config, steps, adam, dtype, device, num_threads):
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
+        self.dtype, self.device = resolve_dtype(dtype), resolve_device(device)
+        if num_threads is not None and self.device.type == "cpu":
+            torch.set_num_threads(num_threads)  # process-wide; pass num_threads=None to keep torch's setting
+        self.config = config
+        self.model = MicroGPT(config).to(device=self.device, dtype=self.dtype)
         self.steps = steps
         self.adam = adam
-        # foreach=False: the plain per-parameter loop (_single_tensor_adam), which is also what CPU
-        # tensors get by default. On CUDA the default would be the multi-tensor (foreach) kernels;
-        # pinning the single-tensor path keeps one documented update rule on every device, and with
-        # six small weight matrices there is no speed to gain from batching them.
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=adam.lr, betas=(adam.beta1, adam.beta2),
-                                          eps=adam.eps, foreach=False)
-        # The seed's linear decay to zero: at 0-based step s the lr is lr * (1 - s / steps).
-        # LambdaLR multiplies the base lr by the factor, the same expression as pure's Adam.lr_at.
-        self.scheduler = LambdaLR(self.optimizer, lr_lambda=lambda step: 1 - step / steps)
+        self.optimizer, self.scheduler = make_optimizer(self.model, adam, steps)
 
     @property
     def num_params(self):
@@ -119,22 +149,33 @@ class TorchTrainer:
         """The 0-based step's document, tokenized: documents are used in shuffled order, cycling."""
         return self.tokenizer.encode(self.docs[step % len(self.docs)])
 
-    def loss_of(self, tokens, taps=None):
-        """Mean cross-entropy of predicting tokens[1:n+1] from tokens[:n], n = min(block_size, len - 1)."""
+    def loss_of(self, tokens):
+        """(loss, logits (n, V)): the mean cross-entropy of predicting tokens[1:n+1] from tokens[:n],
+        n = min(block_size, len - 1)."""
         n = min(self.config.block_size, len(tokens) - 1)
         ids = torch.tensor(tokens[:n + 1], device=self.device)  # (n+1,)
-        logits = self.model(ids[:-1], taps)  # (n, V)
-        loss = F.cross_entropy(logits, ids[1:])  # mean over the n positions
-        if taps is not None:
-            taps["loss"] = loss
-        return loss
+        logits = self.model(ids[:-1])  # (n, V)
+        return F.cross_entropy(logits, ids[1:]), logits  # mean over the n positions
 
-    def forward_backward(self, step, taps=None):
-        """Loss of the step's document, with this step's gradient in every parameter's .grad (no update)."""
+    def forward_backward(self, tokens):
+        """(loss, logits) of the document `tokens`, with its gradient in every parameter's .grad (no update)."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss_of(self.tokens_at(step), taps)
+        loss, logits = self.loss_of(tokens)
         loss.backward()
-        return loss
+        return loss, logits
+
+    def set_grads(self, grads):
+        """Put given gradients (name -> rows, or flat in the seed's order) in .grad, for the next update: `parity
+        check` judges a port's optimizer on the port's own gradients."""
+        params = self.params_by_name()
+        for name, rows in _named(grads, self.config).items():
+            p = params[name]
+            p.grad = torch.tensor(rows, dtype=p.dtype, device=p.device)
+
+    def load_params(self, params):
+        """Set every weight (name -> rows of floats or Values, or flat in the seed's order), exactly (rounded for
+        float32)."""
+        load_pure_params(self.model, _named(params, self.config))
 
     def update(self):
         """One Adam update with the current lr, then move the schedule on to the next step's lr."""
@@ -147,7 +188,7 @@ class TorchTrainer:
         if self.scheduler.last_epoch != step:  # the lr comes from the scheduler's position, not from `step`
             raise ValueError(f"train_step({step}) but the schedule is at step {self.scheduler.last_epoch}; "
                              "steps run in order from 0 (or after load_state_from_pure)")
-        loss = self.forward_backward(step)
+        loss, _ = self.forward_backward(self.tokens_at(step))
         if on_grads:
             on_grads(self)
         self.update()
@@ -184,32 +225,30 @@ class TorchTrainer:
         return out
 
     def load_state_from_pure(self, pure_trainer, steps_done):
-        """Continue from a pure.train.Trainer that has completed `steps_done` steps: weights, Adam moments,
-        Adam's step count and the lr schedule's position, as if resuming a PyTorch checkpoint.
-
-        pure's Adam keeps its moments as flat lists in pure.model.flatten order (param_shapes order,
-        row by row); they are cut back into matrices here. Works before or after this trainer's first step.
-        """
+        """Continue from a pure.train.Trainer that has completed `steps_done` steps (see load_state)."""
         if pure_trainer.config != self.config:
             raise ValueError(f"pure trainer's config {pure_trainer.config} differs from {self.config}")
+        self.load_state(pure_trainer.params, pure_trainer.optimizer.m, pure_trainer.optimizer.v, steps_done)
+
+    def load_state(self, params, m, v, steps_done):
+        """Weights, Adam moments (flat, in the seed's order, as pure's Adam keeps them), Adam's step count and the
+        lr schedule's position after `steps_done` steps, as if resuming a PyTorch checkpoint. Works before or
+        after this trainer's first step."""
         if not 0 <= steps_done <= self.steps:
             raise ValueError(f"steps_done must be in 0..{self.steps}, got {steps_done}")
-        load_pure_params(self.model, pure_trainer.params)
-        m, v = pure_trainer.optimizer.m, pure_trainer.optimizer.v
-        assert len(m) == len(v) == self.num_params, f"pure has {len(m)} moments, the model {self.num_params} weights"
+        self.load_params(params)
+        assert len(m) == len(v) == self.num_params, f"{len(m)} moments, but the model has {self.num_params} weights"
         # Optimizer state_dict layout: "state" is keyed by the parameter's index in param_groups[0]["params"].
         index = {id(p): i for i, p in enumerate(self.optimizer.param_groups[0]["params"])}
-        state, offset = {}, 0
+        m_rows, v_rows = split_flat(m, self.config), split_flat(v, self.config)
+        state = {}
         for name, p in self.params_by_name().items():
-            rows, cols = param_shapes(self.config)[name]
-            size = rows * cols
             state[index[id(p)]] = {
                 # Adam's own step counter: a CPU scalar of the default float dtype, as Adam creates it.
                 "step": torch.tensor(float(steps_done)),
-                "exp_avg": torch.tensor(m[offset:offset + size], dtype=torch.float64).view(rows, cols),
-                "exp_avg_sq": torch.tensor(v[offset:offset + size], dtype=torch.float64).view(rows, cols),
+                "exp_avg": torch.tensor(m_rows[name], dtype=torch.float64),
+                "exp_avg_sq": torch.tensor(v_rows[name], dtype=torch.float64),
             }
-            offset += size
         optimizer_state = self.optimizer.state_dict()
         optimizer_state["state"] = state  # load_state_dict casts the moments to each parameter's dtype and device
         for group in optimizer_state["param_groups"]:

@@ -1,11 +1,13 @@
-"""The seed's initial weights, and conversion between pure's parameters and the module's state_dict.
+"""The seed's initial weights, and the one map between pure's names and the module's.
 
 pure keeps each weight matrix as rows of scalars, named like "layer0.attn_wq";
 the module keeps tensors under state_dict keys like "layers.0.attn.wq.weight".
 `name_map` is the one place that pairs them (as nanoGPT's from_pretrained
 does for GPT-2's checkpoint). Both sides store a linear layer's weight as
 (out_features, in_features) and an embedding as (num, C), so nothing is
-transposed: row r of pure's matrix is row r of the tensor.
+transposed: row r of pure's matrix is row r of the tensor. `intermediate_map`
+pairs the intermediates pure's model taps (pure.model.gpt) with the submodule
+whose input or output holds them (read by hooks: torch_ref.intermediates).
 """
 
 import numpy as np
@@ -31,7 +33,28 @@ def name_map(n_layer):
     return names
 
 
-NAME_MAP = name_map  # NAME_MAP(n_layer) -> {pure name: state_dict key}
+def intermediate_map(n_layer):
+    """pure's tap name -> (submodule name, "input" or "output"): the tensor of all positions at once that holds it.
+
+    Residual sums are no module's output, so they are read as the input of the module that consumes them."""
+    taps = {"embed": ("embed_norm", "input"), "embed_norm": ("embed_norm", "output")}
+    for i in range(n_layer):
+        block = f"layers.{i}"
+        taps.update({
+            f"layer{i}.attn_norm": (f"{block}.attn_norm", "output"),  # (T, C)
+            f"layer{i}.q": (f"{block}.attn.wq", "output"),  # (T, C)
+            f"layer{i}.k": (f"{block}.attn.wk", "output"),
+            f"layer{i}.v": (f"{block}.attn.wv", "output"),
+            f"layer{i}.attn_weights": (f"{block}.attn.attn_probs", "output"),  # (H, T, T), 0 above the diagonal
+            f"layer{i}.attn_out": (f"{block}.attn.wo", "input"),  # (T, C): the heads side by side
+            f"layer{i}.attn_resid": (f"{block}.mlp_norm", "input"),  # (T, C)
+            f"layer{i}.mlp_norm": (f"{block}.mlp_norm", "output"),
+            f"layer{i}.mlp_pre": (f"{block}.mlp.fc1", "output"),  # (T, 4C)
+            f"layer{i}.mlp_hidden": (f"{block}.mlp.fc2", "input"),  # (T, 4C): relu's output
+            f"layer{i}.mlp_resid": (block, "output"),  # (T, C)
+        })
+    taps["logits"] = ("lm_head", "output")  # (T, V)
+    return taps
 
 
 def _checked_state_dict(model):

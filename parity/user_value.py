@@ -1,4 +1,4 @@
-"""Load a user's own Value class (`--value SPEC`) and check that it follows the protocol.
+"""A user's own Value class (`--value SPEC`): loading it, checking that it follows the protocol, running it.
 
 SPEC is `module:Class` (imported with importlib, e.g. `mypkg.engine:Value`) or
 `path/to/file.py:Class` (loaded from that file). The protocol is micrograd's:
@@ -130,6 +130,25 @@ def check_protocol(cls, name=None, needs=MODEL_METHODS, purpose="run the model")
     return cls
 
 
+PURE_VALUE = "pure.engine:Value"
+
+
+def load_value(spec=None, for_ops=False):
+    """(class, its name) for a --value SPEC, pure's own Value when there is none; ValueError for a bad spec or
+    class (for `run`, one that lacks an op the model needs; for `ops`, one that cannot be checked at all)."""
+    if not spec:
+        from pure.engine import Value
+
+        return Value, PURE_VALUE
+    return load_and_check(spec, for_ops=for_ops), spec
+
+
+def spec_file(spec):
+    """The .py file of path/to/file.py:Class, an input no output may overwrite; None for a module spec."""
+    where = (spec or "").rpartition(":")[0]
+    return where if where.endswith(".py") else None
+
+
 def load_and_check(spec, for_ops=False):
     """load_value_class + check_protocol (for `run`, or the lighter check of `ops`), naming SPEC as written."""
     cls = load_value_class(spec)
@@ -138,8 +157,8 @@ def load_and_check(spec, for_ops=False):
     return check_protocol(cls, name=str(spec).strip())
 
 
-class EngineFailure(Exception):
-    """The Value class under test raised while running the model: a finding about that engine, not a crash.
+class ValueClassError(Exception):
+    """The Value class under test raised while running the model: a finding about that class, not a crash.
 
     phase is "forward", "backward", "optimizer" or "samples"; exception is the one-line text of what it raised.
     """
@@ -171,14 +190,14 @@ class EngineFailure(Exception):
         return {"phase": self.phase, "exception": self.exception, "where": self.where}
 
 
-def run_engine(phase, fn, *args, **kwargs):
-    """fn(*args, **kwargs), with anything the engine raises (RecursionError included) as an EngineFailure."""
+def guarded_call(phase, fn, *args, **kwargs):
+    """fn(*args, **kwargs), with anything the Value class raises (RecursionError included) as a ValueClassError."""
     try:
         return fn(*args, **kwargs)
-    except (KeyboardInterrupt, SystemExit, EngineFailure):
+    except (KeyboardInterrupt, SystemExit, ValueClassError):
         raise
-    except Exception as e:  # noqa: BLE001 - a user's engine may raise anything; each is reported, none is hidden
-        raise EngineFailure(phase, e) from e
+    except Exception as e:  # noqa: BLE001 - a user's class may raise anything; each is reported, none is hidden
+        raise ValueClassError(phase, e) from e
 
 
 def graph_depth(tokens, config):

@@ -1,0 +1,225 @@
+"""The table of `parity ops`: each operation of the Value protocol and each composite of the model, with the
+computation written once with the class under test (protocol operators only; the composites through pure's own
+model functions, so a user's class runs the code the model runs) and once in torch, and its inputs (edge cases
+included). A case is one line: `binary("mul", lambda a, b: a * b, ...)` reads as tinygrad's helper_test_op does.
+
+Nothing here imports torch until a reference is computed: the class-under-test side of the table runs without it.
+"""
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import pure.model as model
+
+DEEP_CHAIN = 5000  # nodes in the deep-chain case: 5x Python's default recursion limit (1000)
+
+
+class _LazyTorch:
+    """`torch`, imported on first use (the references below), so that the class-under-test side never loads it."""
+
+    def __getattr__(self, name):
+        import torch as real
+
+        return getattr(real, name)
+
+
+torch = _LazyTorch()
+
+
+@dataclass
+class Case:
+    inputs: dict  # name -> float, list of floats or list of lists: the differentiated inputs
+    const: dict = field(default_factory=dict)  # name -> number passed as is (no gradient)
+    kink: bool = False  # a point where the function is not differentiable: no finite differences
+    fd_step: Optional[float] = None  # finite-difference step, where the default (OPS_FD_STEP) is too coarse
+    note: str = ""
+
+
+@dataclass
+class OpSpec:
+    name: str
+    build: Callable  # (**inputs as Values, **const) -> list of Values
+    ref: Callable  # (**inputs as float64 tensors, **const) -> 1-D tensor of outputs
+    cases: list
+    kind: str = "op"  # "op" or "composite"
+    singular_at_0: bool = False  # finite-difference steps scale with |x| (log, x**-1, ...), not with max(|x|, 1)
+    uses: tuple = ()  # the class's methods the computation calls (besides the weighting's * and +)
+    extra: bool = False  # not part of the model (tanh, sigmoid, Value ** Value): checked when the class has it
+    probe: Optional[Callable] = None  # (cls) -> anything; raising means the class does not support the op
+
+
+# The local derivative each method needs, named when a class lacks it (what to implement).
+RULES = {
+    "__add__": "d(a+b)/da = d(a+b)/db = 1", "__radd__": "number + Value: d/dValue = 1",
+    "__sub__": "d(a-b)/da = 1, d(a-b)/db = -1", "__rsub__": "number - Value: d/dValue = -1",
+    "__mul__": "d(ab)/da = b, d(ab)/db = a", "__rmul__": "number * Value: d/dValue = the number",
+    "__truediv__": "d(a/b)/da = 1/b, d(a/b)/db = -a/b^2", "__rtruediv__": "c / Value: d/dValue = -c/Value^2",
+    "__pow__": "d(x^n)/dx = n x^(n-1)", "__neg__": "d(-x)/dx = -1", "exp": "d/dx e^x = e^x",
+    "log": "d/dx ln x = 1/x", "relu": "d/dx relu(x) = 1 where x > 0, else 0", "tanh": "d/dx tanh x = 1 - tanh^2 x",
+    "sigmoid": "d/dx s(x) = s(x) (1 - s(x))",
+}
+
+
+def upstream(seed, op, case_index, n):
+    """Random, non-uniform upstream gradients, each in +-[0.5, 2]: fixed per seed, op and case. (A uniform
+    upstream gradient, as backprop from `.sum()` gives, hides softmax's rule: sum_j dp_j/dx_i = 0.)"""
+    rng = random.Random(f"{seed}:{op}:{case_index}")
+    return [rng.choice((-1, 1)) * rng.uniform(0.5, 2.0) for _ in range(n)]
+
+
+# ---- the computations with the class under test ----------------------------------------------------------------
+
+def _attention(q, k, v):
+    """One causal attention head at the last position, as pure.model.gpt computes it."""
+    scale = math.sqrt(len(q))
+    logits = [model.vsum(a * b for a, b in zip(q, kt)) / scale for kt in k]
+    weights = model.softmax(logits)
+    return [model.vsum(w * vt[j] for w, vt in zip(weights, v)) for j in range(len(q))]
+
+
+def _cross_entropy(logits, target):
+    return [-(model.softmax(logits)[target].log())]
+
+
+def _reuse(x, y):
+    """Nodes used more than once: x*x and x+x (one node on both sides), t feeding two ops, y feeding three."""
+    t = x * y
+    return [x * x + x, (y + y) * x, t ** 2 + t * y]
+
+
+def _deep_chain(x):
+    """x + 1 + 1 + ... (DEEP_CHAIN times): a graph DEEP_CHAIN nodes deep."""
+    y = x
+    for _ in range(DEEP_CHAIN):
+        y = y + 1.0
+    return [y]
+
+
+# ---- the references in torch ---------------------------------------------------------------------------------
+
+def _torch_rmsnorm(x):
+    return x * torch.rsqrt((x * x).mean() + model.RMS_EPS)
+
+
+def _torch_attention(q, k, v):
+    return torch.softmax(k @ q / math.sqrt(q.shape[0]), 0) @ v
+
+
+def _torch_cross_entropy(logits, target):
+    return torch.nn.functional.cross_entropy(logits[None], torch.tensor([target])).view(1)
+
+
+# ---- one-line cases ------------------------------------------------------------------------------------------
+
+def unary(name, f, ref, xs, uses, **kw):
+    """An op of one Value: f(x) with the class under test, ref(x) in torch, at each x."""
+    return OpSpec(name, lambda x: [f(x)], lambda x: ref(x).reshape(1), [Case({"x": x}) for x in xs], uses=uses,
+                  **kw)
+
+
+def binary(name, f, xs, uses, **kw):
+    """An op of two Values, the same expression on both sides: f(a, b) at each (a, b)."""
+    return OpSpec(name, lambda a, b: [f(a, b)], lambda a, b: f(a, b).reshape(1),
+                  [Case({"a": a, "b": b}) for a, b in xs], uses=uses, **kw)
+
+
+def with_number(name, f, cases, uses):
+    """x op c and c op y, with c a plain number (two inputs, so that no node is reused here)."""
+    return OpSpec(name, lambda x, y, c: [f(x, c), f(c, y)], lambda x, y, c: torch.stack([f(x, c), f(c, y)]),
+                  [Case({"x": x, "y": y}, {"c": c}) for x, y, c in cases], uses=uses)
+
+
+def power(e, xs):
+    return unary(f"pow({e:g})", lambda x: x ** e, lambda x: torch.pow(x, e), xs, ("__pow__",), singular_at_0=e < 1)
+
+
+MUL_PAIRS = [(0.5, -1.2), (3.0, 0.25), (-2.0, -0.75), (0.0, 1.7), (1.3, 1.3), (1e3, -4e-3), (1e-8, 1e8)]
+DIV_PAIRS = [(1.0, 3.0), (-2.5, 0.4), (0.0, 2.0), (1e-3, -1e-4), (7.0, 1e3), (3.0, 3.0), (-0.6, -1.5)]
+RELU_CASES = [Case({"x": 1.5}), Case({"x": -0.7}), Case({"x": 0.0}, kink=True, note="gradient 0 at exactly 0"),
+              Case({"x": 1e-3}), Case({"x": -1e-3}), Case({"x": 1e6}), Case({"x": -1e6})]
+
+
+def specs():
+    """The table, in the order ops are judged and listed: the weighting's building blocks (mul, add) first."""
+    return [
+        binary("mul", lambda a, b: a * b, MUL_PAIRS, ("__mul__",)),
+        binary("add", lambda a, b: a + b, [(0.5, -1.2), (1e8, 1e-8), (-3.0, 3.0), (0.0, 0.0), (2.5, 2.5)],
+               ("__add__",)),
+        unary("neg", lambda x: -x, lambda x: -x, [0.5, -1.2, 0.0, 1e6], ("__neg__",)),
+        binary("sub", lambda a, b: a - b, [(0.5, -1.2), (2.0, 2.0), (-1e-6, 3.5), (1e8, 1.0), (0.0, 0.3)],
+               ("__sub__",)),
+        power(2, [0.5, -1.2, 0.0, 3.0, 1e-3, 1e4]),
+        power(3, [-1.2, 0.5, 0.0, 2.0, 1e-3, -40.0]),
+        power(0.5, [0.5, 2.0, 1e-4, 1e-8, 1e4, 1.0]),
+        power(-0.5, [0.5, 2.0, 1e-4, 1e-5, 1e4]),
+        power(-1, [0.5, -1.2, 1e-3, -1e-3, 1e3, 4.0]),
+        binary("div", lambda a, b: a / b, DIV_PAIRS, ("__truediv__",), singular_at_0=True),
+        unary("exp", lambda x: x.exp(), lambda x: torch.exp(x), [-20.0, -1.0, 0.0, 0.5, 3.0, 30.0], ("exp",)),
+        unary("log", lambda x: x.log(), lambda x: torch.log(x), [1e-3, 0.5, 1.0, 2.7, 1e4, 1e-8], ("log",),
+              singular_at_0=True),
+        OpSpec("relu", lambda x: [x.relu()], lambda x: torch.relu(x).reshape(1), RELU_CASES, uses=("relu",)),
+        with_number("add(number)", lambda a, b: a + b, [(0.5, -1.2, 2.5), (3.0, 0.0, -0.75)], ("__add__", "__radd__")),
+        with_number("sub(number)", lambda a, b: a - b, [(0.5, -1.2, 2.5), (3.0, 0.0, -0.75)], ("__sub__", "__rsub__")),
+        with_number("mul(number)", lambda a, b: a * b, [(0.5, -1.2, 2.5), (3.0, 0.0, -0.75), (1.7, -0.4, 0)],
+                    ("__mul__", "__rmul__")),
+        with_number("div(number)", lambda a, b: a / b, [(0.5, -1.2, 2.5), (3.0, 0.25, -0.75)],
+                    ("__truediv__", "__rtruediv__")),
+        OpSpec("reuse", _reuse, lambda x, y: torch.stack([x * x + x, (y + y) * x, (x * y) ** 2 + x * y * y]),
+               [Case({"x": 0.5, "y": -1.2}), Case({"x": -2.0, "y": 0.3}), Case({"x": 1.5, "y": 1.5})],
+               uses=("__pow__",)),
+        OpSpec("softmax", lambda logits: model.softmax(logits), lambda logits: torch.softmax(logits, 0),
+               [Case({"logits": [1.2, -0.3, 0.5, 2.0, -1.1]}),
+                Case({"logits": [12.0, 0.0, -1.0, 0.5]}, note="one dominant logit"),
+                Case({"logits": [0.7, 0.7, 0.7, 0.7]}, note="equal logits"),
+                Case({"logits": [1000.0, 999.0, 998.5]}, note="large logits"),
+                Case({"logits": [-1000.0, -1001.0, -999.0]}, note="large negative logits"),
+                Case({"logits": [1e-9, 0.0, -1e-9]}),
+                Case({"logits": [0.3]}, note="one logit")],
+               kind="composite", uses=("__sub__", "exp", "__truediv__")),
+        OpSpec("rmsnorm", lambda x: model.rmsnorm(x), _torch_rmsnorm,
+               [Case({"x": [0.5, -1.2, 0.3, 2.0, -0.1]}),
+                Case({"x": [1e-3, -2e-3, 5e-4, 0.0]}, fd_step=1e-9, note="mean square below the epsilon"),
+                Case({"x": [300.0, -150.0, 40.0, 2.0]}),
+                Case({"x": [0.0, 0.0, 1.5, 0.0]}),
+                Case({"x": [0.7, 0.7, 0.7, 0.7]})],
+               kind="composite", uses=("__truediv__", "__pow__")),
+        OpSpec("linear", lambda x, w: model.linear(x, w), lambda x, w: w @ x,
+               [Case({"x": [0.5, -1.2, 0.3], "w": [[0.1, -0.2, 0.7], [1.5, 0.0, -0.4]]}),
+                Case({"x": [0.0, 2.0, -3.0], "w": [[1e3, 1e-3, -0.5], [0.25, 0.25, 0.25], [-1.0, 0.0, 1.0]]}),
+                Case({"x": [1.1], "w": [[-0.9]]})],
+               kind="composite"),
+        OpSpec("attention", _attention, _torch_attention,
+               [Case({"q": [0.5, -1.2, 0.3], "k": [[0.1, 0.4, -0.5], [-0.3, 0.8, 0.2], [1.0, -0.6, 0.05]],
+                      "v": [[0.2, -0.1, 0.9], [-1.3, 0.5, 0.4], [0.6, 0.6, -0.8]]}),
+                Case({"q": [3.0, 2.0], "k": [[4.0, 1.0], [-2.0, 0.5], [0.1, -0.3]],
+                      "v": [[1.0, -2.0], [0.5, 0.3], [-0.7, 1.2]]}, note="one dominant key"),
+                Case({"q": [0.4, -0.9], "k": [[0.6, 0.2]], "v": [[-1.1, 0.8]]}, note="one position"),
+                Case({"q": [0.0, 0.0], "k": [[0.3, -0.2], [0.8, 0.1]], "v": [[0.5, 1.5], [-0.5, 2.5]]},
+                     note="zero query: equal weights")],
+               kind="composite", uses=("__truediv__", "__sub__", "exp")),
+        OpSpec("cross-entropy", _cross_entropy, _torch_cross_entropy,
+               [Case({"logits": [1.2, -0.3, 0.5, 2.0, -1.1]}, {"target": 2}),
+                Case({"logits": [8.0, 0.0, -1.0, 0.5]}, {"target": 0}, note="confident and right"),
+                Case({"logits": [8.0, 0.0, -1.0, 0.5]}, {"target": 2}, note="confident and wrong"),
+                Case({"logits": [0.2, 0.2, 0.2]}, {"target": 1}, note="equal logits")],
+               kind="composite", uses=("__sub__", "exp", "__truediv__", "log", "__neg__")),
+        # Common extras, checked when the class has them (the model does not use them).
+        unary("tanh", lambda x: x.tanh(), lambda x: torch.tanh(x), [-20.0, -1.5, 0.0, 1e-8, 0.3, 2.0, 20.0],
+              ("tanh",), extra=True),
+        unary("sigmoid", lambda x: x.sigmoid(), lambda x: torch.sigmoid(x), [-30.0, -2.0, 0.0, 1e-8, 0.7, 4.0, 30.0],
+              ("sigmoid",), extra=True),
+        OpSpec("pow(Value)", lambda a, b: [a ** b], lambda a, b: torch.pow(a, b).reshape(1),
+               [Case({"a": a, "b": b}) for a, b in
+                [(2.0, 3.0), (0.5, -1.5), (3.0, 0.5), (1.5, 0.0), (1e-3, 2.0), (10.0, -2.0)]],
+               uses=("__pow__",), extra=True, probe=lambda cls: cls(2.0) ** cls(3.0)),
+        # A graph deeper than Python's recursion limit: a recursive topological sort fails here ("limit").
+        OpSpec(f"deep chain ({DEEP_CHAIN} adds)", _deep_chain, lambda x: (x + float(DEEP_CHAIN)).reshape(1),
+               [Case({"x": 0.25})], uses=("__add__",)),
+    ]
+
+
+def op_names():
+    """The names of the ops, in table order."""
+    return [s.name for s in specs()]

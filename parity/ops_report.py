@@ -1,0 +1,197 @@
+"""What `parity ops` found: one result per op, the verdict, the table and the JSON document.
+
+An op's status is one of the table's words: `ok`; `FAIL` (a wrong rule or value, or an exception); `absent` (the
+class lacks a method the model needs: not checked, not wrong); `n/a` (an optional op it lacks); `limit` (the deep
+chain raised RecursionError: a limitation of the engine, not a wrong rule).
+"""
+
+import math
+import sys
+import textwrap
+from dataclasses import dataclass
+from typing import Optional
+
+from .ops_cases import DEEP_CHAIN, RULES
+from .tolerances import OPS_FD_TOL, OPS_FWD_TOL, OPS_GRAD_TOL, ops_tolerances
+
+VERDICT_DETAILED = 4  # failing ops described in the verdict line; the rest are named only
+TABLE_WIDTH = 100
+STATUSES = ("ok", "FAIL", "absent", "n/a", "limit")
+
+
+@dataclass
+class OpResult:
+    op: str
+    ok: bool
+    max_fwd_error: float  # vs torch float64, mixed error (see parity.ops)
+    max_grad_error: float  # vs torch.autograd
+    max_fd_error: float  # vs central finite differences, beyond their rounding allowance
+    ref_fd_error: float  # torch's own gradient vs finite differences (validates the reference)
+    checks: list  # what the op was judged against: "torch", "finite-difference"
+    failed_checks: list  # which of "forward", "gradient", "finite-difference", "reference", "exception" failed
+    input: Optional[dict]  # the first input (in table order) that broke it, as plain floats
+    detail: str  # what broke there, in words
+    cases: int
+    kind: str = "op"
+    status: str = "ok"  # one of STATUSES
+    required: bool = True  # the model needs the op: an absent one means `parity run` cannot use the class
+
+    @property
+    def judged(self):
+        return self.status in ("ok", "FAIL")
+
+    def to_json(self):
+        d = dict(self.__dict__)
+        for k in ("max_fwd_error", "max_grad_error", "max_fd_error", "ref_fd_error"):
+            d[k] = d[k] if math.isfinite(d[k]) else None  # inf/nan (an exception, a nan) -> null; see detail
+        return d
+
+
+def not_checked(op, kind, why, required):
+    """The result of an op the class does not have: absent (the model needs it) or n/a (an optional one)."""
+    nan = math.nan
+    return OpResult(op=op, ok=False, max_fwd_error=nan, max_grad_error=nan, max_fd_error=nan, ref_fd_error=nan,
+                    checks=[], failed_checks=[], input=None, detail=why, cases=0, kind=kind,
+                    status="absent" if required else "n/a", required=required)
+
+
+def format_input(inputs, width=None):
+    if inputs is None:
+        return "-"
+
+    def fmt(x):
+        if isinstance(x, list):
+            return "[" + ", ".join(fmt(y) for y in x) + "]"
+        return f"{x:.6g}" if isinstance(x, float) else str(x)
+
+    text = ", ".join(f"{k}={fmt(v)}" for k, v in inputs.items())
+    if width and len(text) > width:
+        text = text[: width - 3] + "..."
+    return text
+
+
+def tolerance_text():
+    return f"fwd {OPS_FWD_TOL:.0e} grad {OPS_GRAD_TOL:.0e} fd {OPS_FD_TOL:.0e}"
+
+
+@dataclass
+class OpsReport:
+    ops: list
+    value_class: str = "pure.engine:Value"
+    seed: int = 0
+
+    @property
+    def verdict(self):
+        """"diverge" when an op the class has is wrong; "partial" when every op it has is right but one the
+        model needs is absent; "agree" otherwise (n/a ops and limitations are listed, not judged)."""
+        if self.failing:
+            return "diverge"
+        return "partial" if any(r.status == "absent" for r in self.ops) else "agree"
+
+    @property
+    def failing(self):
+        return [r for r in self.ops if r.status == "FAIL"]
+
+    @property
+    def checked(self):
+        return [r for r in self.ops if r.status not in ("absent", "n/a")]
+
+    def _tail(self):
+        """'; absent: exp, log (...); n/a: tanh; limitation: ...' for what was not judged."""
+        absent = [r for r in self.ops if r.status == "absent"]
+        optional = [r for r in self.ops if r.status == "n/a"]
+        limits = [r for r in self.ops if r.status == "limit"]
+        tail = ""
+        if absent:
+            methods = list(dict.fromkeys(m for r in absent for m in r.detail.removeprefix("lacks ").split(", ")))
+            tail += (f"; absent: {', '.join(methods)} (the model needs them; not checked: "
+                     f"{', '.join(r.op for r in absent)})")
+        if optional:
+            tail += f"; n/a: {', '.join(r.op for r in optional)}"
+        if limits:
+            tail += (f"; limitation: a recursive backward fails on a graph {DEEP_CHAIN} nodes deep (RecursionError, "
+                     f"recursion limit {sys.getrecursionlimit()})")
+        return tail
+
+    def verdict_line(self):
+        bad = self.failing
+        n = len(self.checked)
+        if not bad:
+            inputs = sum(r.cases for r in self.checked)
+            return (f"ops: all {n} checked agree with torch float64 and finite differences "
+                    f"({inputs} inputs, random upstream gradients){self._tail()}")
+        parts = []
+        for r in bad[:VERDICT_DETAILED]:
+            if "exception" in r.failed_checks:
+                what = r.detail
+            elif "forward" in r.failed_checks:
+                what = f"max fwd error {r.max_fwd_error:.1e}"
+            elif "gradient" in r.failed_checks:
+                what = f"max grad error {r.max_grad_error:.1e}"
+            else:
+                what = f"max finite-difference error {r.max_fd_error:.1e}"
+            parts.append(f"{r.op} ({what} at {format_input(r.input, 80)})")
+        more = [r.op for r in bad[VERDICT_DETAILED:]]
+        tail = f"; and {len(more)} more: {', '.join(more)}" if more else ""
+        return f"ops: {len(bad)} of {n} checked wrong: " + ", ".join(parts) + tail + self._tail()
+
+    def notes(self):
+        """What the user should know to read the failures."""
+        if {r.op for r in self.failing} & {"mul", "add"}:
+            return ["the outputs are weighted with * and + before backward, so a wrong mul or add rule also shows "
+                    "in the ops after it: fix the first failing op first"]
+        return []
+
+    def to_json(self):
+        return {
+            "verdict": self.verdict,
+            "verdict_line": self.verdict_line(),
+            "value_class": self.value_class,
+            "seed": self.seed,
+            "tolerances": ops_tolerances(),
+            "ops": [r.to_json() for r in self.ops],
+        }
+
+    def table(self, width=TABLE_WIDTH):
+        return format_ops_table(self, width)
+
+
+def format_ops_table(report, width=TABLE_WIDTH):
+    """One row per op (status, max errors: forward, gradient vs torch, gradient vs finite differences, and a
+    note: the input that broke a failing op, the rule an absent one needs), within `width` columns; then, for
+    each failing op, what broke in full; then the tolerances."""
+    name_w = max(len(r.op) for r in report.ops) + 2
+    head = f"{'op':<{name_w}}{'status':<8}{'max fwd':>9}{'max grad':>10}{'max fd':>9}  note"
+    lines = [head, "-" * width]
+    room = width - (name_w + 8 + 9 + 10 + 9 + 2)
+
+    def err(x, w, judged):
+        return f"{'-' if not (judged and math.isfinite(x)) else f'{x:.1e}':>{w}}"
+
+    def fit(text):
+        return text if len(text) <= room else text[: room - 3] + "..."
+    details, rules = [], {}
+    for r in report.ops:
+        if r.status == "absent":
+            for m in r.detail.removeprefix("lacks ").split(", "):
+                rules.setdefault(m, RULES.get(m, ""))
+        if r.status in ("absent", "n/a"):
+            note = r.detail
+        elif r.status == "FAIL":
+            note = format_input(r.input)
+            details.append(f"  {r.op}: at {format_input(r.input)}: {r.detail}")
+        elif r.status == "limit":
+            note = "RecursionError: a recursive backward"
+        else:
+            note = ""
+        lines.append(f"{r.op:<{name_w}}{r.status:<8}{err(r.max_fwd_error, 9, r.judged)}"
+                     f"{err(r.max_grad_error, 10, r.judged)}{err(r.max_fd_error, 9, r.judged)}  {fit(note)}")
+    if details:
+        lines += ["what broke (the first input, in table order):", *details]
+    if rules:
+        lines += ["absent, and the model needs them (the rule to implement):",
+                  *(f"  {m}: {rule}" for m, rule in rules.items())]
+    lines.append(f"tolerances (mixed error): {tolerance_text()}. absent: the class lacks an op the model needs; "
+                 f"n/a: an optional op it lacks (neither is checked or wrong); limit: a limitation of the engine")
+    return "\n".join(textwrap.fill(line, width, subsequent_indent="    ") if line.startswith("tolerances")
+                     else line.rstrip() for line in lines)
