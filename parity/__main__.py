@@ -3,8 +3,6 @@ against torch.autograd and finite differences; `mutants`: show that injected bug
 `check`: judge a port in any language from the trace it writes.
 Exit 0 agree, 1 diverge, 2 usage/input error."""
 
-import contextlib
-import os
 import sys
 
 from pure.cli import (
@@ -21,10 +19,7 @@ from pure.cli import (
     non_negative_int,
     prog_name,
 )
-from pure.data import ENV_VAR
-from pure.outputs import AtomicFile, OutputPlan
 from pure.progress import Progress
-from pure.train import default_engine
 
 from .user_value import PROTOCOL
 
@@ -64,6 +59,7 @@ def build_parser(prog="python -m parity"):
                    help="comma-separated: lockstep (reset torch to pure before every step), free (independent "
                         "trajectories) (default: both)")
     add_report_args(r)
+    add_ci_args(r)
     r.add_argument("--value", metavar="SPEC", help=VALUE_HELP + " (default: pure's own Value)")
     r.add_argument("--engine", choices=["fused", "plain"], default=None,
                    help="pure's engine: fused (one node per sum, the default for pure's own Value) or plain "
@@ -80,6 +76,7 @@ def build_parser(prog="python -m parity"):
     o.add_argument("--value", metavar="SPEC", help=VALUE_HELP + " (default: pure's own Value)")
     o.add_argument("--json", metavar="FILE", help='write {"verdict": ..., "ops": [{"op", "ok", ...}]} as JSON')
     o.add_argument("--seed", type=non_negative_int, default=0, help="seed of the upstream gradients (default: 0)")
+    add_ci_args(o)
     m = sub.add_parser("mutants", help="inject deliberate bugs into pure and show the harness catches each one",
                        description="Inject each bug of the catalogue into pure at run time (no file is edited), run "
                                    "`ops` and a short `run` (3 steps, n_embd 8) against torch, and report whether it "
@@ -90,6 +87,7 @@ def build_parser(prog="python -m parity"):
     m.add_argument("--only", metavar="NAMES", help="comma-separated mutant names (default: all)")
     m.add_argument("--json", metavar="FILE", help='write {"mutants": [{"name", "caught", "localized", '
                                                   '"first_divergence", ...}]} as JSON')
+    add_ci_args(m)
     c = sub.add_parser("check", help="check a port in any language from the trace it writes",
                        description="Replay a microgpt port's run in torch_ref from the port's own initial weights and "
                                    "documents (the port-trace format: see the README), and compare its losses, "
@@ -103,168 +101,121 @@ def build_parser(prog="python -m parity"):
     c.add_argument("--device", default="cpu", help="torch_ref's device, e.g. cpu or cuda (default: cpu)")
     c.add_argument("--modes", default="lockstep,free", help="comma-separated: lockstep, free (default: both)")
     add_report_args(c)
+    add_ci_args(c)
     return p
 
 
 # ---- what every command shares -----------------------------------------------------------------------------------
 
-def output_plan(args, inputs):
-    """The command's output files (--json, --plot, --details), checked before the work starts."""
-    from .plot import plot_formats
-
-    outputs = {"--json": getattr(args, "json", None), "--plot": getattr(args, "plot", None),
-               "--details": getattr(args, "details", None)}
-    suffixes = {"--plot": plot_formats()} if outputs["--plot"] else {}
-    return OutputPlan(outputs, inputs=inputs, suffixes=suffixes).check()
+def add_ci_args(p):
+    """The CI outputs, shared by every command."""
+    p.add_argument("--junit", metavar="FILE", help="write JUnit XML (one test case per quantity family and mode, op "
+                                                   "or mutant; a failure's message is the verdict line), for CI pages")
+    p.add_argument("--markdown", metavar="FILE", help="write a short Markdown summary (verdict, failing rows, "
+                                                      "diagnosis), e.g. for $GITHUB_STEP_SUMMARY")
 
 
-def details_file(args):
-    """--details FILE, written as the run goes and renamed into place at the end (removed if the run fails)."""
-    return AtomicFile(args.details) if args.details else contextlib.nullcontext()
-
-
-def step_progress(total, after=None):
-    """on_step(step, checks) for `run` and `check`: per mode, the largest share of its tolerance any check of
-    the step used (above 100% fails), and the failing checks so far; on stderr."""
+def step_progress(after=None):
+    """progress(total) -> on_step(step, checks) for `run` and `check`: per mode, the largest share of its tolerance
+    any check of the step used (above 100% fails), and the failing checks so far; on stderr."""
     from .report import format_used
 
-    progress = Progress(total, sys.stderr, lines=10, after=after)
-    failing = [0]
+    def start(total):
+        progress = Progress(total, sys.stderr, lines=10, after=after)
+        failing = [0]
 
-    def on_step(step, checks):
-        failing[0] += sum(not c.ok for c in checks)
-        if progress.due(step):
-            worst = {}
-            for c in checks:
-                worst[c.mode] = max(worst.get(c.mode, 0.0), c.ratio)
-            used = " | ".join(f"{mode} worst {format_used(w)} of tol" for mode, w in worst.items())
-            progress.update(step, f"parity step {step:4d} / {total} | {used} | failing checks {failing[0]}")
-    on_step.close = progress.close
-    return on_step
+        def on_step(step, checks):
+            failing[0] += sum(not c.ok for c in checks)
+            if progress.due(step):
+                worst = {}
+                for c in checks:
+                    worst[c.mode] = max(worst.get(c.mode, 0.0), c.ratio)
+                used = " | ".join(f"{mode} worst {format_used(w)} of tol" for mode, w in worst.items())
+                progress.update(step, f"parity step {step:4d} / {total} | {used} | failing checks {failing[0]}")
+        on_step.close = progress.close
+        return on_step
+    return start
 
 
 def finish(args, report, notes=()):
-    """The table (unless --no-table), notes, --json, --plot, then the verdict line; the exit code."""
-    from .report import write_json
-
-    if not args.no_table:
+    """What a command prints after its work: the table (unless --no-table), notes, the files written, then the
+    verdict line."""
+    if not getattr(args, "no_table", False):
         print(report.table())
     for note in notes:
         print(f"note: {note}")
-    if args.json:
-        write_json(report, args.json)
-        print(f"report: {args.json}")
-    if args.plot:
-        from .plot import write_plot
+    for what, path in getattr(report, "written", []):
+        print(f"{what}: {path}")
+    print(report.verdict_line)
 
-        write_plot(report, args.plot)
-        print(f"plot: {args.plot}")
-    print(report.verdict_line())
-    return EXIT_AGREE if report.verdict == "agree" else EXIT_DIVERGE
+
+def shown_modes(text):
+    """'free,lockstep' -> 'lockstep, free' (as the run will take them); the text itself if it is not valid (the
+    command then says why)."""
+    from .report import parse_modes
+
+    try:
+        return ", ".join(parse_modes(text))
+    except ValueError:
+        return text
+
+
+def outputs(args):
+    return dict(json=args.json, junit=args.junit, markdown=args.markdown)
 
 
 # ---- the commands ------------------------------------------------------------------------------------------------
 
 def cmd_run(args):
-    from torch_ref.train import resolve_device
+    from . import api
 
-    from .report import parse_modes
-    from .run import RunConfig, load_run_docs, run_parity
-    from .user_value import load_value, spec_file
-
-    modes = parse_modes(args.modes)
-    check_config(args)
-    resolve_device(args.device)  # a clear error before any work
-    value_cls, value_name = load_value(args.value)
-    if args.value and args.engine == "fused":
-        raise UsageError("--engine fused runs pure's own Value only; a --value class runs the plain engine "
-                         "(drop --engine)")
-    with output_plan(args, {"--data": args.data or os.environ.get(ENV_VAR), "--value": spec_file(args.value)}):
-        docs, source = load_run_docs(args.data, warn=lambda text: print(text, file=sys.stderr))
-        run = RunConfig(seed=args.seed, steps=args.steps, n_layer=args.n_layer, n_embd=args.n_embd,
-                        n_head=args.n_head, block_size=args.block_size, lr=args.lr, samples=args.samples,
-                        temperature=args.temperature, dtype=args.dtype, device=args.device, engine=args.engine)
-        print(f"parity: pure ({args.engine or default_engine(value_cls)} engine) vs torch_ref ({args.dtype}, "
-              f"{args.device}) on {source}: {len(docs)} docs, seed {run.seed}, {run.steps} steps, "
-              f"modes {', '.join(modes)}")
-        if args.value:
-            print(f"pure runs with Value class {value_name}")
-        sampling = (f"sampling {run.samples} names from pure and from torch_ref ({', '.join(modes)}), "
-                    f"compared as strings ...") if run.samples else None
-        progress = step_progress(run.steps, after=sampling)
-        with details_file(args) as details:
-            report = run_parity(docs, run, modes=modes, on_step=progress, value_cls=value_cls, keep_checks=False,
-                                details=details)
-        progress.close()
-        report.data = source
-        return finish(args, report)
+    check_config(args)  # the flags alone, before the data is read
+    sampling = (f"sampling {args.samples} names from pure and from torch_ref ({shown_modes(args.modes)}), compared "
+                f"as strings ..." if args.samples else None)
+    report = api.run(args.data, seed=args.seed, steps=args.steps, n_layer=args.n_layer, n_embd=args.n_embd,
+                     n_head=args.n_head, block_size=args.block_size, lr=args.lr, samples=args.samples,
+                     temperature=args.temperature, dtype=args.dtype, device=args.device, modes=args.modes,
+                     engine=args.engine, value=args.value, plot=args.plot, details=args.details, **outputs(args),
+                     progress=step_progress(after=sampling), log=lambda text: print(text, file=sys.stderr)
+                     if text.startswith("note:") else print(text))
+    finish(args, report)
+    return EXIT_AGREE if report.verdict == "agree" else EXIT_DIVERGE
 
 
 def cmd_ops(args):
-    from .ops import run_ops
-    from .report import write_json_doc
-    from .user_value import load_value, spec_file
+    from . import api
 
-    value_cls, value_name = load_value(args.value, for_ops=True)
-    output_plan(args, {"--value": spec_file(args.value)})
-    report = run_ops(value_cls, seed=args.seed)
-    report.value_class = value_name
-    print(f"parity ops: {value_name} vs torch.autograd (float64) and central finite differences, seed {args.seed}")
-    print(report.table())
-    for note in report.notes():
-        print(f"note: {note}")
-    if args.json:
-        write_json_doc(report.to_json(), args.json)
-        print(f"report: {args.json}")
-    print(report.verdict_line())
+    report = api.check_ops(args.value, seed=args.seed, **outputs(args))
+    print(f"parity ops: {report.value_class} vs torch.autograd (float64) and central finite differences, "
+          f"seed {args.seed}")
+    finish(args, report, report.notes)
     return EXIT_DIVERGE if report.verdict == "diverge" else EXIT_AGREE  # "partial": all it has is right
 
 
 def cmd_mutants(args):
-    from pure.corpus import make_corpus
-    from pure.data import load_docs
+    from . import api
+    from .bugs import select
 
-    from .mutants import run_mutants, select
-    from .report import write_json_doc
-
-    mutants = select(args.only)
-    output_plan(args, {"--data": args.data})
-    docs = load_docs(args.data) if args.data else make_corpus()
-    print(f"parity mutants: {len(mutants)} injected bugs and controls, each through ops and a short run", flush=True)
-    report = run_mutants(docs, mutants, on_start=lambda i, n, m: print(f"[{i:2d}/{n}] {m.name}: {m.bug}",
-                                                                        file=sys.stderr, flush=True))
-    print(report.table())
-    if args.json:
-        write_json_doc(report.to_json(), args.json)
-        print(f"report: {args.json}")
-    print(report.summary())
+    n = len(select(args.only))
+    print(f"parity mutants: {n} injected bugs and controls, each through ops and a short run", flush=True)
+    report = api.mutants(only=args.only, data=args.data, **outputs(args),
+                         on_start=lambda i, n, m: print(f"[{i:2d}/{n}] {m.name}: {m.bug}", file=sys.stderr,
+                                                        flush=True))
+    finish(args, report)
     return EXIT_AGREE if report.ok else EXIT_DIVERGE
 
 
 def cmd_check(args):
-    from torch_ref.train import resolve_device
+    from . import api
 
-    from .check import check_trace
-    from .porttrace import PortTrace
-    from .report import parse_modes
-
-    modes = parse_modes(args.modes)
-    resolve_device(args.device)
-    with output_plan(args, {"TRACE": args.trace}):
-        print(f"parity check: {args.trace} vs torch_ref ({args.dtype or 'the trace dtype'}, {args.device}), "
-              f"modes {', '.join(modes)}")
-        print("reading the whole trace first, so that an unusable line is found before any work ...", file=sys.stderr)
-        trace = PortTrace(args.trace)
-        steps = sum(1 for _ in trace)  # raises TraceError (exit 2) naming the line
-        c = trace.meta.config
-        print(f"port: {trace.meta.implementation or 'unnamed'}; n_layer {c.n_layer}, n_embd {c.n_embd}, n_head "
-              f"{c.n_head}, block_size {c.block_size}, vocab {c.vocab_size}; {steps} steps")
-        progress = step_progress(steps)
-        with details_file(args) as details:
-            report = check_trace(args.trace, dtype=args.dtype, device=args.device, modes=modes, on_step=progress,
-                                 keep_checks=False, details=details)
-        progress.close()
-        return finish(args, report, report.notes)
+    print(f"parity check: {args.trace} vs torch_ref ({args.dtype or 'the trace dtype'}, {args.device}), "
+          f"modes {shown_modes(args.modes)}")
+    report = api.check_trace(args.trace, dtype=args.dtype, device=args.device, modes=args.modes, plot=args.plot,
+                             details=args.details, **outputs(args), progress=step_progress(),
+                             log=lambda text: print(text, file=sys.stderr) if text.startswith("reading") else
+                             print(text))
+    finish(args, report, report.notes)
+    return EXIT_AGREE if report.verdict == "agree" else EXIT_DIVERGE
 
 
 def need_torch():
@@ -285,8 +236,19 @@ def dispatch(args):
     return COMMANDS[args.command](args)
 
 
+def command_first(argv):
+    """`parity --value X ops` -> `parity ops --value X`: options written before the command are the command's."""
+    for i, arg in enumerate(argv):
+        if arg in COMMANDS:
+            if i and not {"-h", "--help", "--version"} & set(argv[:i]):
+                return [arg, *argv[:i], *argv[i + 1:]]
+            break
+    return argv
+
+
 def main(argv=None, prog="python -m parity"):
     line_buffered()
+    argv = command_first(list(sys.argv[1:] if argv is None else argv))
     return guarded(dispatch, build_parser(prog).parse_args(argv))
 
 

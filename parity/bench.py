@@ -130,7 +130,7 @@ def large_probe(names, engine, steps):
 def parity_step_seconds(docs, steps):
     """Seconds per step of `parity run`, without its set-up (three trainers, each shuffling the documents: about
     60 ms here), as microgpt.py's row leaves out its own: a run of 1 + steps steps less a run of 1."""
-    from .run import RunConfig, run_parity
+    from .side_by_side import RunConfig, run_parity
 
     def run_seconds(n):
         t0 = time.perf_counter()

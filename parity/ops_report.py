@@ -11,6 +11,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Optional
 
+from .formats import Case, ReportForms
 from .ops_cases import DEEP_CHAIN, RULES
 from .tolerances import OPS_FD_TOL, OPS_FWD_TOL, OPS_GRAD_TOL, ops_tolerances
 
@@ -75,10 +76,46 @@ def tolerance_text():
 
 
 @dataclass
-class OpsReport:
+class OpsReport(ReportForms):
+    """What `parity ops` found: `ops` (one OpResult per row), `verdict` ("agree", "partial": every op the class has
+    is right but one the model needs is absent, "diverge"), `verdict_line`, `first_divergence` (the first failing
+    op), and the forms of every report (parity.formats)."""
+
     ops: list
     value_class: str = "pure.engine:Value"
     seed: int = 0
+
+    @property
+    def title(self):
+        return f"parity ops: {self.value_class}"
+
+    @property
+    def checks(self):
+        return self.ops
+
+    @property
+    def first_divergence(self):
+        """The first failing op in table order, as a dict (op, input, detail, failed_checks), or None."""
+        bad = self.failing
+        if not bad:
+            return None
+        r = bad[0]
+        return {"op": r.op, "input": r.input, "detail": r.detail, "failed_checks": r.failed_checks,
+                "max_fwd_error": r.to_json()["max_fwd_error"], "max_grad_error": r.to_json()["max_grad_error"]}
+
+    def cases(self):
+        out = []
+        for r in self.ops:
+            skipped = None if r.judged else f"{r.status}: {r.detail}"
+            text = f"at {format_input(r.input)}: {r.detail}" if r.status == "FAIL" else ""
+            out.append(Case(r.op, r.status != "FAIL", f"{r.op} is wrong: {text}" if text else "", text, skipped))
+        return out
+
+    def failing_rows(self):
+        lines = self.table().splitlines()
+        bad = {r.op for r in self.failing}
+        rows = [line for line in lines[2:] if any(line.startswith(op + "  ") for op in bad)]
+        return lines[:2] + rows if rows else []
 
     @property
     def verdict(self):
@@ -113,6 +150,7 @@ class OpsReport:
                      f"recursion limit {sys.getrecursionlimit()})")
         return tail
 
+    @property
     def verdict_line(self):
         bad = self.failing
         n = len(self.checked)
@@ -135,6 +173,7 @@ class OpsReport:
         tail = f"; and {len(more)} more: {', '.join(more)}" if more else ""
         return f"ops: {len(bad)} of {n} checked wrong: " + ", ".join(parts) + tail + self._tail()
 
+    @property
     def notes(self):
         """What the user should know to read the failures."""
         if {r.op for r in self.failing} & {"mul", "add"}:
@@ -142,10 +181,11 @@ class OpsReport:
                     "in the ops after it: fix the first failing op first"]
         return []
 
-    def to_json(self):
+    def to_dict(self):
+        """The --json document."""
         return {
             "verdict": self.verdict,
-            "verdict_line": self.verdict_line(),
+            "verdict_line": self.verdict_line,
             "value_class": self.value_class,
             "seed": self.seed,
             "tolerances": ops_tolerances(),

@@ -9,9 +9,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Optional
 
-from pure.outputs import atomic_write_bytes
-
 from .compare import Tol
+from .formats import Case, ReportForms, json_safe
 from .quantities import RAISED, SAMPLES, describe, family
 
 MODES = ("lockstep", "free")  # searched in this order for the first divergence
@@ -84,10 +83,14 @@ def first_divergence(failing, quantities):
 
 
 @dataclass
-class Report:
-    """What one comparison found. `reference` is the side torch_ref is compared with ("pure" or "port"), named so
-    in the table, the verdict line and the plot; `quantities` are the rows, in the order the first divergence is
-    searched."""
+class Report(ReportForms):
+    """What one comparison (`parity run`, `parity check`) found. `reference` is the side torch_ref is compared with
+    ("pure" or "port"), named so in the table, the verdict line and the plot; `quantities` are the rows, in the
+    order the first divergence is searched.
+
+    `ok` (agree), `verdict`, `verdict_line`, `first_divergence`, `diagnosis`, `checks` (every check when kept,
+    else the worst of each quantity and mode), `to_dict()`, `to_json(path)`, `to_junit(path)`,
+    `to_markdown(path)`, and in a notebook the table, the verdict and the plot."""
 
     reference: str
     quantities: list
@@ -102,8 +105,10 @@ class Report:
     details: object = None  # a file-like object: every check is written there as a JSON line (--details)
     steps: int = 0  # steps compared
     seconds: float = 0.0
-    checks: list = field(default_factory=list)  # every check, when kept
+    checks: list = field(default_factory=list)  # every check when kept; after finish(), else the worst of each
     first_divergence: Optional[dict] = None
+    diagnosis: Optional[dict] = None  # what bug reproduces the divergence (parity.diagnose), or None
+    title: str = "parity"  # "parity run", "parity check: TRACE": the JUnit suite and the summary's heading
     tally: Tally = field(default_factory=Tally)
     started: float = field(default_factory=time.perf_counter)
 
@@ -119,12 +124,15 @@ class Report:
         """The first divergence and the time taken: call once every check is in."""
         self.first_divergence = first_divergence(self.tally.failing, self.quantities)
         self.seconds = time.perf_counter() - self.started
+        if not self.keep_checks:
+            self.checks = list(self.tally.worst.values())
         return self
 
     @property
     def verdict(self):
         return "agree" if self.first_divergence is None else "diverge"
 
+    @property
     def verdict_line(self):
         fd = self.first_divergence
         if fd is None:
@@ -148,11 +156,13 @@ class Report:
         return (f"first divergence: {at}, {fd['description']}{where}, "
                 f"max abs {fd['max_abs']:.1e} (tol {Tol(**fd['tol'])})")
 
-    def to_json(self):
+    def to_dict(self):
+        """The --json document."""
         doc = {
             "verdict": self.verdict,
             "first_divergence": self.first_divergence,
-            "verdict_line": self.verdict_line(),
+            "diagnosis": self.diagnosis,
+            "verdict_line": self.verdict_line,
             "run": self.run,
             "model_config": self.model_config.to_dict() if self.model_config else None,
             "data": self.data,
@@ -171,6 +181,32 @@ class Report:
 
     def table(self, width=100):
         return format_table(self, width)
+
+    def failing_rows(self):
+        """The table's header and its failing rows; [] when none fails."""
+        lines = self.table().splitlines()
+        failing = {c.quantity for c in self.tally.worst.values() if not c.ok}
+        rows = [line for line in lines[3:] if line.split(" ", 1)[0] in failing]
+        return lines[:3] + rows if rows else []
+
+    def cases(self):
+        """One JUnit case per quantity family and mode (and the samples, a raised Value class)."""
+        groups = {}
+        for (q, mode), c in self.tally.worst.items():
+            groups.setdefault((mode, family(q)), []).append(c)
+        out = []
+        for (mode, fam), checks in groups.items():
+            bad = [c for c in checks if not c.ok]
+            text = "\n".join(f"{c.quantity}: step {c.step}, max abs {c.max_abs:.3g}, used {format_used(c.ratio)} of "
+                             f"tol {c.tol}" for c in bad)
+            out.append(Case(f"{mode}.{fam}", not bad, self.message() if bad else "", text))
+        return out
+
+    def plot_png(self):
+        from .formats import png_of
+        from .plot import write_plot
+
+        return png_of(write_plot, self) if self.tally.series else None
 
 
 def format_used(ratio):
@@ -235,21 +271,5 @@ def format_table(report, width=100):
     return "\n".join(line.rstrip() for line in lines)
 
 
-def json_safe(obj):
-    """Non-finite floats become null (strict JSON has no such numbers; a check's `nonfinite` says which)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
-
-
-def write_json_doc(doc, path):
-    """Strict JSON (non-finite numbers as null), written to a temporary file and renamed."""
-    atomic_write_bytes(path, (json.dumps(json_safe(doc), indent=1, allow_nan=False) + "\n").encode())
-
-
 def write_json(report, path):
-    write_json_doc(report.to_json(), path)
+    report.to_json(path)

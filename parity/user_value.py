@@ -33,6 +33,9 @@ def _one_line(exc):
 
 
 def _load_file(path, spec_text):
+    if os.path.isdir(path):
+        raise ValueError(f"--value {spec_text}: {path!r} is a folder; name the .py file that defines the class, "
+                         f"e.g. {os.path.join(path, 'engine.py')}:Value")
     if not os.path.isfile(path):
         raise ValueError(f"--value {spec_text}: no such file {path!r}")
     stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
@@ -72,7 +75,13 @@ def _load_module(module_name, spec_text):
 def load_value_class(spec):
     """The class named by `module:Class` or `path/to/file.py:Class`; ValueError (one line) if it can't be had."""
     spec = str(spec).strip()
+    if not spec:
+        raise ValueError("--value was given an empty spec; give path/to/file.py:Class or module:Class, or leave "
+                         "--value out")
     where, sep, class_name = spec.rpartition(":")
+    if not sep and os.path.isdir(spec):
+        raise ValueError(f"--value {spec}: {spec!r} is a folder; name the .py file that defines the class and the "
+                         f"class, e.g. {os.path.join(spec, 'engine.py')}:Value")
     if not sep or not where or not class_name:
         raise ValueError(f"--value {spec!r}: expected module:Class or path/to/file.py:Class")
     if not class_name.isidentifier():
@@ -136,7 +145,7 @@ PURE_VALUE = "pure.engine:Value"
 def load_value(spec=None, for_ops=False):
     """(class, its name) for a --value SPEC, pure's own Value when there is none; ValueError for a bad spec or
     class (for `run`, one that lacks an op the model needs; for `ops`, one that cannot be checked at all)."""
-    if not spec:
+    if spec is None:
         from pure.engine import Value
 
         return Value, PURE_VALUE

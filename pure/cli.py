@@ -9,7 +9,7 @@ from typing import Callable, Optional
 
 from . import __version__
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from .data import ENV_VAR, DataError, load_docs
+from .data import ENV_VAR, DataError, load_docs_or_corpus
 from .model import GPTConfig
 from .optim import AdamConfig
 from .outputs import OutputError, OutputPlan, Terminated, handle_sigterm
@@ -201,7 +201,7 @@ def cmd_train(args, backend):
                       inputs={"--data": args.data or os.environ.get(ENV_VAR)}).check()
     with plan:
         adam = AdamConfig(lr=args.lr)
-        docs = load_docs(args.data)
+        docs, _ = load_docs_or_corpus(args.data, warn=lambda text: print(text, file=sys.stderr))
         trainer = backend.make_trainer(docs, args, adam)
         print(f"num docs: {len(trainer.docs)}")
         print(f"vocab size: {trainer.config.vocab_size}")

@@ -124,3 +124,23 @@ class Tokenizer:
 
     def decode(self, ids):
         return "".join(self.chars[i] for i in ids if i != self.bos)
+
+
+def load_docs_or_corpus(path=None, warn=None):
+    """(documents, where they came from): the names data (`path`, else the loader's order); when no path was given
+    and none can be found, the project's own synthetic corpus (pure.corpus), saying so through warn(text), so that
+    a first run works offline. An explicit path that fails is an error, never a silent substitute."""
+    if path is not None:
+        if not str(path).strip():
+            raise DataError("--data was given an empty path; name the names file, or leave --data out")
+        return load_docs(path), str(path)
+    try:
+        return load_docs(None), "names dataset (loader)"
+    except DataError as e:
+        from .corpus import make_corpus
+
+        if warn:
+            warn(f"note: {e}")
+            warn("note: using the built-in synthetic corpus (pure.corpus.make_corpus, 300 made-up words) instead; "
+                 "results are not the seed's")
+        return make_corpus(), "synthetic corpus (pure.corpus.make_corpus)"

@@ -114,6 +114,9 @@ class OutputPlan:
     """
 
     def __init__(self, outputs, inputs=None, suffixes=None):
+        for flag, p in outputs.items():
+            if p is not None and not str(p).strip():
+                raise OutputError(f"{flag} was given an empty file name; name a file, or leave {flag} out")
         self.outputs = {flag: Path(p) for flag, p in outputs.items() if p}
         self.inputs = {flag: Path(p) for flag, p in (inputs or {}).items() if p}
         self.suffixes = suffixes or {}

@@ -31,7 +31,7 @@ def write(tmp_path, records, name="t.jsonl"):
 @pytest.mark.parametrize("name", CLEAN)
 def test_unmodified_real_programs_agree(name):
     report = check_trace(PORTS / f"{name}.jsonl.gz")
-    assert report.verdict == "agree", report.verdict_line()
+    assert report.verdict == "agree", report.verdict_line
     quantities = {c.quantity for c in report.checks if c.mode == "lockstep"}
     assert "loss" in quantities and "grad:wte" in quantities and "param:lm_head" in quantities
     assert {c.mode for c in report.checks} == {"lockstep", "free"}
@@ -82,7 +82,7 @@ def test_pure_and_torch_float32_traces_are_port_traces_that_agree(tmp_path, corp
                      "--n-head", "2", "--block-size", "8", "--dtype", "float32", "--trace", str(t32),
                      "--trace-tensors", "6"], prog="torch_ref", backend=BACKEND) == 0
     report = check_trace(t32)
-    assert report.dtype == "float32" and report.verdict == "agree", report.verdict_line()
+    assert report.dtype == "float32" and report.verdict == "agree", report.verdict_line
     # the same float32 trace judged with float64's tolerances fails: float32's are needed, and used
     assert check_trace(t32, dtype="float64").verdict == "diverge"
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from parity.report import write_json
-from parity.run import RunConfig, run_parity
+from parity.side_by_side import RunConfig, run_parity
 from pure.corpus import make_corpus
 from pure.engine import Value
 from pure.train import Trainer
@@ -37,7 +37,7 @@ def test_backward_raising_at_step_2_is_that_steps_divergence(monkeypatch, modes,
     assert (fd["step"], fd["mode"], fd["quantity"], fd["phase"]) == (2, modes[0], "engine", "backward")
     assert fd["detail"]["exception"] == "ZeroDivisionError: float division by zero"
     assert "test_engine_errors.py" in fd["detail"]["where"]
-    line = report.verdict_line()
+    line = report.verdict_line
     assert "step 2" in line and "raised in backward: ZeroDivisionError: float division by zero" in line
     engine = [c for c in report.checks if c.quantity == "engine"]
     assert [(c.mode, c.step, c.ok) for c in engine] == [(m, 2, False) for m in modes]

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from parity.mutants import catalogue, check_mutant, injected
+from parity.bugs import catalogue, check_mutant, injected
 from pure.corpus import make_corpus
 from pure.engine import Value
 from pure.optim import Adam

@@ -13,7 +13,7 @@ from hypothesis.extra.numpy import arrays
 
 from parity.compare import Tol, compare
 from parity.report import write_json
-from parity.run import RunConfig, run_parity
+from parity.side_by_side import RunConfig, run_parity
 from pure.corpus import make_corpus
 from pure.engine import Value
 
@@ -134,9 +134,9 @@ def test_every_family_in_both_modes(family, tamper, quantity, mode, tmp_path):
     report = run_parity(DOCS, RUN, modes=(mode,), tamper=tamper)
     fd = report.first_divergence
     assert report.verdict == "diverge"
-    assert (fd["step"], fd["mode"], fd["quantity"]) == (1, mode, quantity), report.verdict_line()
+    assert (fd["step"], fd["mode"], fd["quantity"]) == (1, mode, quantity), report.verdict_line
     assert fd["nonfinite"]["side"] == "torch"
-    assert "torch_ref has a non-finite value" in report.verdict_line()
+    assert "torch_ref has a non-finite value" in report.verdict_line
     write_json(report, tmp_path / "r.json")  # strict JSON all the way: no NaN or Infinity tokens
     doc = json.loads((tmp_path / "r.json").read_text(), parse_constant=lambda c: pytest.fail(f"constant {c}"))
     assert doc["first_divergence"]["max_abs"] is None and doc["first_divergence"]["nonfinite"]["side"] == "torch"
@@ -157,7 +157,7 @@ def test_a_nan_engine_never_agrees(modes, monkeypatch):
     assert fd["step"] == 1 and fd["mode"] == modes[0]
     assert fd["quantity"] == "layer0.head0.attn_weights"  # the first exp of the model is the attention softmax
     assert fd["nonfinite"]["side"] == "ref"
-    assert "pure has a non-finite value" in report.verdict_line()
+    assert "pure has a non-finite value" in report.verdict_line
 
 
 def test_lr_1e6_fails_on_the_loss_not_ok():

@@ -17,7 +17,7 @@ import pure.model
 from parity import ops, ops_cases
 from parity.__main__ import main
 from parity.ops import run_ops
-from parity.run import RunConfig, run_parity
+from parity.side_by_side import RunConfig, run_parity
 from parity.tolerances import OPS_FD_TOL as FD_TOL
 from parity.tolerances import OPS_FWD_TOL as FWD_TOL
 from parity.tolerances import OPS_GRAD_TOL as GRAD_TOL
@@ -59,7 +59,7 @@ def by_op(report):
 
 def test_pure_value_passes_every_op(pure_report):
     ops_ = by_op(pure_report)
-    assert pure_report.verdict == "agree", pure_report.verdict_line()
+    assert pure_report.verdict == "agree", pure_report.verdict_line
     assert set(REQUIRED_OPS) <= set(ops_), set(REQUIRED_OPS) - set(ops_)
     assert {r.op for r in pure_report.ops if r.status == "n/a"} == EXTRAS
     assert not any(r.required for r in pure_report.ops if r.status in ("absent", "n/a"))
@@ -69,8 +69,8 @@ def test_pure_value_passes_every_op(pure_report):
         assert r.ref_fd_error <= FD_TOL  # torch's own gradients agree with finite differences
         assert r.checks == ["torch", "finite-difference"], r.op
         assert r.cases >= 1
-    assert pure_report.verdict_line().startswith(f"ops: all {len(pure_report.ops) - len(EXTRAS)} checked agree")
-    assert pure_report.verdict_line().endswith("; n/a: tanh, sigmoid, pow(Value)")
+    assert pure_report.verdict_line.startswith(f"ops: all {len(pure_report.ops) - len(EXTRAS)} checked agree")
+    assert pure_report.verdict_line.endswith("; n/a: tanh, sigmoid, pow(Value)")
 
 
 def test_the_input_table_has_the_edge_cases():
@@ -127,7 +127,7 @@ def test_finite_differences_check_the_reference_itself(monkeypatch):
 
 
 def test_json_schema(pure_report):
-    d = json.loads(json.dumps(pure_report.to_json(), allow_nan=False))
+    d = json.loads(json.dumps(pure_report.to_dict(), allow_nan=False))
     assert d["verdict"] == "agree"
     assert [o["op"] for o in d["ops"]] == ops_cases.op_names()
     for o in d["ops"]:
@@ -142,14 +142,14 @@ def test_json_schema(pure_report):
 @pytest.mark.parametrize("name", CORRECT)
 def test_correct_third_party_engines_pass_ops(name):
     report = run_ops(CORRECT[name], seed=3)
-    assert report.verdict == "agree", report.verdict_line()
+    assert report.verdict == "agree", report.verdict_line
     assert all(r.max_grad_error <= GRAD_TOL for r in report.checked)
 
 
 @pytest.mark.parametrize("name", ["micrograd_style", "direct_rules"])
 def test_correct_third_party_engines_agree_in_run(name):
     report = run_parity(DOCS, RUN, value_cls=CORRECT[name])
-    assert report.verdict == "agree", report.verdict_line()
+    assert report.verdict == "agree", report.verdict_line
     assert report.samples["lockstep"]["pure"] == report.samples["lockstep"]["torch"]
     assert {c.mode for c in report.checks} == {"lockstep", "free"}
 
@@ -165,8 +165,8 @@ def test_a_wrong_rule_fails_ops_and_ops_names_it(name):
     r = by_op(report)[first]
     assert r.input is not None and r.detail and "gradient" in r.failed_checks
     assert r.max_grad_error > 1e-2  # a wrong rule is O(1) off, far above any tolerance
-    assert report.verdict_line().startswith(f"ops: {len(failing)} of {len(report.checked)} checked wrong: {first} (")
-    json.dumps(report.to_json(), allow_nan=False)
+    assert report.verdict_line.startswith(f"ops: {len(failing)} of {len(report.checked)} checked wrong: {first} (")
+    json.dumps(report.to_dict(), allow_nan=False)
 
 
 def test_wrong_rules_fail_exactly_where_they_should():
@@ -187,7 +187,7 @@ def test_a_wrong_rule_fails_run(name):
                         modes=("lockstep",), value_cls=getattr(wrong_rules, name))
     assert report.verdict == "diverge"
     fd = report.first_divergence
-    assert (fd["step"], fd["phase"]) == (1, "backward"), report.verdict_line()
+    assert (fd["step"], fd["phase"]) == (1, "backward"), report.verdict_line
 
 
 # ---- loading and the protocol
@@ -341,7 +341,7 @@ def test_micrograd_style_without_exp_log_is_checked_for_what_it_has():
         assert status[op] == "ok", op
     assert by_op(report)["exp"].detail == "lacks exp" and by_op(report)["exp"].required
     assert status["deep chain (5000 adds)"] == "limit"  # recursive build_topo
-    line = report.verdict_line()
+    line = report.verdict_line
     assert line.startswith(f"ops: all {len(report.checked)} checked agree")
     assert "absent: exp, log (the model needs them" in line and "limitation: a recursive backward" in line
 
@@ -361,7 +361,7 @@ def test_a_wrong_tanh_rule_is_named():
 
     report = run_ops(lecture_tanh.WrongTanh)
     assert [r.op for r in report.failing] == ["tanh"] and report.verdict == "diverge"
-    assert report.verdict_line().startswith(f"ops: 1 of {len(report.checked)} checked wrong: tanh (max grad error")
+    assert report.verdict_line.startswith(f"ops: 1 of {len(report.checked)} checked wrong: tanh (max grad error")
 
 
 class _PowValue(direct_rules.Value):

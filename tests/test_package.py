@@ -67,3 +67,17 @@ def test_commands_work_outside_the_checkout(installed):
     r = run(venv / "bin" / "microgpt-parity", "run", "--bogus", cwd=tmp)
     assert r.returncode == 2 and r.stderr.strip() == ("error: unrecognized arguments: --bogus; "
                                                       "see `microgpt-parity run --help`")
+
+
+def test_torch_and_numpy_are_dependencies_and_matplotlib_an_extra(installed):
+    """`pip install torch==2.13.0` then `pip install .` must bring numpy too: they are declared, with ranges."""
+    venv, tmp = installed
+    code = "import importlib.metadata as m; print('\\n'.join(m.requires('microgpt-parity')))"
+    r = run(venv / "bin" / "python", "-c", code, cwd=tmp)
+    requires = r.stdout.splitlines()
+    assert any(x.startswith("torch") and ">=" in x and "extra" not in x for x in requires), requires
+    assert any(x.startswith("numpy") and ">=" in x and "extra" not in x for x in requires), requires
+    assert any(x.startswith("matplotlib") and 'extra == "plot"' in x for x in requires), requires
+    r = run(venv / "bin" / "python", "-c", "import parity, parity.testing; print(parity.check_trace.__doc__[:6])",
+            cwd=tmp)
+    assert r.returncode == 0 and r.stdout.startswith("`parit"), r.stderr

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from parity.run import RunConfig, run_parity
+from parity.side_by_side import RunConfig, run_parity
 from pure.corpus import make_corpus, write_corpus
 from pure.engine import Value
 from tests.conftest import ROOT
@@ -28,7 +28,7 @@ def small_run(**kw):
 ])
 def test_agrees_on_several_configs(kw):
     report = run_parity(DOCS, small_run(**kw))
-    assert report.verdict == "agree", report.verdict_line()
+    assert report.verdict == "agree", report.verdict_line
     assert report.first_divergence is None
     modes = {c.mode for c in report.checks}
     assert modes == {"lockstep", "free"}
@@ -55,7 +55,7 @@ def test_a_1e_6_perturbation_is_caught_and_localised(name, index, expected):
     report = run_parity(DOCS, small_run(steps=2), tamper=perturb(name, index, 1e-6))
     fd = report.first_divergence
     assert report.verdict == "diverge"
-    assert (fd["step"], fd["mode"], fd["quantity"]) == (1, "lockstep", expected), report.verdict_line()
+    assert (fd["step"], fd["mode"], fd["quantity"]) == (1, "lockstep", expected), report.verdict_line
 
 
 def broken_relu(self):
@@ -147,7 +147,7 @@ def test_float32_mode_agrees_within_its_own_tolerances():
     from parity.tolerances import F32_LOCKSTEP
 
     report = run_parity(DOCS, small_run(dtype="float32", steps=2))
-    assert report.verdict == "agree", report.verdict_line()
+    assert report.verdict == "agree", report.verdict_line
     lock = [c for c in report.checks if c.mode == "lockstep" and c.quantity == "logits"]
     assert lock and all(c.tol == F32_LOCKSTEP["logits"] for c in lock)
     # float32 noise is real: far above float64's, so the float64 tolerances would have failed it

@@ -22,8 +22,9 @@ import pure.train
 from pure.engine import Value
 from pure.optim import Adam
 
+from .formats import Case, ReportForms
 from .ops import run_ops
-from .run import RunConfig, run_parity
+from .side_by_side import RunConfig, run_parity
 
 # The short run each mutant is judged by: 3 steps (so bugs that only act from step 2 show), a small model.
 # The bugs are injected into the plain teaching engine (pure.engine.Value, pure.model), so the run uses it.
@@ -241,7 +242,7 @@ def check_mutant(mutant, docs, run=MUTANT_RUN):
     expected = " or ".join(mutant.expect) + (f"; ops: {mutant.expect_op}" if mutant.expect_op else "")
     ok = (not caught) if mutant.harmless else (caught and localized)
     return MutantResult(mutant.name, mutant.bug, mutant.harmless, caught, localized, ok, caught_by, fd,
-                        failing_ops[0] if failing_ops else None, report.verdict_line(),
+                        failing_ops[0] if failing_ops else None, report.verdict_line,
                         "agree" if mutant.harmless else expected)
 
 
@@ -259,17 +260,42 @@ def select(names=None):
 
 
 @dataclass
-class MutantsReport:
+class MutantsReport(ReportForms):
+    """What `parity mutants` found: `results` (one MutantResult each), `ok` (every real bug caught and localised,
+    every control agreeing), `verdict` ("ok" or "fail"), `verdict_line` (the counts)."""
+
     results: list
+    title = "parity mutants"
 
     @property
     def ok(self):
-        """Every real bug caught and localised, and every control agreeing."""
         return all(r.ok for r in self.results)
 
     @property
     def verdict(self):
         return "ok" if self.ok else "fail"
+
+    @property
+    def verdict_line(self):
+        return self.summary()
+
+    @property
+    def checks(self):
+        return self.results
+
+    def cases(self):
+        out = []
+        for r in self.results:
+            what = "a harmless control diverged" if r.harmless else ("not caught" if not r.caught else "not localised")
+            out.append(Case(r.name, r.ok, "" if r.ok else f"{r.name}: {what}: {r.verdict_line}",
+                            f"expected {r.expected}; got {r.verdict_line}"))
+        return out
+
+    def failing_rows(self):
+        lines = self.table().splitlines()
+        bad = {r.name for r in self.results if not r.ok}
+        rows = [line for line in lines[2:] if line.split(" ", 1)[0] in bad]
+        return lines[:2] + rows if rows else []
 
     def summary(self):
         real = [r for r in self.results if not r.harmless]
@@ -278,7 +304,8 @@ class MutantsReport:
                 f"{sum(r.localized for r in real)}/{len(real)} localised, "
                 f"{sum(r.ok for r in controls)}/{len(controls)} harmless controls agree")
 
-    def to_json(self):
+    def to_dict(self):
+        """The --json document."""
         return {"verdict": self.verdict, "summary": self.summary(), "mutants": [r.to_json() for r in self.results]}
 
     def table(self, width=100):

@@ -126,25 +126,6 @@ def raised_check(mode, step, failure):
                  detail=failure.to_json())
 
 
-def load_run_docs(path=None, warn=None):
-    """(documents, where they came from): the names data (`path`, else the loader's order); when none was named and
-    none can be found, the project's own synthetic corpus, saying so through warn(text)."""
-    from pure.data import DataError, load_docs
-
-    if path:
-        return load_docs(path), str(path)
-    try:
-        return load_docs(None), "names dataset (loader)"
-    except DataError as e:
-        from pure.corpus import make_corpus
-
-        if warn:
-            warn(f"note: {e}")
-            warn("note: using the built-in synthetic corpus (pure.corpus.make_corpus, 300 made-up words) instead; "
-                 "results are not the seed's")
-        return make_corpus(), "synthetic corpus (pure.corpus.make_corpus)"
-
-
 # ---- the run -------------------------------------------------------------------------------------------------
 
 def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, tamper=None, keep_checks=True,
