@@ -68,9 +68,11 @@ class PortStep:
 
 _HEX = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?")
 # Outside string literals (which are matched first and kept): the non-finite tokens of C, Rust, Go, Java and
-# friends, and bare hex floats. Used only on a line json.loads refused, so normal lines never pay for it.
-_LENIENT = re.compile(r'"(?:[^"\\]|\\.)*"|(?<![\w.])([+-]?)(?:(nan)(?:\(\w*\))?|inf(?:inity)?)(?![\w.])'
-                      r"|(?<![\w.])(" + _HEX.pattern + r")(?![\w.])", re.IGNORECASE)
+# friends, and bare hex floats. Used only on a line json.loads refused, so normal lines never pay for it; the
+# leading lookahead (every alternative's first character) lets the matcher skip the digits quickly.
+_LENIENT = re.compile(r'(?=["+\-0nNiI])(?:"(?:[^"\\]|\\.)*"'
+                      r"|(?<![\w.])([+-]?)(?:(nan)(?:\(\w*\))?|inf(?:inity)?)(?![\w.])"
+                      r"|(?<![\w.])(" + _HEX.pattern + r")(?![\w.]))", re.IGNORECASE)
 
 
 def _lenient(match):
