@@ -148,8 +148,8 @@ def driver(request, tmp_path_factory):
     tools, builds, command = TOOLCHAINS[lang]
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
-        pytest.skip(f"the {lang} writer is not tested here: no {', '.join(missing)} on PATH (install the toolchain, "
-                    f"e.g. `apt-get install golang-go` for go)")
+        pytest.skip(f"the {lang} writer is not tested here: {', '.join(missing)} not found on PATH (install the "
+                    f"{lang} toolchain to test it{', e.g. apt-get install golang-go' if lang == 'go' else ''})")
     work = tmp_path_factory.mktemp(lang)
     write_writer(lang, work)
     shutil.copy(DRIVERS / DRIVER_FILES[lang], work)
