@@ -13,13 +13,19 @@ in the seed's order (wte, wpe, lm_head, then per layer attn_wq, attn_wk, attn_wv
 each row by row: `params.map(p => p.data)`), or an object with each matrix under the seed's name. A step
 gives `doc` (a string over `chars`) or `tokens` (ids, BOS = len(chars) at both ends); `grads` (after
 backward, before the update), `params` (after the update) and `logits` (one row per position) are optional,
-on any steps. Lines that do not start with `{` (a port's own prints) are skipped. A number that is null,
-NaN or inf is kept as nan/inf: the port's divergence at that step, never a reason to refuse the trace.
+on any steps, either on the step's line or on lines of their own carrying `"step": k` (merged into step k, in
+any order, as long as every line of step k comes before any line of step k+1). Lines that do not start with `{`
+(a port's own prints) are skipped. A number that is null, NaN or inf is kept as nan/inf: the port's divergence at
+that step, never a reason to refuse the trace. The tokens C, Rust and Go print for them (`nan`, `-nan`, `inf`,
+`+Inf`, `-Infinity`, ..., any case) are read too, and so are hex floats (`"0x1.91eb851eb851fp+1"`, C's `%a`,
+Java's `Double.toHexString`; quoted or bare), exactly.
 """
 
+import difflib
 import gzip
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -60,12 +66,42 @@ class PortStep:
     logits: Optional[list] = None  # (n, V)
 
 
+_HEX = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?")
+# Outside string literals (which are matched first and kept): the non-finite tokens of C, Rust, Go, Java and
+# friends, and bare hex floats. Used only on a line json.loads refused, so normal lines never pay for it; the
+# leading lookahead (every alternative's first character) lets the matcher skip the digits quickly.
+_LENIENT = re.compile(r'(?=["+\-0nNiI])(?:"(?:[^"\\]|\\.)*"'
+                      r"|(?<![\w.])([+-]?)(?:(nan)(?:\(\w*\))?|inf(?:inity)?)(?![\w.])"
+                      r"|(?<![\w.])(" + _HEX.pattern + r")(?![\w.]))", re.IGNORECASE)
+
+
+def _lenient(match):
+    sign, nan, hexfloat = match.groups()
+    if hexfloat is not None:
+        return f'"{hexfloat}"'  # read by _number, exactly
+    if sign is None:
+        return match.group()  # a string literal, untouched
+    return "NaN" if nan is not None else "-Infinity" if sign == "-" else "Infinity"
+
+
 def _number(x, where):
+    if type(x) is float:
+        return x
     if x is None:
         return math.nan  # JavaScript's JSON.stringify writes NaN and inf as null
+    if isinstance(x, str) and _HEX.fullmatch(x):
+        try:
+            return float.fromhex(x)  # C's %a, Java's Double.toHexString: exact
+        except OverflowError:
+            raise TraceError(f"{where}: hex float {x} is beyond the range of a double") from None
     if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise TraceError(f"{where}: expected a number, got {json.dumps(x)[:40]}")
+        hint = " (a string holds a number only as a hex float, e.g. \"0x1.8p+1\")" if isinstance(x, str) else ""
+        raise TraceError(f"{where}: expected a number, got {json.dumps(x)[:40]}{hint}")
     return float(x)
+
+
+def _numbers(values, where):
+    return [x if type(x) is float else _number(x, where) for x in values]
 
 
 def expected_order(config):
@@ -82,23 +118,33 @@ def flat_params(value, config, where):
     shapes = param_shapes(config)
     total, order = expected_order(config)
     if isinstance(value, dict):
-        missing = [n for n in shapes if n not in value]
+        names = list(shapes)
         unknown = [n for n in value if n not in shapes]
-        if missing or unknown:
-            raise TraceError(f"{where}: parameter names do not fit the config: missing {missing}, unknown {unknown} "
-                             f"(expected {', '.join(shapes)})")
+        missing = [n for n in names if n not in value]
+        if unknown:
+            near = difflib.get_close_matches(str(unknown[0]), missing or names, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise TraceError(f"{where}: unknown key {unknown[0]!r}{hint}; the keys are {', '.join(names)}")
+        if missing:
+            raise TraceError(f"{where}: missing key {missing[0]!r}" + (f" and {len(missing) - 1} more" if
+                             len(missing) > 1 else "") + f"; the keys are {', '.join(names)}")
         flat = []
         for name, (rows, cols) in shapes.items():
             m = value[name]
             if not isinstance(m, list) or len(m) != rows or any(not isinstance(r, list) or len(r) != cols for r in m):
                 raise TraceError(f"{where}: {name} must be {rows} rows of {cols} numbers")
-            flat += [_number(x, f"{where}, {name}") for row in m for x in row]
+            for row in m:
+                flat += _numbers(row, f"{where}, {name}")
         return flat
     if not isinstance(value, list):
         raise TraceError(f"{where}: expected a list of numbers or an object of matrices")
     if len(value) != total:
         raise TraceError(f"{where}: {len(value)} numbers, but the config needs {total}: {order}")
-    return [_number(x, where) for x in value]
+    return _numbers(value, where)
+
+
+def _meta_number(x):
+    return float.fromhex(x) if isinstance(x, str) and _HEX.fullmatch(x) else float(x)
 
 
 def _meta(rec, where):
@@ -120,7 +166,7 @@ def _meta(rec, where):
         raise TraceError(f"{where}: {e}") from None
     base = AdamConfig()
     try:
-        adam = AdamConfig(**{k: float(m.get(k, getattr(base, k))) for k in ("lr", "beta1", "beta2", "eps")})
+        adam = AdamConfig(**{k: _meta_number(m.get(k, getattr(base, k))) for k in ("lr", "beta1", "beta2", "eps")})
     except (TypeError, ValueError) as e:
         raise TraceError(f"{where}: meta lr/beta1/beta2/eps must be numbers ({e})") from None
     steps = m.get("steps", SEED_STEPS)
@@ -152,26 +198,54 @@ def _tokens(rec, meta, where):
     return tokens
 
 
-def _step(rec, meta, lineno, where, expected):
-    k = rec["step"]
-    if k != expected:
-        problem = "missing" if isinstance(k, int) and k > expected else "out of order"
-        raise TraceError(f"{where}: step {k!r} where step {expected} was expected (steps {problem}; steps count "
-                         f"from 1, one line each, in order)")
-    if "loss" not in rec:
-        raise TraceError(f"{where}: step {k} has no loss")
-    tokens = _tokens(rec, meta, where)
-    s = PortStep(lineno, k, tokens, _number(rec["loss"], f"{where}, loss"))
-    for key in ("grads", "params"):
-        if key in rec:
-            setattr(s, key, flat_params(rec[key], meta.config, f"{where}, {key}"))
-    if "logits" in rec:
-        n, V = min(meta.config.block_size, len(tokens) - 1), meta.config.vocab_size
-        rows = rec["logits"]
-        if not isinstance(rows, list) or len(rows) != n or any(not isinstance(r, list) or len(r) != V for r in rows):
-            raise TraceError(f"{where}: logits must be {n} rows (one per position) of {V} numbers")
-        s.logits = [[_number(x, f"{where}, logits") for x in r] for r in rows]
-    return s
+FIELDS = {"doc": "doc", "tokens": "doc", "loss": "loss", "grads": "grads", "params": "params", "logits": "logits"}
+
+
+class _Pending:
+    """The lines of one step, merged: each field once, from whichever line gave it."""
+
+    def __init__(self, path, meta, step, lineno):
+        self.path, self.meta, self.step, self.first = path, meta, step, lineno
+        self.seen = {}  # field -> line number
+        self.s = PortStep(lineno, step, None, None)
+        self.logits = None  # (rows, where): checked once the tokens are known
+
+    def add(self, rec, lineno):
+        where = f"{self.path}: line {lineno}"
+        for key in rec:
+            field = FIELDS.get(key)
+            if field is None:
+                continue
+            if field in self.seen:
+                again = "doc/tokens" if field == "doc" else field
+                raise TraceError(f"{where}: step {self.step} gives {again} again (first on line {self.seen[field]}); "
+                                 f"each field comes once per step, and all lines of step k come before step k+1's "
+                                 f"(a repeated step, or steps out of order?)")
+            self.seen[field] = lineno
+            if field == "doc":
+                self.s.tokens = _tokens(rec, self.meta, where)
+            elif field == "loss":
+                self.s.loss = _number(rec["loss"], f"{where}, loss")
+            elif field == "logits":
+                self.logits = (rec["logits"], where)
+            else:
+                setattr(self.s, field, flat_params(rec[field], self.meta.config, f"{where}, {field}"))
+
+    def finish(self):
+        s, where = self.s, f"{self.path}: line {self.first}"
+        if "loss" not in self.seen:
+            raise TraceError(f"{where}: step {self.step} has no loss (its lines give "
+                             f"{', '.join(self.seen) or 'nothing but the step number'})")
+        if s.tokens is None:
+            raise TraceError(f"{where}: a step needs doc (a string) or tokens (ids with BOS = {len(self.meta.chars)} "
+                             f"at both ends)")
+        if self.logits is not None:
+            rows, lwhere = self.logits
+            n, V = min(self.meta.config.block_size, len(s.tokens) - 1), self.meta.config.vocab_size
+            if not isinstance(rows, list) or len(rows) != n or any(type(r) is not list or len(r) != V for r in rows):
+                raise TraceError(f"{lwhere}: logits must be {n} rows (one per position) of {V} numbers")
+            s.logits = [_numbers(r, f"{lwhere}, logits") for r in rows]
+        return s
 
 
 class PortTrace:
@@ -218,7 +292,11 @@ class PortTrace:
                 try:
                     rec = json.loads(text)
                 except json.JSONDecodeError as e:
-                    raise TraceError(f"{self.path}: line {lineno}: not JSON ({e.msg} at column {e.colno})") from None
+                    try:  # nan, -inf, +Inf, bare hex floats, ...: rewritten outside strings, then read again
+                        rec = json.loads(_LENIENT.sub(_lenient, text))
+                    except json.JSONDecodeError:
+                        raise TraceError(f"{self.path}: line {lineno}: not JSON ({e.msg} at column {e.colno})") \
+                            from None
                 if isinstance(rec, dict):
                     yield lineno, rec
         except (UnicodeDecodeError, EOFError, OSError, gzip.BadGzipFile) as e:
@@ -226,15 +304,28 @@ class PortTrace:
                              f"optionally gzipped (.gz)") from None
 
     def __iter__(self):
-        expected = 1
+        expected, pending = 1, None
         for lineno, rec in self._lines:
             if "step" not in rec:
                 continue  # samples and anything else
-            yield _step(rec, self.meta, lineno, f"{self.path}: line {lineno}", expected)
-            expected += 1
-        if expected == 1:
+            k = rec["step"]
+            if pending is not None and k == pending.step and type(k) is int:
+                pending.add(rec, lineno)  # another line of the same step
+                continue
+            if pending is not None:
+                expected += 1
+            if k != expected or type(k) is not int:
+                problem = "missing" if type(k) is int and k > expected else "out of order"
+                raise TraceError(f"{self.path}: line {lineno}: step {k!r} where step {expected} was expected (steps "
+                                 f"{problem}; steps count from 1, in order, all lines of a step before the next's)")
+            if pending is not None:
+                yield pending.finish()
+            pending = _Pending(self.path, self.meta, k, lineno)
+            pending.add(rec, lineno)
+        if pending is None:
             raise TraceError(f"{self.path}: no step lines (one {{\"step\": k, \"doc\": ..., \"loss\": ...}} per "
                              f"training step)")
+        yield pending.finish()
         self.close()
 
     def close(self):

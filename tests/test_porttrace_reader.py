@@ -1,0 +1,230 @@
+"""The forgiving port-trace reader: the non-finite tokens other languages print, hex floats, a step's tensors
+on lines of their own, and errors that name the lines and the nearest parameter name."""
+
+import json
+import math
+import struct
+
+import pytest
+
+from parity import porttrace
+from parity.check import check_trace
+from parity.porttrace import PortTrace, TraceError, expected_order
+from pure.model import GPTConfig, param_shapes
+
+CONFIG = dict(n_layer=1, n_embd=4, n_head=2, block_size=4)
+META = {"meta": {**CONFIG, "chars": "abcfinty", "steps": 3}}
+N = expected_order(GPTConfig(**CONFIG, vocab_size=9))[0]
+ZEROS = json.dumps([0.0] * N)
+
+
+def write(tmp_path, lines, name="t.jsonl"):
+    path = tmp_path / name
+    path.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
+    return path
+
+
+def bits(x):
+    return struct.pack("<d", x)
+
+
+def steps(path):
+    return list(PortTrace(path))
+
+
+TOKENS = {  # what C (glibc, MSVC), Rust, Go, Java, JavaScript and Python print, any case
+    "nan": "nan", "-nan": "nan", "NaN": "nan", "NAN": "nan", "nan(ind)": "nan", "-nan(ind)": "nan", "null": "nan",
+    "inf": "inf", "-inf": "-inf", "+inf": "inf", "Inf": "inf", "+Inf": "inf", "-Inf": "-inf", "INF": "inf",
+    "Infinity": "inf", "-Infinity": "-inf", "+Infinity": "inf", "infinity": "inf", "-INFINITY": "-inf",
+}
+
+
+@pytest.mark.parametrize("token", TOKENS)
+def test_each_non_finite_token_is_read_where_it_stands(tmp_path, token):
+    grads = "[" + ", ".join([token] + ["0.5"] * (N - 2) + [token]) + "]"
+    path = write(tmp_path, [META, '{"init": [%s, %s]}' % (token, ZEROS[1:-1].split(", ", 1)[1]),
+                            '{"step": 1, "doc": "cat", "loss": %s, "grads": %s}' % (token, grads)])
+    trace = PortTrace(path)
+    (s,) = list(trace)
+    want = TOKENS[token]
+    for x in (trace.init[0], s.loss, s.grads[0], s.grads[-1]):
+        assert repr(x) == want
+    assert s.grads[1] == 0.5
+
+
+def test_strings_are_untouched_by_the_rewrite(tmp_path):
+    meta = {"meta": {**META["meta"], "implementation": 'say "nan", inf\\ -Infinity: nancy'}}
+    path = write(tmp_path, [json.dumps(meta), {"init": [0.0] * N},
+                            '{"step": 1, "doc": "nancy", "loss": nan, "note": "inf \\"NaN\\" -inf"}',
+                            '{"step": 2, "doc": "infinity", "loss": -inf}',
+                            '{"step": 3, "doc": "nan", "loss": 1.5}'])
+    trace = PortTrace(path)
+    got = list(trace)
+    assert trace.meta.implementation == 'say "nan", inf\\ -Infinity: nancy'
+    chars = trace.meta.chars
+    assert ["".join(chars[t] for t in s.tokens[1:-1]) for s in got] == ["nancy", "infinity", "nan"]
+    assert [repr(s.loss) for s in got] == ["nan", "-inf", "1.5"]
+
+
+def test_a_normal_line_takes_the_fast_path(tmp_path, monkeypatch):
+    class Refuse:
+        def sub(self, *a):
+            raise AssertionError("the rewrite ran on a line json.loads accepts")
+
+    monkeypatch.setattr(porttrace, "_LENIENT", Refuse())
+    path = write(tmp_path, [META, {"init": [0.0] * N}, '{"step": 1, "doc": "nan", "loss": NaN, "x": null}',
+                            '{"step": 2, "doc": "inf", "loss": -Infinity}'])
+    assert [repr(s.loss) for s in PortTrace(path)] == ["nan", "-inf"]
+
+
+@pytest.mark.parametrize("line", ['{"step": 1, "doc": "cat", "loss": nanx}', '{"step": 1, "doc": "cat", "loss": in}',
+                                  '{"step": 1, "doc": "cat", "loss": 1.5,}'])
+def test_what_is_still_not_json_is_the_not_json_error(tmp_path, line):
+    path = write(tmp_path, [META, {"init": [0.0] * N}, line])
+    with pytest.raises(TraceError, match="line 3: not JSON"):
+        steps(path)
+
+
+HEX = {"0x1.91eb851eb851fp+1": 3.14, "-0x0p+0": -0.0, "0x1p-1074": 5e-324, "-0x1.8p+1": -3.0, "0x1.0p0": 1.0,
+       "0x0.0000000000001p-1022": 5e-324, "0X1.FFFFFFFFFFFFFP+1023": 1.7976931348623157e308,
+       "0x1.99999ap-4": float.fromhex("0x1.99999ap-4")}  # a float32's 0.1, as C prints it with %a
+
+
+def test_hex_floats_are_read_exactly_wherever_a_number_goes(tmp_path):
+    init = list(HEX) + [0.0] * (N - len(HEX))
+    grads = ["-0x1.8p+1"] * N
+    path = write(tmp_path, [{"meta": {**META["meta"], "lr": "0x1.47ae147ae147bp-7"}}, {"init": init},
+                            {"step": 1, "doc": "cat", "loss": "0x1.62e42fefa39efp-1", "grads": grads},
+                            '{"step": 2, "doc": "cat", "loss": 0x1.8p+1, "params": [%s]}' %
+                            ", ".join(["-0x1p-3"] + ["0x0p+0"] * (N - 1))])
+    trace = PortTrace(path)
+    s1, s2 = list(trace)
+    assert [bits(x) for x in trace.init[:len(HEX)]] == [bits(x) for x in HEX.values()]
+    assert trace.meta.adam.lr == 0.01 and s1.loss == math.log(2) and s1.grads == [-3.0] * N
+    assert s2.loss == 3.0 and s2.params[0] == -0.125 and bits(s2.params[1]) == bits(0.0)
+
+
+@pytest.mark.parametrize("value", ['"1.5"', '"nan"', '"0x"', '"0x1p"', '"abc"', "true"])
+def test_other_strings_where_a_number_belongs_stay_an_error(tmp_path, value):
+    path = write(tmp_path, [META, {"init": [0.0] * N}, '{"step": 1, "doc": "cat", "loss": %s}' % value])
+    with pytest.raises(TraceError, match="line 3, loss: expected a number"):
+        steps(path)
+
+
+def test_an_object_form_key_with_a_typo_names_the_nearest_key(tmp_path):
+    config = GPTConfig(**CONFIG, vocab_size=9)
+    obj = {name: [[0.0] * c for _ in range(r)] for name, (r, c) in param_shapes(config).items()}
+    obj["layer0.attn_q"] = obj.pop("layer0.attn_wq")
+    path = write(tmp_path, [META, {"init": obj}])
+    with pytest.raises(TraceError) as e:
+        PortTrace(path)
+    msg = str(e.value)
+    assert "line 2, init: unknown key 'layer0.attn_q' (did you mean 'layer0.attn_wq'?)" in msg
+    assert "wte, wpe, lm_head, layer0.attn_wq, layer0.attn_wk" in msg and "\n" not in msg
+    obj["layer0.attn_wq"] = obj.pop("layer0.attn_q")
+    del obj["lm_head"]
+    with pytest.raises(TraceError, match="missing key 'lm_head'; the keys are wte, wpe, lm_head"):
+        PortTrace(write(tmp_path, [META, {"init": obj}]))
+
+
+# --- a step's tensors on lines of their own ---
+
+@pytest.fixture(scope="module")
+def pure_trace(tmp_path_factory):
+    """A trace pure writes: 5 steps, gradients and weights on the first 3."""
+    import pure.__main__ as pm
+    from pure.cli import main as pure_main
+    from pure.corpus import write_corpus
+
+    tmp = tmp_path_factory.mktemp("pure")
+    path = tmp / "pure.jsonl"
+    assert pure_main(["train", "--data", str(write_corpus(tmp / "corpus.txt")), "--steps", "5", "--samples", "1",
+                      "--n-embd", "8", "--n-head", "2", "--block-size", "8", "--trace", str(path),
+                      "--trace-tensors", "3"], prog="pure", backend=pm.BACKEND) == 0
+    return path
+
+
+def split(path, order):
+    """Each step line as one line per field group, in `order` (of "grads", "step", "params")."""
+    out = []
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        if "step" not in rec or "grads" not in rec:
+            out.append(line)
+            continue
+        parts = {"grads": {"step": rec["step"], "grads": rec.pop("grads")},
+                 "params": {"step": rec["step"], "params": rec.pop("params")}, "step": rec}
+        out += [json.dumps(parts[k]) for k in order] + ["a port's own print between the lines"]
+    return out
+
+
+def same_steps(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert (x.step, x.tokens, bits(x.loss), x.grads, x.params, x.logits) == \
+               (y.step, y.tokens, bits(y.loss), y.grads, y.params, y.logits)
+
+
+@pytest.mark.parametrize("order", [("grads", "step", "params"), ("params", "grads", "step"),
+                                   ("step", "params", "grads")])
+def test_split_lines_are_merged_into_their_step(tmp_path, pure_trace, order):
+    path = write(tmp_path, split(pure_trace, order))
+    same_steps(steps(path), steps(pure_trace))
+    assert [s.line for s in steps(path)][:4] == [3, 7, 11, 15]  # a step's first line
+
+
+def test_parity_check_agrees_on_the_split_trace_as_on_the_whole_one(tmp_path, pure_trace):
+    whole = check_trace(pure_trace)
+    parts = check_trace(write(tmp_path, split(pure_trace, ("grads", "step", "params"))))
+    assert whole.verdict == parts.verdict == "agree", parts.verdict_line()
+    assert parts.tally.count == whole.tally.count > 0
+    assert {c.quantity for c in parts.checks} == {c.quantity for c in whole.checks}
+
+
+def test_logits_on_their_own_line_are_checked_against_the_merged_tokens(tmp_path):
+    rows = [[0.0] * 9] * 3  # "cat": BOS c a t BOS, 4 positions, but block_size 4 and 4 targets -> 4 rows
+    path = write(tmp_path, [META, {"init": [0.0] * N}, {"step": 1, "logits": rows},
+                            {"step": 1, "doc": "cat", "loss": 1.0}])
+    with pytest.raises(TraceError, match="line 3: logits must be 4 rows"):
+        steps(path)
+    path = write(tmp_path, [META, {"init": [0.0] * N}, {"step": 1, "logits": [[0.0] * 9] * 4},
+                            {"step": 1, "doc": "cat", "loss": 1.0}])
+    assert len(steps(path)[0].logits) == 4
+
+
+def test_the_same_field_twice_for_a_step_names_both_lines(tmp_path):
+    path = write(tmp_path, [META, {"init": [0.0] * N}, {"step": 1, "grads": [0.0] * N},
+                            {"step": 1, "doc": "cat", "loss": 1.0}, "port print", {"step": 1, "grads": [1.0] * N}])
+    with pytest.raises(TraceError) as e:
+        steps(path)
+    assert "line 6: step 1 gives grads again (first on line 3)" in str(e.value)
+    path = write(tmp_path, [META, {"init": [0.0] * N}, {"step": 1, "doc": "cat", "loss": 1.0},
+                            {"step": 1, "tokens": [8, 0, 8], "loss": 2.0}])
+    with pytest.raises(TraceError, match="line 4: step 1 gives doc/tokens again .first on line 3."):
+        steps(path)
+
+
+def test_a_step_without_a_loss_names_its_first_line(tmp_path):
+    path = write(tmp_path, [META, {"init": [0.0] * N}, {"step": 1, "grads": [0.0] * N},
+                            {"step": 1, "doc": "cat", "params": [0.0] * N}, {"step": 2, "doc": "cat", "loss": 1.0}])
+    with pytest.raises(TraceError, match="line 3: step 1 has no loss .its lines give grads, doc, params."):
+        steps(path)
+    path = write(tmp_path, [META, {"init": [0.0] * N}, {"step": 1, "loss": 1.0}])
+    with pytest.raises(TraceError, match="line 3: a step needs doc"):
+        steps(path)
+
+
+@pytest.mark.parametrize("records,words", [
+    ([{"step": 1, "doc": "a", "loss": 1.0}, {"step": 2, "grads": [0.0] * N}, {"step": 1, "params": [0.0] * N}],
+     "line 5: step 1 where step 3 was expected (steps out of order"),
+    ([{"step": 1, "doc": "a", "loss": 1.0}, {"step": 3, "grads": [0.0] * N}], "line 4: step 3 where step 2 was "
+                                                                              "expected (steps missing"),
+    ([{"step": True, "doc": "a", "loss": 1.0}], "line 3: step True where step 1 was expected"),
+    ([{"step": 1, "doc": "a", "loss": 1.0}, {"step": 2, "grads": [0.0] * 3, "doc": "a", "loss": 1.0}],
+     f"line 4, grads: 3 numbers, but the config needs {N}"),
+])
+def test_step_numbering_rules_stay(tmp_path, records, words):
+    path = write(tmp_path, [META, {"init": [0.0] * N}, *records])
+    with pytest.raises(TraceError) as e:
+        steps(path)
+    assert words in str(e.value)

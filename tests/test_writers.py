@@ -1,0 +1,242 @@
+"""The port-trace writers of parity/writers, compiled and run for real in each language whose toolchain is here.
+
+A driver per language (tests/writer_drivers) cannot be a microgpt; it re-emits a trace that pure (float64) or
+torch_ref (float32) wrote, given to it as plain text (one item a line), through the writer: meta, init, then per
+step a grads line (streamed number by number), the step line, a params line, and logits on step 1. What the
+reader gets back must be the same numbers bit for bit, and `parity check` must judge the copy as it judges the
+original; a NaN loss and infinite numbers must come out as tokens the reader takes, and be a divergence.
+"""
+
+import json
+import math
+import os
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from parity.check import Replay, check_trace
+from parity.porttrace import PortTrace
+from parity.writers import LANGS, write_writer, writer_files
+from pure.corpus import write_corpus
+
+DRIVERS = Path(__file__).resolve().parent / "writer_drivers"
+TINY = ["--n-embd", "8", "--n-head", "2", "--block-size", "8", "--samples", "0"]
+IMPLEMENTATION = 'driver "{lang}" \\ tab\t nl\n ctl\x01 é ✓'  # what each driver passes to meta: escaping checked
+
+
+def run(cmd, cwd, timeout=120):
+    r = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                       env={**os.environ, "GOCACHE": str(Path(cwd) / "gocache"), "GOPATH": str(Path(cwd) / "gopath"),
+                            "GO111MODULE": "off", "GOFLAGS": ""})
+    assert r.returncode == 0, f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+    return r
+
+
+# lang: (tools it needs, build commands, run command); in the folder holding the writer and the driver
+TOOLCHAINS = {
+    "c": (["gcc"], [["gcc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-O1", "-o", "driver",
+                     "driver.c"]], ["./driver"]),
+    "js": (["node"], [], ["node", "driver.mjs"]),
+    "rust": (["rustc"], [["rustc", "--edition", "2021", "-D", "warnings", "-o", "driver", "driver.rs"]], ["./driver"]),
+    "java": (["javac", "java"], [["javac", "-encoding", "UTF-8", "-Xlint:all", "-Werror", "-d", "classes",
+                                  "MicrogptTrace.java", "Driver.java"]], ["java", "-cp", "classes", "Driver"]),
+    "go": (["go"], [["go", "vet", "driver.go", "microgpt_trace.go"],
+                    ["go", "build", "-o", "driver", "driver.go", "microgpt_trace.go"]], ["./driver"]),
+}
+DRIVER_FILES = {"c": "driver.c", "js": "driver.mjs", "rust": "driver.rs", "java": "Driver.java", "go": "driver.go"}
+
+
+def test_every_language_has_a_toolchain_entry_and_short_commented_files():
+    assert set(TOOLCHAINS) == set(LANGS) == set(DRIVER_FILES)
+    for lang in LANGS:
+        for name, text in writer_files(lang):
+            if name.endswith(".d.mts"):
+                continue
+            head = "\n".join(text.splitlines()[:20])
+            assert "python -m parity check" in head and ("step + 1" in head or "step+1" in head), (lang, name)
+            assert len(text.splitlines()) <= 160, (name, len(text.splitlines()))  # Go: gofmt
+
+
+def test_write_writer_refuses_a_different_file_unless_forced(tmp_path):
+    out = tmp_path / "new" / "folder"
+    (path,) = write_writer("c", out)
+    assert path == out / "microgpt_trace.h" and path.read_text() == writer_files("c")[0][1]
+    assert write_writer("c", out) == [path]  # the same contents again: fine
+    path.write_text("// my own edits\n")
+    with pytest.raises(ValueError, match="microgpt_trace.h exists and differs .* pass --force") as e:
+        write_writer("c", out)
+    assert "\n" not in str(e.value) and path.read_text() == "// my own edits\n"
+    assert write_writer("c", out, force=True) == [path] and path.read_text() == writer_files("c")[0][1]
+    assert sorted(p.name for p in out.iterdir()) == ["microgpt_trace.h"]  # no temporary file left
+    assert [p.name for p in write_writer("js", out)] == ["microgpt_trace.mjs", "microgpt_trace.d.mts"]
+    with pytest.raises(ValueError, match="no trace writer for 'cobol'"):
+        write_writer("cobol", out)
+
+
+# --- the reference traces and the drivers' input ---
+
+@pytest.fixture(scope="module")
+def refs(tmp_path_factory):
+    """{dtype: trace path}: pure (float64) and torch_ref (float32), 4 steps, gradients and weights on 3."""
+    import pure.__main__ as pm
+    from pure.cli import main as cli_main
+    from torch_ref.__main__ import BACKEND
+
+    tmp = tmp_path_factory.mktemp("refs")
+    corpus = write_corpus(tmp / "corpus.txt")
+    common = ["train", "--data", str(corpus), "--steps", "4", *TINY, "--trace-tensors", "3"]
+    assert cli_main([*common, "--trace", str(tmp / "f64.jsonl")], prog="pure", backend=pm.BACKEND) == 0
+    assert cli_main([*common, "--dtype", "float32", "--trace", str(tmp / "f32.jsonl")], prog="torch_ref",
+                    backend=BACKEND) == 0
+    return {"float64": tmp / "f64.jsonl", "float32": tmp / "f32.jsonl"}
+
+
+def load(path):
+    trace = PortTrace(path)
+    return trace, list(trace)
+
+
+def fmt(x):
+    return "NaN" if x != x else ("Infinity" if x > 0 else "-Infinity") if math.isinf(x) else repr(float(x))
+
+
+def driver_input(trace, steps, dtype):
+    """The whole trace as plain text, one item a line, in the order the drivers read it."""
+    m, c = trace.meta, trace.meta.config
+    out = [dtype, c.n_layer, c.n_embd, c.n_head, c.block_size, m.steps, m.chars,
+           *map(fmt, (m.adam.lr, m.adam.beta1, m.adam.beta2, m.adam.eps)), len(trace.init), *map(fmt, trace.init),
+           len(steps)]
+    for s in steps:
+        out += ["".join(m.chars[t] for t in s.tokens[1:-1]), fmt(s.loss)]
+        for values in (s.grads, s.params):
+            out += [len(values or []), *map(fmt, values or [])]
+        rows = s.logits or []
+        out += [len(rows)] + ([len(rows[0]), *(fmt(x) for r in rows for x in r)] if rows else [])
+    return "".join(f"{x}\n" for x in out)
+
+
+def bits(values, dtype="float64"):
+    return np.asarray(values, dtype=np.float64).astype(dtype).tobytes()
+
+
+def same(original, copy, dtype="float64"):
+    """The copy's meta and every number equal the original's, bit for bit at `dtype`."""
+    (t0, s0), (t1, s1) = original, copy
+    assert (t1.meta.config, t1.meta.chars, t1.meta.adam, t1.meta.steps) == \
+           (t0.meta.config, t0.meta.chars, t0.meta.adam, t0.meta.steps)
+    assert t1.meta.dtype == dtype and t1.meta.extra["format"] == 1
+    assert bits(t1.init, dtype) == bits(t0.init, dtype)
+    assert len(s1) == len(s0)
+    for a, b in zip(s0, s1):
+        assert (b.step, b.tokens) == (a.step, a.tokens)
+        assert bits([b.loss], dtype) == bits([a.loss], dtype), (a.step, a.loss, b.loss)
+        for key in ("grads", "params", "logits"):
+            x, y = getattr(a, key), getattr(b, key)
+            assert (x is None) == (y is None), (a.step, key)
+            if x is not None:
+                assert bits(y, dtype) == bits(x, dtype), (a.step, key)
+
+
+@pytest.fixture(scope="module", params=list(LANGS))
+def driver(request, tmp_path_factory):
+    """(lang, a function running the driver on an input text, returning the trace it wrote): one build per run."""
+    lang = request.param
+    tools, builds, command = TOOLCHAINS[lang]
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"the {lang} writer is not tested here: {', '.join(missing)} not found on PATH (install the "
+                    f"{lang} toolchain to test it{', e.g. apt-get install golang-go' if lang == 'go' else ''})")
+    work = tmp_path_factory.mktemp(lang)
+    write_writer(lang, work)
+    shutil.copy(DRIVERS / DRIVER_FILES[lang], work)
+    for build in builds:
+        run(build, work, timeout=300)
+    count = iter(range(1000))
+
+    def emit(text, to_stdout=False):
+        i = next(count)
+        (work / f"in{i}.txt").write_text(text, encoding="utf-8")
+        out = work / f"out{i}.jsonl"
+        if to_stdout:
+            r = run([*command, f"in{i}.txt", "-"], work)
+            out.write_text(r.stdout, encoding="utf-8")
+        else:
+            run([*command, f"in{i}.txt", out.name], work)
+        return out
+
+    return lang, emit
+
+
+def test_float64_every_number_bit_for_bit_and_check_agrees(driver, refs, tmp_path):
+    lang, emit = driver
+    trace, steps = load(refs["float64"])
+    replay = Replay(trace.meta, trace.init, "float64", "cpu")
+    logits = replay.forward_backward(steps[0].tokens)[1].detach().numpy().tolist()
+    steps[0].logits = logits  # the true logits of step 1, so the logits call is checked too
+    path = emit(driver_input(trace, steps, "float64"))
+    copy = load(path)
+    assert copy[0].meta.implementation == IMPLEMENTATION.format(lang=lang)
+    same((trace, steps), copy)
+    text = path.read_text()
+    lines = text.splitlines()
+    assert lines[2].startswith('{"step": 1, "grads": [') and lines[3].startswith('{"step": 1, "doc": ')
+    assert lines[4].startswith('{"step": 1, "params": [') and lines[5].startswith('{"step": 1, "logits": [[')
+    for line in lines:
+        json.loads(line, parse_constant=pytest.fail)  # strict JSON: no NaN or Infinity in a clean trace
+    report = check_trace(path)
+    original = check_trace(refs["float64"])
+    assert report.verdict == "agree", report.verdict_line()
+    assert report.tally.count == original.tally.count + 1  # the same checks, and step 1's logits
+
+
+def test_float32_reads_back_as_the_same_float32_and_check_agrees(driver, refs):
+    lang, emit = driver
+    trace, steps = load(refs["float32"])
+    path = emit(driver_input(trace, steps, "float32"))
+    copy = load(path)
+    same((trace, steps), copy, dtype="float32")
+    assert copy[0].meta.dtype == "float32"
+    report = check_trace(path)
+    assert report.run.dtype == "float32" and report.verdict == "agree", report.verdict_line()
+
+
+def test_nan_and_inf_are_tokens_the_reader_takes_and_a_divergence_at_their_step(driver, refs):
+    lang, emit = driver
+    trace, steps = load(refs["float64"])
+    steps[1].loss = math.nan
+    steps[1].grads[5] = math.inf
+    steps[2].params[7] = -math.inf
+    path = emit(driver_input(trace, steps, "float64"))
+    text = path.read_text()
+    assert '"loss": NaN}' in text and ", Infinity, " in text and ", -Infinity, " in text
+    _, got = load(path)
+    assert math.isnan(got[1].loss) and got[1].grads[5] == math.inf and got[2].params[7] == -math.inf
+    report = check_trace(path)
+    fd = report.first_divergence
+    assert report.verdict == "diverge" and fd["step"] == 2 and fd["nonfinite"]["side"] == "ref", fd
+
+
+EDGES = [-0.0, 0.0, 5e-324, -2.2250738585072014e-308, 1.7976931348623157e308, 0.1, 1 / 3, 1e21, 1e-7, 1.0, -3.0,
+         123456789012345680.0, 2.0**-1022 * 1.5, 9007199254740993.0, 1e16, 1e23, 2e-3, 4.35e-5]
+EDGES32 = [float(np.float32(x)) for x in [-0.0, 1.4e-45, 3.4028234663852886e38, 0.1, 1 / 3, 1e-7, 16777217.0,
+                                          1e10, 2e-3, 1.17549435e-38, 7.038531e-26]]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_edge_values_and_standard_output(driver, refs, dtype):
+    """Signed zero, subnormals, the largest finite numbers, whole numbers, exponents: exact, also via stdout."""
+    lang, emit = driver
+    trace, steps = load(refs[dtype])
+    edges = EDGES if dtype == "float64" else EDGES32
+    trace.init[:len(edges)] = edges
+    steps[0].loss = edges[-1]
+    path = emit(driver_input(trace, steps[:1], dtype), to_stdout=True)
+    copy = load(path)
+    assert bits(copy[0].init[:len(edges)], dtype) == bits(edges, dtype)
+    same((trace, steps[:1]), copy, dtype=dtype)
+    if dtype == "float64":
+        assert struct.pack("<d", copy[0].init[0]) == struct.pack("<d", -0.0)
