@@ -1,6 +1,6 @@
 """`python -m parity run`: compare pure and torch_ref step by step; `ops`: check every rule of a Value class
 against torch.autograd and finite differences; `mutants`: show that injected bugs are caught and localised;
-`check`: judge a port in any language from the trace it writes.
+`check`: judge a port in any language from the trace it writes; `writer`: a trace writer for a port.
 Exit 0 agree, 1 diverge, 2 usage/input error."""
 
 import sys
@@ -44,7 +44,7 @@ def add_report_args(p):
 def build_parser(prog="python -m parity"):
     p = ArgumentParser(prog=prog, description=__doc__)
     add_version(p, prog)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{run,ops,mutants,check}",
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,ops,mutants,check,writer}",
                            parser_class=ArgumentParser)
     r = sub.add_parser("run", help="train pure and torch_ref side by side and compare every step",
                        description="Train pure and torch_ref from the same seed and compare logits, loss, gradients, "
@@ -102,6 +102,13 @@ def build_parser(prog="python -m parity"):
     c.add_argument("--modes", default="lockstep,free", help="comma-separated: lockstep, free (default: both)")
     add_report_args(c)
     add_ci_args(c)
+    w = sub.add_parser("writer", help="write a dependency-free trace writer for a port in C, JS/TS, Rust, Java or Go",
+                       description="Write the port-trace writer for LANG into DIR: one file (two for JavaScript: the "
+                                   "module and its TypeScript types) to copy into a port; each opens with a usage "
+                                   "example. See the README's porting guide. Exit 0 written, 2 usage error.")
+    w.add_argument("lang", metavar="LANG", help="c, js (also for TypeScript), rust, java or go")
+    w.add_argument("-o", "--out", metavar="DIR", default=".", help="folder to write into (default: here)")
+    w.add_argument("--force", action="store_true", help="overwrite a file of the same name with other contents")
     return p
 
 
@@ -179,7 +186,7 @@ def cmd_run(args):
                      progress=step_progress(after=sampling), log=lambda text: print(text, file=sys.stderr)
                      if text.startswith("note:") else print(text))
     finish(args, report)
-    return EXIT_AGREE if report.verdict == "agree" else EXIT_DIVERGE
+    return EXIT_DIVERGE if report.verdict == "diverge" else EXIT_AGREE
 
 
 def cmd_ops(args):
@@ -208,14 +215,21 @@ def cmd_mutants(args):
 def cmd_check(args):
     from . import api
 
-    print(f"parity check: {args.trace} vs torch_ref ({args.dtype or 'the trace dtype'}, {args.device}), "
-          f"modes {shown_modes(args.modes)}")
+    print(f"parity check: {args.trace} vs torch_ref on {args.device}, modes {shown_modes(args.modes)}")
     report = api.check_trace(args.trace, dtype=args.dtype, device=args.device, modes=args.modes, plot=args.plot,
                              details=args.details, **outputs(args), progress=step_progress(),
                              log=lambda text: print(text, file=sys.stderr) if text.startswith("reading") else
                              print(text))
     finish(args, report, report.notes)
-    return EXIT_AGREE if report.verdict == "agree" else EXIT_DIVERGE
+    return EXIT_DIVERGE if report.verdict == "diverge" else EXIT_AGREE  # "partial": what was checked agrees
+
+
+def cmd_writer(args):
+    from .writers import write_writer
+
+    for path in write_writer(args.lang, args.out, force=args.force):
+        print(path)
+    return EXIT_AGREE
 
 
 def need_torch():
@@ -228,11 +242,12 @@ def need_torch():
                              "`pip install torch==2.13.0 numpy matplotlib` then `pip install .`") from None
 
 
-COMMANDS = {"run": cmd_run, "ops": cmd_ops, "mutants": cmd_mutants, "check": cmd_check}
+COMMANDS = {"run": cmd_run, "ops": cmd_ops, "mutants": cmd_mutants, "check": cmd_check, "writer": cmd_writer}
 
 
 def dispatch(args):
-    need_torch()
+    if args.command != "writer":  # writing a writer needs neither torch nor numpy
+        need_torch()
     return COMMANDS[args.command](args)
 
 

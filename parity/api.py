@@ -182,6 +182,7 @@ def check_trace(path: PathLike, *, dtype: Optional[str] = None, device: str = "c
     from torch_ref.train import resolve_device
 
     from .check import check_trace as replay
+    from .check import judged_dtype
     from .porttrace import PortTrace
 
     log = log or (lambda text: None)
@@ -196,8 +197,10 @@ def check_trace(path: PathLike, *, dtype: Optional[str] = None, device: str = "c
             trace = PortTrace(path)
             steps = sum(1 for _ in trace)  # raises TraceError naming the line
             c = trace.meta.config
+            judged, source, _ = judged_dtype(dtype, trace.meta, trace.init)
             log(f"port: {trace.meta.implementation or 'unnamed'}; n_layer {c.n_layer}, n_embd {c.n_embd}, n_head "
-                f"{c.n_head}, block_size {c.block_size}, vocab {c.vocab_size}; {steps} steps")
+                f"{c.n_head}, block_size {c.block_size}, vocab {c.vocab_size}; {steps} steps; torch_ref in {judged} "
+                f"({'float64 unless meta says otherwise' if source == 'default' else 'from ' + source})")
             on_step = progress(steps) if progress else None
             with _details(details) as details_file:
                 report = replay(path, dtype=dtype, device=device, modes=modes, on_step=on_step, keep_checks=False,

@@ -18,6 +18,7 @@ from pure.model import split_flat
 
 from .compare import compare_records
 from .porttrace import ADD_TENSORS, PortTrace
+from .precision import precision
 from .quantities import port_quantities
 from .replay import record_torch_step
 from .report import MODES, Report
@@ -36,12 +37,31 @@ def _port_record(s, config):
     return rec
 
 
-def _run_facts(meta, dtype, device, steps):
-    """The JSON's "run" section for a check (the keys of `parity run`'s)."""
-    c = meta.config
-    return {"seed": 42, "steps": steps, "n_layer": c.n_layer, "n_embd": c.n_embd, "n_head": c.n_head,
-            "block_size": c.block_size, "lr": meta.adam.lr, "samples": 0, "temperature": 0.5, "dtype": dtype,
-            "device": device, "engine": None}
+def _run_facts(path, meta, dtype, dtype_from, device, steps):
+    """The JSON's "run" section for a check: the trace's own facts."""
+    a = meta.adam
+    return {"trace": str(path), "implementation": meta.implementation, "dtype": dtype, "dtype_from": dtype_from,
+            "device": device, "config": meta.config.to_dict(), "lr": a.lr, "beta1": a.beta1, "beta2": a.beta2,
+            "eps": a.eps, "lr_steps": meta.steps, "lr_steps_given": meta.steps_given, "steps": steps}
+
+
+def judged_dtype(dtype, meta, init):
+    """(dtype, where it comes from, notes): --dtype, else meta's dtype, else what the numbers are; a note when the
+    numbers say otherwise than meta, or carry too few digits."""
+    found = precision(init)
+    notes = [f"{found.describe()}"] if found.kind == "short" else []
+    if dtype:
+        return dtype, "--dtype", notes
+    if meta.dtype:
+        if meta.dtype == "float64" and found.kind == "float32":
+            notes.append(f"meta says float64, but {found.describe()}: if the port computes in float32, say \"dtype\": "
+                         f"\"float32\" in meta (or pass --dtype float32)")
+        return meta.dtype, "meta", notes
+    if found.kind == "float32":
+        notes.append(f"judged as float32: {found.describe()} and meta gives no dtype (say \"dtype\": \"float32\" "
+                     f"in meta to make it explicit)")
+        return "float32", "the trace's numbers", notes
+    return "float64", "default", notes
 
 
 def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, keep_checks=True, details=None):
@@ -51,10 +71,12 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, ke
     trace = PortTrace(path)
     meta = trace.meta
     config = meta.config
-    dtype = dtype or meta.dtype or "float64"
+    dtype, dtype_from, dtype_notes = judged_dtype(dtype, meta, trace.init)
     quantities = port_quantities(config)
     report = Report("port", quantities, {}, dtype=dtype, model_config=config, keep_checks=keep_checks,
-                    details=details)
+                    details=details, notes=dtype_notes)
+    if dtype_from == "the trace's numbers":
+        report.verdict_suffix = "judged as float32: the trace's numbers are float32"
     trainers = {mode: TorchTrainer.from_params(config, trace.init, steps=meta.steps, adam=meta.adam,
                                                dtype=DTYPES[dtype], device=device) for mode in modes}
     lock, free = trainers.get("lockstep"), trainers.get("free")
@@ -108,7 +130,35 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, ke
     if not meta.steps_given:
         report.notes.append(f"meta has no steps: the lr decays over the seed's {meta.steps} steps; if the port "
                             f"trained for another number, add \"steps\" to meta")
-    report.run = _run_facts(meta, dtype, device, report.steps)
+    checked = {q.phase for c in report.tally.worst.values() if c.mode == "lockstep"
+               for q in quantities if q.name == c.quantity}
+    if lock is not None:
+        missing = [phase for phase in ("forward", "backward", "optimizer") if phase not in checked]
+        if missing:
+            report.unchecked = _unchecked(missing, have)
+    report.finish()
+    fd = report.first_divergence
+    free_failed = any(c.mode == "free" and not c.ok for c in report.tally.worst.values())
+    if fd is not None and fd["mode"] == "lockstep" and free is not None and not free_failed and report.steps > 1:
+        report.notes.append(f"free mode agrees over all {report.steps} steps: the port's training looks right, so its "
+                            f"trace is the suspect (gradients read after they were zeroed, weights read before the "
+                            f"update, parameters in another order than the seed's, too few digits)")
+    report.run = _run_facts(path, meta, dtype, dtype_from, device, report.steps)
     report.extra = {"trace": str(path), "implementation": meta.implementation, "notes": report.notes,
                     "adam": meta.adam.__dict__, "lr_steps": meta.steps}
-    return report.finish()
+    return report
+
+
+WHAT = {"forward": "the loss", "backward": "the gradients", "optimizer": "the updated weights"}
+ADD = {"forward": '"params" on the step before (or "grads"), so that the weights are known',
+       "backward": '"grads" (every parameter\'s .grad after backward, before the update)',
+       "optimizer": '"params" (every parameter after the update), with "grads"'}
+
+
+def _unchecked(missing, have):
+    """The part of a partial verdict that says what was not checked in lockstep, and what to add."""
+    if not (have["grads"] or have["params"] or have["logits"]):
+        return ('gradients and weights are not in the trace: add "grads" and "params" to the step lines '
+                '(python -m parity writer LANG writes them)')
+    return (f"{' and '.join(WHAT[m] for m in missing)} not checked in lockstep: add "
+            f"{'; '.join(ADD[m] for m in missing)}")

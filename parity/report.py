@@ -109,6 +109,10 @@ class Report(ReportForms):
     first_divergence: Optional[dict] = None
     diagnosis: Optional[dict] = None  # what bug reproduces the divergence (parity.diagnose), or None
     title: str = "parity"  # "parity run", "parity check: TRACE": the JUnit suite and the summary's heading
+    # None, or what could not be checked and what to add (a trace without gradients or weights): the verdict is
+    # then "partial", however well the rest agrees
+    unchecked: Optional[str] = None
+    verdict_suffix: str = ""  # said at the end of an agree or partial verdict line (how the trace was judged)
     tally: Tally = field(default_factory=Tally)
     started: float = field(default_factory=time.perf_counter)
 
@@ -130,14 +134,22 @@ class Report(ReportForms):
 
     @property
     def verdict(self):
-        return "agree" if self.first_divergence is None else "diverge"
+        """"diverge" on any failing check; "partial" when all agrees but part of the run could not be checked;
+        else "agree"."""
+        if self.first_divergence is not None:
+            return "diverge"
+        return "partial" if self.unchecked else "agree"
 
     @property
     def verdict_line(self):
         fd = self.first_divergence
         if fd is None:
-            return (f"verdict: agree ({self.tally.count} checks over {self.steps} steps, "
-                    f"modes {', '.join(m for m in MODES if m in self.tally.modes)})")
+            counts = (f"{self.tally.count} checks over {self.steps} steps, modes "
+                      f"{', '.join(m for m in MODES if m in self.tally.modes)}")
+            suffix = f"; {self.verdict_suffix}" if self.verdict_suffix else ""
+            if self.unchecked:
+                return f"verdict: partial: what the trace holds agrees ({counts}{suffix}); {self.unchecked}"
+            return f"verdict: agree ({counts}{suffix})"
         if fd["quantity"] == RAISED:
             where = f" (at {fd['detail']['where']})" if fd["detail"]["where"] else ""
             return (f"first divergence: step {fd['step']} ({fd['mode']}), the Value class raised in "
@@ -153,8 +165,9 @@ class Report(ReportForms):
             value = nf["ref"] if nf["side"] != "torch" else nf["torch"]
             return (f"first divergence: {at}, {fd['description']}{where}: "
                     f"{side} has a non-finite value ({value}; {self.reference} {nf['ref']}, torch_ref {nf['torch']})")
+        suffix = f"; {self.verdict_suffix}" if self.verdict_suffix else ""
         return (f"first divergence: {at}, {fd['description']}{where}, "
-                f"max abs {fd['max_abs']:.1e} (tol {Tol(**fd['tol'])})")
+                f"max abs {fd['max_abs']:.1e} (tol {Tol(**fd['tol'])}){suffix}")
 
     def to_dict(self):
         """The --json document."""

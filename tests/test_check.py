@@ -192,3 +192,98 @@ def test_the_table_shows_the_worst_over_the_run_and_a_failing_rows_tolerance(cap
     verdict_max_abs = out[-1].split("max abs ")[1].split(" ")[0]
     assert row.split()[1] == verdict_max_abs == "4.2e-01", (row, out[-1])
     assert "FAIL" in row and row.endswith(" tol 5e-14/1e-12")
+
+
+# ---- what a check says about how much it could check, and about the trace itself (issue 20) --------------------
+
+def _records(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+def test_losses_only_is_partial_not_agree(tmp_path, corpus_file, capsys):
+    path = _pure_trace(tmp_path, corpus_file)
+    capsys.readouterr()
+    assert main(["check", str(path), "--json", str(tmp_path / "r.json")]) == 0  # partial: exit 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("verdict: partial: what the trace holds agrees (")
+    assert 'gradients and weights are not in the trace: add "grads" and "params"' in last
+    report = check_trace(path)
+    assert report.verdict == "partial" and not report.ok
+    assert json.loads((tmp_path / "r.json").read_text())["verdict"] == "partial"
+
+
+def test_grads_without_params_is_partial_naming_the_weights(tmp_path, corpus_file):
+    recs = _records(_pure_trace(tmp_path, corpus_file, "--trace-tensors", "2"))
+    for r in recs:
+        r.pop("params", None)
+    report = check_trace(write(tmp_path, recs, "g.jsonl"))
+    assert report.verdict == "partial", report.verdict_line
+    assert report.verdict_line.endswith('the updated weights not checked in lockstep: add "params" (every parameter '
+                                        'after the update), with "grads"')
+
+
+def _float32_trace(tmp_path, corpus_file, **meta_changes):
+    from pure.cli import main as cli_main
+    from torch_ref.__main__ import BACKEND
+
+    t32 = tmp_path / "t32.jsonl"
+    assert cli_main(["train", "--data", str(corpus_file), "--steps", "4", "--samples", "0", "--n-embd", "8",
+                     "--n-head", "2", "--block-size", "8", "--dtype", "float32", "--trace", str(t32),
+                     "--trace-tensors", "4"], prog="torch_ref", backend=BACKEND) == 0
+    recs = _records(t32)
+    for k, v in meta_changes.items():
+        if v is None:
+            recs[0]["meta"].pop(k)
+        else:
+            recs[0]["meta"][k] = v
+    return write(tmp_path, recs, "f32.jsonl")
+
+
+def test_a_float32_trace_without_dtype_is_recognised_and_said(tmp_path, corpus_file):
+    report = check_trace(_float32_trace(tmp_path, corpus_file, dtype=None))
+    assert report.dtype == "float32" and report.verdict == "agree", report.verdict_line
+    assert report.verdict_line.endswith("; judged as float32: the trace's numbers are float32)")
+    assert any(n.startswith("judged as float32: every number of the trace is a float32") for n in report.notes)
+    assert report.to_dict()["run"]["dtype_from"] == "the trace's numbers"
+
+
+def test_meta_float64_with_float32_numbers_is_said(tmp_path, corpus_file):
+    report = check_trace(_float32_trace(tmp_path, corpus_file, dtype="float64"))
+    assert report.dtype == "float64" and report.verdict == "diverge"  # meta's word is kept ...
+    assert any(n.startswith("meta says float64, but every number of the trace is a float32") for n in report.notes)
+
+
+def test_too_few_digits_are_said_with_the_fix(tmp_path, corpus_file):
+    recs = _records(_pure_trace(tmp_path, corpus_file, "--trace-tensors", "2"))
+    rounded = lambda x: float(f"{x:g}")  # noqa: E731 - C's %g: 6 significant digits
+    recs[1]["init"] = [rounded(x) for x in recs[1]["init"]]
+    report = check_trace(write(tmp_path, recs, "g.jsonl"))
+    assert any("at most 6 significant digits" in n and "%.17g" in n for n in report.notes), report.notes
+
+
+def test_free_mode_agreeing_points_at_the_trace(tmp_path):
+    """Gradients read after Adam zeroed them: lockstep fails at the gradients, free mode (the losses) agrees."""
+    recs = [json.loads(r) for r in lines("gist_default") if r.startswith("{")]
+    for r in recs:
+        if "grads" in r:
+            r["grads"] = [0.0] * len(r["grads"])
+    report = check_trace(write(tmp_path, recs))
+    assert report.first_divergence["phase"] == "backward"
+    assert any(n.startswith("free mode agrees over all 20 steps: the port's training looks right, so its trace is "
+                            "the suspect") for n in report.notes), report.notes
+
+
+def test_the_run_section_holds_the_traces_facts(tmp_path):
+    report = check_trace(PORTS / "gist_2x12x3.jsonl.gz")
+    run = report.to_dict()["run"]
+    assert run["trace"].endswith("gist_2x12x3.jsonl.gz") and run["implementation"] == "microgpt.py (karpathy gist)"
+    assert run["config"]["n_layer"] == 2 and run["config"]["n_embd"] == 12 and run["steps"] == report.steps
+    assert (run["dtype"], run["lr"], run["beta1"], run["beta2"], run["eps"]) == ("float64", 0.01, 0.85, 0.99, 1e-8)
+    assert "seed" not in run and "temperature" not in run and "samples" not in run
+
+
+def test_a_non_finite_port_value_is_blamed_on_the_port(tmp_path):
+    recs = [json.loads(r) for r in lines("gist_default") if r.startswith("{")]
+    next(r for r in recs if r.get("step") == 2)["loss"] = None
+    line = check_trace(write(tmp_path, recs)).verdict_line
+    assert "the port has a non-finite value (nan; port nan, torch_ref " in line and "pure" not in line

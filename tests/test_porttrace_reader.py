@@ -176,7 +176,7 @@ def test_split_lines_are_merged_into_their_step(tmp_path, pure_trace, order):
 def test_parity_check_agrees_on_the_split_trace_as_on_the_whole_one(tmp_path, pure_trace):
     whole = check_trace(pure_trace)
     parts = check_trace(write(tmp_path, split(pure_trace, ("grads", "step", "params"))))
-    assert whole.verdict == parts.verdict == "agree", parts.verdict_line()
+    assert whole.verdict == parts.verdict == "agree", parts.verdict_line
     assert parts.tally.count == whole.tally.count > 0
     assert {c.quantity for c in parts.checks} == {c.quantity for c in whole.checks}
 

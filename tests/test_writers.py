@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parity.check import Replay, check_trace
+from parity.check import check_trace
 from parity.porttrace import PortTrace
 from parity.writers import LANGS, write_writer, writer_files
 from pure.corpus import write_corpus
+from torch_ref.train import TorchTrainer
 
 DRIVERS = Path(__file__).resolve().parent / "writer_drivers"
 TINY = ["--n-embd", "8", "--n-head", "2", "--block-size", "8", "--samples", "0"]
@@ -171,10 +172,23 @@ def driver(request, tmp_path_factory):
     return lang, emit
 
 
+def test_parity_writer_command(tmp_path, capsys):
+    from parity.__main__ import main
+
+    assert main(["writer", "js", "-o", str(tmp_path / "w")]) == 0
+    assert capsys.readouterr().out.split() == [str(tmp_path / "w" / n) for n in LANGS["js"]]
+    assert main(["writer", "typescript", "-o", str(tmp_path / "w")]) == 0  # the same files again: fine
+    (tmp_path / "w" / "microgpt_trace.mjs").write_text("// mine\n")
+    assert main(["writer", "js", "-o", str(tmp_path / "w")]) == 2
+    assert capsys.readouterr().err.strip().endswith("differs from the js trace writer; pass --force to overwrite it")
+    assert main(["writer", "cobol"]) == 2
+    assert "no trace writer for 'cobol'; there is one for c, js, rust, java, go" in capsys.readouterr().err
+
+
 def test_float64_every_number_bit_for_bit_and_check_agrees(driver, refs, tmp_path):
     lang, emit = driver
     trace, steps = load(refs["float64"])
-    replay = Replay(trace.meta, trace.init, "float64", "cpu")
+    replay = TorchTrainer.from_params(trace.meta.config, trace.init, steps=trace.meta.steps, adam=trace.meta.adam)
     logits = replay.forward_backward(steps[0].tokens)[1].detach().numpy().tolist()
     steps[0].logits = logits  # the true logits of step 1, so the logits call is checked too
     path = emit(driver_input(trace, steps, "float64"))
@@ -189,7 +203,7 @@ def test_float64_every_number_bit_for_bit_and_check_agrees(driver, refs, tmp_pat
         json.loads(line, parse_constant=pytest.fail)  # strict JSON: no NaN or Infinity in a clean trace
     report = check_trace(path)
     original = check_trace(refs["float64"])
-    assert report.verdict == "agree", report.verdict_line()
+    assert report.verdict == "agree", report.verdict_line
     assert report.tally.count == original.tally.count + 1  # the same checks, and step 1's logits
 
 
@@ -201,7 +215,7 @@ def test_float32_reads_back_as_the_same_float32_and_check_agrees(driver, refs):
     same((trace, steps), copy, dtype="float32")
     assert copy[0].meta.dtype == "float32"
     report = check_trace(path)
-    assert report.run.dtype == "float32" and report.verdict == "agree", report.verdict_line()
+    assert report.dtype == "float32" and report.verdict == "agree", report.verdict_line
 
 
 def test_nan_and_inf_are_tokens_the_reader_takes_and_a_divergence_at_their_step(driver, refs):
