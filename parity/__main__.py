@@ -39,12 +39,14 @@ def add_report_args(p):
     p.add_argument("--plot", metavar="FILE.png", help="plot each quantity family's error per step as a share of its "
                                                       "tolerance; the format follows the extension (.png, .svg, .pdf)")
     p.add_argument("--no-table", action="store_true", help="print only the verdict line")
+    p.add_argument("--no-diagnosis", action="store_true",
+                   help="on a divergence, do not replay the diverging step under the known bugs to name the bug")
 
 
 def build_parser(prog="python -m parity"):
     p = ArgumentParser(prog=prog, description=__doc__)
     add_version(p, prog)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{run,ops,mutants,check,writer}",
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,ops,mutants,check,writer,diagnoses}",
                            parser_class=ArgumentParser)
     r = sub.add_parser("run", help="train pure and torch_ref side by side and compare every step",
                        description="Train pure and torch_ref from the same seed and compare logits, loss, gradients, "
@@ -109,6 +111,10 @@ def build_parser(prog="python -m parity"):
     w.add_argument("lang", metavar="LANG", help="c, js (also for TypeScript), rust, java or go")
     w.add_argument("-o", "--out", metavar="DIR", default=".", help="folder to write into (default: here)")
     w.add_argument("--force", action="store_true", help="overwrite a file of the same name with other contents")
+    sub.add_parser("diagnoses", help="list the known bugs a divergence is replayed under (id, phase, summary)",
+                   description="List the catalogue of known bugs: when `check` or `run` finds a divergence, it "
+                               "replays the diverging step under those of its phase and names the one that "
+                               "reproduces the port's own numbers.")
     return p
 
 
@@ -154,6 +160,10 @@ def finish(args, report, notes=()):
     for what, path in getattr(report, "written", []):
         print(f"{what}: {path}")
     print(report.verdict_line)
+    if getattr(report, "diagnosis", None):
+        from .formats import diagnosis_line
+
+        print(diagnosis_line(report.diagnosis))
 
 
 def shown_modes(text):
@@ -183,8 +193,9 @@ def cmd_run(args):
                      n_head=args.n_head, block_size=args.block_size, lr=args.lr, samples=args.samples,
                      temperature=args.temperature, dtype=args.dtype, device=args.device, modes=args.modes,
                      engine=args.engine, value=args.value, plot=args.plot, details=args.details, **outputs(args),
-                     progress=step_progress(after=sampling), log=lambda text: print(text, file=sys.stderr)
-                     if text.startswith("note:") else print(text))
+                     diagnose=not args.no_diagnosis, progress=step_progress(after=sampling),
+                     log=lambda text: print(text, file=sys.stderr) if text.startswith(("note:", "diagnosing"))
+                     else print(text))
     finish(args, report)
     return EXIT_DIVERGE if report.verdict == "diverge" else EXIT_AGREE
 
@@ -201,7 +212,7 @@ def cmd_ops(args):
 
 def cmd_mutants(args):
     from . import api
-    from .bugs import select
+    from .mutant_check import select
 
     n = len(select(args.only))
     print(f"parity mutants: {n} injected bugs and controls, each through ops and a short run", flush=True)
@@ -217,9 +228,9 @@ def cmd_check(args):
 
     print(f"parity check: {args.trace} vs torch_ref on {args.device}, modes {shown_modes(args.modes)}")
     report = api.check_trace(args.trace, dtype=args.dtype, device=args.device, modes=args.modes, plot=args.plot,
-                             details=args.details, **outputs(args), progress=step_progress(),
-                             log=lambda text: print(text, file=sys.stderr) if text.startswith("reading") else
-                             print(text))
+                             details=args.details, **outputs(args), diagnose=not args.no_diagnosis,
+                             progress=step_progress(), log=lambda text: print(text, file=sys.stderr)
+                             if text.startswith(("reading", "diagnosing")) else print(text))
     finish(args, report, report.notes)
     return EXIT_DIVERGE if report.verdict == "diverge" else EXIT_AGREE  # "partial": what was checked agrees
 
@@ -229,6 +240,13 @@ def cmd_writer(args):
 
     for path in write_writer(args.lang, args.out, force=args.force):
         print(path)
+    return EXIT_AGREE
+
+
+def cmd_diagnoses(args):
+    from .diagnose import catalogue_table
+
+    print(catalogue_table())
     return EXIT_AGREE
 
 
@@ -242,7 +260,8 @@ def need_torch():
                              "`pip install torch==2.13.0 numpy matplotlib` then `pip install .`") from None
 
 
-COMMANDS = {"run": cmd_run, "ops": cmd_ops, "mutants": cmd_mutants, "check": cmd_check, "writer": cmd_writer}
+COMMANDS = {"run": cmd_run, "ops": cmd_ops, "mutants": cmd_mutants, "check": cmd_check, "writer": cmd_writer,
+            "diagnoses": cmd_diagnoses}
 
 
 def dispatch(args):

@@ -81,19 +81,65 @@ def _value(value, for_ops=False):
     return load_value(value, for_ops=for_ops)
 
 
+def _diagnose(report, log, value_cls=None):
+    """Name the bug of a diverging report (parity.diagnose): for a user's Value class, the first op `parity ops`
+    finds wrong; else the replay of the diverging step under the catalogue of known bugs."""
+    if report.verdict != "diverge" or (report.first_divergence or {}).get("quantity") == "engine":
+        return
+    from pure.engine import Value
+
+    if value_cls is not None and value_cls is not Value:
+        log("diagnosing: checking the Value class rule by rule (parity ops) ...")
+        report.diagnosis = _ops_diagnosis(value_cls, report.first_divergence)
+        if report.diagnosis is not None:
+            return
+    from .diagnose import LossesState, diagnose, diagnose_losses
+
+    state = report.capture
+    if isinstance(state, LossesState):
+        log("diagnosing: replaying whole runs under the known bugs of the forward and the optimizer ...")
+        report.diagnosis = diagnose_losses(state)
+    elif state is not None:
+        log(f"diagnosing: replaying step {state.step} under the known bugs of the {state.phase} ...")
+        report.diagnosis = diagnose(state)
+
+
+def _ops_diagnosis(value_cls, fd):
+    """The first op of the class that `parity ops` finds wrong, as a diagnosis; None when every op is right."""
+    from .ops import run_ops
+    from .ops_cases import RULES, specs
+    from .ops_report import format_input
+
+    bad = run_ops(value_cls).failing
+    if not bad:
+        return None
+    uses = {s.name: s.uses for s in specs()}
+
+    def entry(r):
+        rules = [RULES[m] for m in uses.get(r.op, ()) if m in RULES]
+        return {"id": f"ops:{r.op}", "summary": f"the Value class's {r.op} is wrong", "kind": "rule",
+                "fix": "; ".join(rules) or "the rules of `parity ops`' table", "phase": fd["phase"], "step": fd["step"],
+                "evidence": f"parity ops: {r.op} at {format_input(r.input, 80)}: {r.detail}"}
+
+    first = entry(bad[0])
+    first["alternatives"] = [entry(r) for r in bad[1:]]
+    return first
+
+
 def run(data: Union[PathLike, Sequence[str], None] = None, *, seed: int = 42, steps: int = 1000, n_layer: int = 1,
         n_embd: int = 16, n_head: int = 4, block_size: int = 16, lr: float = 0.01, samples: int = 20,
         temperature: float = 0.5, dtype: str = "float64", device: str = "cpu",
         modes: Union[str, Sequence[str]] = MODES, engine: Optional[str] = None, value=None,
         json: Optional[PathLike] = None, plot: Optional[PathLike] = None, junit: Optional[PathLike] = None,
-        markdown: Optional[PathLike] = None, details: Optional[PathLike] = None,
+        markdown: Optional[PathLike] = None, details: Optional[PathLike] = None, diagnose: bool = True,
         progress: Optional[Callable] = None, log: Optional[Callable[[str], None]] = None):
     """`parity run`: train pure and torch_ref side by side and compare every quantity at every step.
 
     data: a names file, a list of documents, or None (the loader's order, else the synthetic corpus, saying so
     through `log`). value: a Value class of your own (a class, or "path/to/file.py:Class" / "module:Class") that
     pure's model runs with instead of pure's. progress(total) may return on_step(step, checks), called after each
-    step (and its .close(), if any, at the end). Returns a Report.
+    step (and its .close(), if any, at the end). diagnose: name the bug of a divergence (report.diagnosis).
+    Returns a Report.
 
     >>> import parity
     >>> report = parity.run(steps=20, samples=0)
@@ -148,6 +194,8 @@ def run(data: Union[PathLike, Sequence[str], None] = None, *, seed: int = 42, st
             getattr(on_step, "close", lambda: None)()
             report.data = source
             report.title = "parity run" + (f" --value {value_name}" if value is not None else "")
+            if diagnose:
+                _diagnose(report, log, value_cls)
             return _write(report, json, plot, junit, markdown)
 
 
@@ -168,12 +216,13 @@ def check_value(value, *, steps: int = 20, **options):
 def check_trace(path: PathLike, *, dtype: Optional[str] = None, device: str = "cpu",
                 modes: Union[str, Sequence[str]] = MODES, json: Optional[PathLike] = None,
                 plot: Optional[PathLike] = None, junit: Optional[PathLike] = None,
-                markdown: Optional[PathLike] = None, details: Optional[PathLike] = None,
+                markdown: Optional[PathLike] = None, details: Optional[PathLike] = None, diagnose: bool = True,
                 progress: Optional[Callable] = None, log: Optional[Callable[[str], None]] = None):
     """`parity check`: judge a port in any language from the trace it writes (see the README's port-trace format).
 
     The whole trace is read first, so an unusable line is an InputError before any work. progress(total) may
-    return on_step(step, checks), as for run(). Returns a Report.
+    return on_step(step, checks), as for run(). diagnose: name the bug of a divergence (report.diagnosis).
+    Returns a Report.
 
     >>> report = parity.check_trace("run.jsonl")  # doctest: +SKIP
     >>> report.verdict, report.first_divergence["phase"]
@@ -207,6 +256,8 @@ def check_trace(path: PathLike, *, dtype: Optional[str] = None, device: str = "c
                                 details=details_file)
             getattr(on_step, "close", lambda: None)()
             report.title = f"parity check: {path}"
+            if diagnose:
+                _diagnose(report, log)
             return _write(report, json, plot, junit, markdown)
 
 
@@ -249,7 +300,7 @@ def mutants(*, only: Union[str, Sequence[str], None] = None, data: Optional[Path
     from pure.corpus import make_corpus
     from pure.data import load_docs
 
-    from .bugs import run_mutants, select
+    from .mutant_check import run_mutants, select
 
     with as_parity_errors():
         chosen = select(only)

@@ -149,6 +149,45 @@ def torch_step_seconds(docs, steps):
     return time_steps(trainer, steps, start=1)
 
 
+def diagnosis_seconds(docs, work):
+    """The diagnosis's added time, at the seed's config: `parity check` of a 3-step trace of pure with one bug
+    injected, with the diagnosis and without (the median of 3 each). One bug per phase: exp's gradient 1
+    (backward: every rule of the autograd replayed), the attention unscaled (forward: the model's bugs and the
+    layouts), Adam without bias correction (optimizer)."""
+    import json
+
+    from pure.model import GPTConfig
+    from pure.optim import AdamConfig
+
+    from . import api
+    from .bugs import by_id, injected
+
+    out = {}
+    for bug_id in ("exp-grad-one", "attention-unscaled", "adam-no-bias-correction"):
+        bug = by_id(bug_id)
+        with injected(bug.patches(GPTConfig())):
+            t = Trainer(docs, steps=3, engine="plain", adam=AdamConfig(**bug.adam))
+            c = t.config
+            lines = [{"meta": {"n_layer": c.n_layer, "n_embd": c.n_embd, "n_head": c.n_head,
+                               "block_size": c.block_size, "chars": "".join(t.tokenizer.chars), "steps": 3}},
+                     {"init": t.flat_values()}]
+            for k in range(3):
+                grads = []
+                loss = t.train_step(k, on_grads=lambda tr, grads=grads: grads.extend(tr.flat_values("grad")))
+                lines.append({"step": k + 1, "doc": t.docs[k], "loss": loss, "grads": grads,
+                              "params": t.flat_values()})
+        path = Path(work) / f"{bug_id}.jsonl"
+        path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        timed = {}
+        for with_diagnosis in (False, True, False, True, False, True):
+            t0 = time.perf_counter()
+            report = api.check_trace(path, diagnose=with_diagnosis)
+            timed.setdefault(with_diagnosis, []).append(time.perf_counter() - t0)
+        named = (report.diagnosis or {}).get("id")
+        out[bug_id] = (statistics.median(timed[True]) - statistics.median(timed[False]), named)
+    return out
+
+
 @dataclass
 class Goal:
     """One goal: measured (a ratio and whether it is met) or not (why, and the command that fixes it)."""
@@ -240,6 +279,9 @@ def main(argv=None):
     seed_whole = statistics.median(seed_runs) if seed_runs else None
     say("timing torch_ref ...")
     torch_step = torch_step_seconds(docs, 999)
+    say("timing the diagnosis of a divergence, one per phase ...")
+    with tempfile.TemporaryDirectory() as work:
+        diagnosis = diagnosis_seconds(docs, work)
     say("timing the large config (4 x 64, block 64), each engine in a process of its own ...")
     large_fused, large_fused_mb = large_probe(names, "fused", 3)
     large_plain, large_plain_mb = large_probe(names, "plain", 1)
@@ -259,6 +301,8 @@ def main(argv=None):
              else f"{'not measured':>12}"))
     print(f"{'large 4x64 block 64: fused':<44} {large_fused:>9.3f} s/step, peak {large_fused_mb:.0f} MB")
     print(f"{'large 4x64 block 64: plain':<44} {large_plain:>9.3f} s/step, peak {large_plain_mb:.0f} MB")
+    for bug_id, (seconds, named) in diagnosis.items():
+        print(f"{'diagnosis added to parity check: ' + bug_id:<44} {seconds:>8.2f}s  (named {named})")
 
     gist_why, seed_why = gist_note, (BUN_FIX if bun is None else SEED_FIX)
     goals = [

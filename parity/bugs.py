@@ -1,14 +1,11 @@
-"""`parity mutants`: deliberate bugs injected into pure at run time, to prove the harness catches them.
+"""The catalogue of known bugs: the mistakes ports and Value classes make, each with an id, a sentence a user
+understands, the fix, the phase where it first shows, and how to make pure commit it.
 
-Each mutant patches pure in memory (a method of Value or Adam, or a function
-of pure.model / pure.train) for the length of one check, then restores it;
-no file is edited. For each mutant `parity ops` and a short `parity run` are
-run against torch, and the mutant is
-- caught when any check fails, and
-- localised when the run's first divergence is at the quantity the bug is in
-  (and, for a rule of the engine, `ops` names the broken op first).
-Harmless controls (a mathematically equivalent change) must agree instead:
-they show the catalogue has no false positives.
+`parity mutants` injects some of them into pure to prove the harness catches and localises them; the diagnosis
+(parity.diagnose) replays a diverging step under each of them and names the one that reproduces the port's own
+numbers. A bug is injected by patches (object, attribute, replacement) applied for the length of one replay and
+restored after (`injected`); no file is edited. Tracing slips (the port right, its trace wrong) have no patches:
+parity.diagnose tests them on the numbers themselves.
 """
 
 import contextlib
@@ -18,34 +15,32 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import pure.model
+import pure.optim
 import pure.train
-from pure.engine import Value
+from pure.engine import Value, js_pow
+from pure.model import PLAIN_SUMS
 from pure.optim import Adam
 
-from .formats import Case, ReportForms
-from .ops import run_ops
-from .side_by_side import RunConfig, run_parity
-
-# The short run each mutant is judged by: 3 steps (so bugs that only act from step 2 show), a small model.
-# The bugs are injected into the plain teaching engine (pure.engine.Value, pure.model), so the run uses it.
-MUTANT_RUN = RunConfig(steps=3, n_layer=1, n_embd=8, n_head=2, block_size=8, samples=3, engine="plain")
+PHASES = ("forward", "backward", "optimizer")
 
 
-@dataclass
-class Mutant:
-    name: str
-    bug: str  # what is wrong, in words
-    patches: Callable  # () -> list of (object, attribute, replacement)
-    expect: tuple  # quantities the first divergence may be localised to (prefix match); () for controls
-    expect_op: Optional[str] = None  # the op `parity ops` must name first, for rules of the engine
-    harmless: bool = False  # a control: mathematically the same, must agree
+@dataclass(frozen=True)
+class Bug:
+    id: str  # short and stable: "relu-grad"
+    summary: str  # what is wrong, in words a user understands
+    fix: str  # what is right
+    phase: str  # where it first shows: forward, backward or optimizer
+    kind: str  # "rule" (of the autograd), "model", "optimizer" or "slip" (the port right, its trace wrong)
+    patches: Optional[Callable] = None  # (config) -> [(object, attribute, replacement)] that make pure commit it
+    adam: dict = field(default_factory=dict)  # AdamConfig fields the bug changes (betas, eps)
 
 
 @contextlib.contextmanager
-def injected(mutant):
+def injected(patches):
+    """Apply (object, attribute, replacement) patches for the block, then restore them, whatever happens."""
     saved = []
     try:
-        for obj, attr, new in mutant.patches():
+        for obj, attr, new in patches:
             saved.append((obj, attr, getattr(obj, attr)))
             setattr(obj, attr, new)
         yield
@@ -58,37 +53,55 @@ def _wrap(v):
     return v if isinstance(v, Value) else Value(v)
 
 
-# ---- rules of the engine --------------------------------------------------------------------------------------
+# ---- rules of the autograd: each a Value method with one local derivative wrong ----------------------------------
 
 def _mul_swapped(self, other):
     other = _wrap(other)
     return Value(self.data * other.data, (self, other), (self.data, other.data))  # should be (b, a)
 
 
-def _pow_off_by_one(self, n):
-    from pure.engine import js_pow
-    return Value(js_pow(self.data, n), (self,), (n * js_pow(self.data, n),))  # should be n * x^(n-1)
+def _pow_rule(local):
+    """x ** n with the local derivative local(x, n) (the right one: n * x^(n-1))."""
+    def power(self, n):
+        return Value(js_pow(self.data, n), (self,), (local(self.data, n),))
+    return power
 
 
-def _log_inverse_square(self):
-    return Value(math.log(self.data), (self,), (1 / self.data**2,))  # should be 1/x
+def _log_rule(local):
+    def log(self):
+        return Value(math.log(self.data), (self,), (local(self.data),))
+    return log
 
 
-def _exp_grad_one(self):
-    return Value(math.exp(self.data), (self,), (1,))  # should be e^x
+def _exp_rule(local):
+    def exp(self):
+        e = math.exp(self.data)
+        return Value(e, (self,), (local(self.data, e),))
+    return exp
 
 
-def _relu_leaky_grad(self):
+def _relu_grad_one(self):
     return Value(max(0.0, self.data), (self,), (1,))  # should be 0 for x <= 0
 
 
-def _add_drops_second(self, other):
-    other = _wrap(other)
-    return Value(self.data + other.data, (self, other), (1, 0))  # should be (1, 1)
+def _add_rule(la, lb):
+    def add(self, other):
+        other = _wrap(other)
+        return Value(self.data + other.data, (self, other), (la, lb))
+    return add
 
 
 def _neg_keeps_sign(self):
     return Value(-self.data, (self,), (1,))  # should be -1
+
+
+def _div_rule(local_b):
+    """a / b as one node, d/da = 1/b right, d/db = local_b(a, b) (the right one: -a/b^2)."""
+    def div(self, other):
+        other = _wrap(other)
+        a, b = self.data, other.data
+        return Value(a / b, (self, other), (1 / b, local_b(a, b)))
+    return div
 
 
 def _backward_assigns(self):
@@ -114,28 +127,9 @@ def _breadth_first_order(self):
     return order[::-1]
 
 
-# ---- the model, the loss and the optimizer ---------------------------------------------------------------------
-
-# The replacements take pure.model's `sums=` argument and ignore it: the mutants run the plain engine.
-
-def _rmsnorm_eps_outside_sqrt(x, sums=None):
-    ms = pure.model.vsum(xi * xi for xi in x) / len(x)
-    scale = (ms**0.5 + pure.model.RMS_EPS) ** -1  # should be (ms + eps) ** -0.5
-    return [xi * scale for xi in x]
-
-
-def _softmax_max_backprops(logits, sums=None):
-    # The max is subtracted as a Value, so gradient flows through it. Since softmax is shift-invariant,
-    # the gradients through the shift sum to zero: the same function, only rounded differently.
-    m = max(logits, key=lambda v: v.data)
-    exps = [(v - m).exp() for v in logits]
-    total = pure.model.vsum(exps)
-    return [e / total for e in exps]
-
-
 def _reverse_operand_order(self):
     """Another valid topological order (children visited last operand first): the same gradients, summed
-    in another order, so they differ from pure's only by rounding."""
+    in another order, so they differ from pure's only by rounding (a harmless control)."""
     topo, visited = [], {id(self)}
     stack = [(self, iter(self._children[::-1]))]
     while stack:
@@ -151,191 +145,319 @@ def _reverse_operand_order(self):
     return topo
 
 
-_gpt = pure.model.gpt
+def _relu_squared(self):
+    r = max(0.0, self.data)
+    return Value(r * r, (self,), (2 * r,))  # relu(x)^2: GPT-2-era squared ReLU, not the seed's ReLU
 
 
-def _gpt_cache_not_extended(token_id, pos_id, kv_keys, kv_vals, params, config, tap=None, sums=None):
-    # A fresh cache at every position: each token attends only to itself.
-    return _gpt(token_id, pos_id, [[] for _ in kv_keys], [[] for _ in kv_vals], params, config, tap)
+def _gelu(self):
+    """GELU, tanh approximation (GPT-2's), with its derivative."""
+    x = self.data
+    k = math.sqrt(2 / math.pi)
+    t = math.tanh(k * (x + 0.044715 * x ** 3))
+    return Value(0.5 * x * (1 + t), (self,), (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x),))
 
 
-def _gpt_position_zero(token_id, pos_id, kv_keys, kv_vals, params, config, tap=None, sums=None):
-    # Every token gets the position embedding of position 0 (the cache still grows).
-    return _gpt(token_id, 0, kv_keys, kv_vals, params, config, tap)
+# ---- the model: a function of pure.model or pure.train replaced (each takes `sums=`, so both engines run it) ------
 
+def _rmsnorm_eps_outside_sqrt(x, sums=PLAIN_SUMS):
+    ms = sums[1](x, x) / len(x)
+    scale = (ms ** 0.5 + pure.model.RMS_EPS) ** -1  # should be (ms + eps) ** -0.5
+    return [xi * scale for xi in x]
+
+
+def _layernorm(x, sums=PLAIN_SUMS):
+    mean = sums[0](x) / len(x)
+    centred = [xi - mean for xi in x]
+    var = sums[1](centred, centred) / len(x)
+    scale = (var + pure.model.RMS_EPS) ** -0.5
+    return [c * scale for c in centred]
+
+
+def _softmax_max_backprops(logits, sums=PLAIN_SUMS):
+    # The max is subtracted as a Value, so gradient flows through it. Since softmax is shift-invariant,
+    # the gradients through the shift sum to zero: the same function, only rounded differently (a control).
+    m = max(logits, key=lambda v: v.data)
+    exps = [(v - m).exp() for v in logits]
+    total = sums[0](exps)
+    return [e / total for e in exps]
+
+
+def _per_token(config, count, replace):
+    """A replacement for a function the forward calls `count` times per token, in a fixed order: call i of each
+    token goes to replace(i, original, *args) (the original otherwise), which tells which norm or residual it is."""
+    def patch(original):
+        calls = [0]
+
+        def fn(*args, **kwargs):
+            i = calls[0] % count(config)
+            calls[0] += 1
+            return replace(i, original, *args, **kwargs)
+        return fn
+    return patch
+
+
+def _skip_norm(which):
+    """rmsnorm skipped at one place: "embed" (after the embeddings), "attn" or "mlp" (before each block)."""
+    def patches(config):
+        def replace(i, original, x, sums=PLAIN_SUMS):
+            place = "embed" if i == 0 else ("attn" if i % 2 == 1 else "mlp")
+            return list(x) if place == which else original(x, sums)
+        patch = _per_token(config, lambda c: 1 + 2 * c.n_layer, replace)
+        return [(pure.model, "rmsnorm", patch(pure.model.rmsnorm))]
+    return patches
+
+
+def _drop_residual(which):
+    """The residual connection around the attention ("attn") or the MLP ("mlp") missing."""
+    def patches(config):
+        def replace(i, original, x, skip):
+            return list(x) if ("attn" if i % 2 == 0 else "mlp") == which else original(x, skip)
+        patch = _per_token(config, lambda c: 2 * c.n_layer, replace)
+        return [(pure.model, "residual", patch(pure.model.residual))]
+    return patches
+
+
+def _attention_scale(scale_of):
+    """The attention logits divided by scale_of(head_dim, n_embd) instead of sqrt(head_dim)."""
+    def patches(config):
+        return [(pure.model, "math", types.SimpleNamespace(sqrt=lambda d: scale_of(d, config.n_embd)))]
+    return patches
+
+
+def _gpt_wrapper(change):
+    """pure.train.gpt called through change(original, args): the token, the position, the cache or the weights."""
+    def patches(config):
+        original = pure.train.gpt
+
+        def gpt(token_id, pos_id, kv_keys, kv_vals, params, config, tap=None, sums=PLAIN_SUMS):
+            return change(original, token_id, pos_id, kv_keys, kv_vals, params, config, tap, sums)
+        return [(pure.train, "gpt", gpt)]
+    return patches
+
+
+def _cache_not_extended(gpt, t, pos, keys, vals, params, config, tap, sums):
+    return gpt(t, pos, [[] for _ in keys], [[] for _ in vals], params, config, tap, sums)  # attends to itself only
+
+
+def _position_zero(gpt, t, pos, keys, vals, params, config, tap, sums):
+    return gpt(t, 0, keys, vals, params, config, tap, sums)
+
+
+def _position_next(gpt, t, pos, keys, vals, params, config, tap, sums):
+    return gpt(t, (pos + 1) % config.block_size, keys, vals, params, config, tap, sums)
+
+
+def _no_position(gpt, t, pos, keys, vals, params, config, tap, sums):
+    zeros = [Value(0.0) for _ in range(config.n_embd)]
+    return gpt(t, pos, keys, vals, dict(params, wpe=[zeros] * config.block_size), config, tap, sums)
+
+
+def _loss_scaled(factor):
+    """The document's loss times factor(n, config): summed instead of averaged, or averaged over block_size."""
+    def patches(config):
+        original = pure.train.doc_loss
+
+        def doc_loss(tokens, params, config, tap=None, sums=PLAIN_SUMS):
+            n = min(config.block_size, len(tokens) - 1)
+            return original(tokens, params, config, tap, sums) * factor(n, config)
+        return [(pure.train, "doc_loss", doc_loss)]
+    return patches
+
+
+def _constant(name, value):
+    return lambda config: [(pure.model, name, value)]
+
+
+# ---- the optimizer: pure's Adam with one expression changed --------------------------------------------------------
 
 _lr_at = Adam.lr_at
 
 
+def _js_div(a, b):
+    """a / b as JavaScript and C compute it: a zero divisor gives inf or nan, not an exception."""
+    if b:
+        return a / b
+    if a != a or a == 0:
+        return math.nan
+    return math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
+def _adam_step(eps_inside=False, t_from_zero=False, weight_decay=0.0):
+    """Adam.step with eps inside the square root, the bias correction's t counted from 0, or a decoupled weight
+    decay (AdamW's): the seed's expressions otherwise."""
+    def step(self, step):
+        c = self.config
+        lr_t = self.lr_at(step)
+        t = step if t_from_zero else step + 1
+        bias1, bias2 = 1 - js_pow(c.beta1, t), 1 - js_pow(c.beta2, t)
+        for i, p in enumerate(self.params):
+            g = p.grad
+            self.m[i] = c.beta1 * self.m[i] + (1 - c.beta1) * g
+            self.v[i] = c.beta2 * self.v[i] + (1 - c.beta2) * g * g
+            m_hat, v_hat = _js_div(self.m[i], bias1), _js_div(self.v[i], bias2)
+            denom = math.sqrt(v_hat + c.eps) if eps_inside else math.sqrt(v_hat) + c.eps
+            p.data -= lr_t * _js_div(m_hat, denom) + lr_t * weight_decay * p.data
+        self.zero_grad()
+    return step
+
+
+def _adam(**changes):
+    return lambda config: [(Adam, name, fn) for name, fn in changes.items()]
+
+
 def catalogue():
+    """Every known bug, in the order they are tried and listed: the autograd's rules, the model, the optimizer,
+    then the tracing slips."""
+    rule, model, opt, slip = "rule", "model", "optimizer", "slip"
+    V = Value
     return [
-        Mutant("mul_grads_swapped", "mul's local gradients swapped: d(ab)/da = a",
-               lambda: [(Value, "__mul__", _mul_swapped)], ("d:logits",), "mul"),
-        Mutant("pow_exponent_off_by_one", "pow's gradient n*x^n instead of n*x^(n-1)",
-               lambda: [(Value, "__pow__", _pow_off_by_one)], ("d:logits",), "pow(2)"),
-        Mutant("log_grad_inverse_square", "log's gradient 1/x^2 instead of 1/x",
-               lambda: [(Value, "log", _log_inverse_square)], ("d:logits",), "log"),
-        Mutant("exp_grad_one", "exp's gradient 1 instead of e^x",
-               lambda: [(Value, "exp", _exp_grad_one)], ("d:logits",), "exp"),
-        Mutant("relu_grad_at_negative", "relu's gradient 1 at negative inputs",
-               lambda: [(Value, "relu", _relu_leaky_grad)], ("d:layer0.mlp_pre",), "relu"),
-        Mutant("add_drops_second_grad", "add passes no gradient to its second operand",
-               lambda: [(Value, "__add__", _add_drops_second)], ("d:logits",), "add"),
-        Mutant("neg_grad_sign", "neg's gradient +1 instead of -1",
-               lambda: [(Value, "__neg__", _neg_keeps_sign)], ("d:logits",), "neg"),
-        Mutant("grad_assigned_not_accumulated", "backward assigns child.grad instead of adding to it",
-               lambda: [(Value, "backward", _backward_assigns)], ("d:logits",), "reuse"),
-        Mutant("topological_order_breadth_first", "backward visits shared nodes before all their users",
-               lambda: [(Value, "topological_order", _breadth_first_order)], ("d:",), "softmax"),
-        Mutant("attention_unscaled", "attention logits not divided by sqrt(head_dim)",
-               lambda: [(pure.model, "math", types.SimpleNamespace(sqrt=lambda d: 1.0))],
-               ("layer0.head",)),
-        Mutant("rmsnorm_eps_outside_sqrt", "rmsnorm computes 1/(sqrt(ms) + eps) instead of 1/sqrt(ms + eps)",
-               lambda: [(pure.model, "rmsnorm", _rmsnorm_eps_outside_sqrt)], ("embed_norm",)),
-        Mutant("kv_cache_not_extended", "the KV cache is not extended: each token attends only to itself",
-               lambda: [(pure.train, "gpt", _gpt_cache_not_extended)], ("layer0.head",)),
-        Mutant("position_embedding_always_zero", "every token gets position 0's embedding",
-               lambda: [(pure.train, "gpt", _gpt_position_zero)], ("embed",)),
-        Mutant("adam_no_bias_correction", "Adam without bias correction of m and v",
-               lambda: [(Adam, "bias_corrections", lambda self, step: (1.0, 1.0))], ("param:",)),
-        Mutant("lr_decay_off_by_one", "linear decay uses the next step's learning rate",
-               lambda: [(Adam, "lr_at", lambda self, step: _lr_at(self, step + 1))], ("param:",)),
-        Mutant("grads_not_zeroed", "gradients are not zeroed after the update, so they pile up across steps",
-               lambda: [(Adam, "zero_grad", lambda self: None)], ("grad:",)),
-        Mutant("control_softmax_max_backprops", "softmax's max subtraction also back-propagates (harmless)",
-               lambda: [(module, "softmax", _softmax_max_backprops) for module in (pure.model, pure.train)],
-               (), harmless=True),
-        Mutant("control_other_topological_order", "backward in another valid topological order (harmless)",
-               lambda: [(Value, "topological_order", _reverse_operand_order)], (), harmless=True),
+        # -- the autograd's rules (backward)
+        Bug("mul-swapped", "mul's local gradients swapped: d(ab)/da = a", "d(ab)/da = b, d(ab)/db = a",
+            "backward", rule, lambda c: [(V, "__mul__", _mul_swapped)]),
+        Bug("add-drops-second", "add passes no gradient to its second operand", "d(a+b)/da = d(a+b)/db = 1",
+            "backward", rule, lambda c: [(V, "__add__", _add_rule(1, 0))]),
+        Bug("add-drops-first", "add passes no gradient to its first operand", "d(a+b)/da = d(a+b)/db = 1",
+            "backward", rule, lambda c: [(V, "__add__", _add_rule(0, 1))]),
+        Bug("neg-grad-sign", "neg's gradient +1 instead of -1", "d(-x)/dx = -1",
+            "backward", rule, lambda c: [(V, "__neg__", _neg_keeps_sign)]),
+        Bug("pow-off-by-one", "pow's gradient n*x^n instead of n*x^(n-1)", "d(x^n)/dx = n * x^(n-1)",
+            "backward", rule, lambda c: [(V, "__pow__", _pow_rule(lambda x, n: n * js_pow(x, n)))]),
+        Bug("pow-missing-n", "pow's gradient x^(n-1), without the factor n", "d(x^n)/dx = n * x^(n-1)",
+            "backward", rule, lambda c: [(V, "__pow__", _pow_rule(lambda x, n: js_pow(x, n - 1)))]),
+        Bug("pow-grad-sign", "pow's gradient -n*x^(n-1): the wrong sign", "d(x^n)/dx = n * x^(n-1)",
+            "backward", rule, lambda c: [(V, "__pow__", _pow_rule(lambda x, n: -n * js_pow(x, n - 1)))]),
+        Bug("div-denominator-sign", "division's gradient for the divisor +a/b^2 instead of -a/b^2",
+            "d(a/b)/db = -a/b^2", "backward", rule, lambda c: [(V, "__truediv__", _div_rule(lambda a, b: a / b / b))]),
+        Bug("div-denominator-dropped", "division passes no gradient to its divisor (treated as a constant)",
+            "d(a/b)/db = -a/b^2", "backward", rule, lambda c: [(V, "__truediv__", _div_rule(lambda a, b: 0.0))]),
+        Bug("exp-grad-one", "exp's gradient 1 instead of e^x", "d/dx e^x = e^x",
+            "backward", rule, lambda c: [(V, "exp", _exp_rule(lambda x, e: 1))]),
+        Bug("exp-grad-input", "exp's gradient x instead of e^x", "d/dx e^x = e^x",
+            "backward", rule, lambda c: [(V, "exp", _exp_rule(lambda x, e: x))]),
+        Bug("log-grad-inverse-square", "log's gradient 1/x^2 instead of 1/x", "d/dx ln x = 1/x",
+            "backward", rule, lambda c: [(V, "log", _log_rule(lambda x: 1 / x ** 2))]),
+        Bug("log-grad-sign", "log's gradient -1/x instead of 1/x", "d/dx ln x = 1/x",
+            "backward", rule, lambda c: [(V, "log", _log_rule(lambda x: -1 / x))]),
+        Bug("relu-grad", "relu's backward passes gradients at negative inputs",
+            "d/dx relu = 1 if x > 0 else 0", "backward", rule, lambda c: [(V, "relu", _relu_grad_one)]),
+        Bug("grad-assigned", "backward assigns child.grad instead of adding to it",
+            "child.grad += local * node.grad (a node used twice gets both contributions)",
+            "backward", rule, lambda c: [(V, "backward", _backward_assigns)]),
+        Bug("topological-order", "backward visits shared nodes before all their users (not a topological order)",
+            "visit the graph in reverse topological order (depth-first post-order, reversed)",
+            "backward", rule, lambda c: [(V, "topological_order", _breadth_first_order)]),
+        # -- the model (forward)
+        Bug("attention-unscaled", "attention logits not divided by sqrt(head_dim)",
+            "attn_logits = q.k / sqrt(head_dim)", "forward", model, _attention_scale(lambda d, c: 1.0)),
+        Bug("attention-scaled-by-n-embd", "attention logits divided by sqrt(n_embd) instead of sqrt(head_dim)",
+            "attn_logits = q.k / sqrt(head_dim)", "forward", model, _attention_scale(lambda d, c: math.sqrt(c))),
+        Bug("attention-scaled-by-head-dim", "attention logits divided by head_dim instead of its square root",
+            "attn_logits = q.k / sqrt(head_dim)", "forward", model, _attention_scale(lambda d, c: float(d))),
+        Bug("rmsnorm-eps-outside-sqrt", "rmsnorm computes 1/(sqrt(ms) + eps) instead of 1/sqrt(ms + eps)",
+            "scale = (mean(x^2) + 1e-5) ** -0.5", "forward", model,
+            lambda c: [(pure.model, "rmsnorm", _rmsnorm_eps_outside_sqrt)]),
+        Bug("rmsnorm-eps-1e-6", "rmsnorm's eps is 1e-6, not the seed's 1e-5", "scale = (mean(x^2) + 1e-5) ** -0.5",
+            "forward", model, _constant("RMS_EPS", 1e-6)),
+        Bug("rmsnorm-eps-1e-8", "rmsnorm's eps is 1e-8, not the seed's 1e-5", "scale = (mean(x^2) + 1e-5) ** -0.5",
+            "forward", model, _constant("RMS_EPS", 1e-8)),
+        Bug("rmsnorm-no-eps", "rmsnorm has no eps", "scale = (mean(x^2) + 1e-5) ** -0.5",
+            "forward", model, _constant("RMS_EPS", 0.0)),
+        Bug("layernorm", "layernorm (the mean subtracted) where the seed has rmsnorm",
+            "rmsnorm: x * (mean(x^2) + 1e-5) ** -0.5, no mean subtracted", "forward", model,
+            lambda c: [(pure.model, "rmsnorm", _layernorm)]),
+        Bug("rmsnorm-missing-embed", "the rmsnorm right after the embeddings is missing (GPT-2 has none there)",
+            "x = rmsnorm(tok_emb + pos_emb) before the first block", "forward", model, _skip_norm("embed")),
+        Bug("rmsnorm-missing-attn", "the rmsnorm before attention is missing",
+            "x = rmsnorm(x) before the attention of every block", "forward", model, _skip_norm("attn")),
+        Bug("rmsnorm-missing-mlp", "the rmsnorm before the MLP is missing",
+            "x = rmsnorm(x) before the MLP of every block", "forward", model, _skip_norm("mlp")),
+        Bug("residual-dropped-attn", "the residual connection around attention is missing",
+            "x = x_residual + attn(rmsnorm(x))", "forward", model, _drop_residual("attn")),
+        Bug("residual-dropped-mlp", "the residual connection around the MLP is missing",
+            "x = x_residual + mlp(rmsnorm(x))", "forward", model, _drop_residual("mlp")),
+        Bug("kv-cache-not-extended", "the KV cache is not extended: each token attends only to itself",
+            "append this position's key and value to the cache before attending", "forward", model,
+            _gpt_wrapper(_cache_not_extended)),
+        Bug("position-zero", "every token gets position 0's embedding", "x = wte[token] + wpe[position]",
+            "forward", model, _gpt_wrapper(_position_zero)),
+        Bug("position-off-by-one", "each token gets the next position's embedding", "x = wte[token] + wpe[position]",
+            "forward", model, _gpt_wrapper(_position_next)),
+        Bug("no-position-embedding", "the position embedding is not added", "x = wte[token] + wpe[position]",
+            "forward", model, _gpt_wrapper(_no_position)),
+        Bug("relu-squared", "the MLP uses relu(x)^2 (an older microgpt) instead of relu(x)", "x = relu(x)",
+            "forward", model, lambda c: [(V, "relu", _relu_squared)]),
+        Bug("gelu", "the MLP uses GELU (GPT-2's) instead of ReLU", "x = relu(x)",
+            "forward", model, lambda c: [(V, "relu", _gelu)]),
+        Bug("loss-summed", "the loss is summed over the positions, not averaged",
+            "loss = (1 / n) * sum(losses), n the positions predicted", "forward", model,
+            _loss_scaled(lambda n, c: n)),
+        Bug("loss-over-block-size", "the loss is averaged over block_size instead of the positions predicted",
+            "loss = (1 / n) * sum(losses), n = min(block_size, len(tokens) - 1)", "forward", model,
+            _loss_scaled(lambda n, c: n / c.block_size)),
+        # -- the optimizer
+        Bug("adam-no-bias-correction", "Adam without bias correction of m and v",
+            "m_hat = m / (1 - beta1^t), v_hat = v / (1 - beta2^t), t = step + 1", "optimizer", opt,
+            _adam(bias_corrections=lambda self, step: (1.0, 1.0))),
+        Bug("adam-bias-correction-m-only", "Adam's bias correction applied to m only",
+            "v_hat = v / (1 - beta2^t) too", "optimizer", opt,
+            _adam(bias_corrections=lambda self, step: (1 - js_pow(self.config.beta1, step + 1), 1.0))),
+        Bug("adam-bias-correction-v-only", "Adam's bias correction applied to v only",
+            "m_hat = m / (1 - beta1^t) too", "optimizer", opt,
+            _adam(bias_corrections=lambda self, step: (1.0, 1 - js_pow(self.config.beta2, step + 1)))),
+        Bug("adam-step-from-zero", "Adam's step counter starts at 0, so the first bias correction divides by 0",
+            "t = step + 1 in 1 - beta^t", "optimizer", opt, _adam(step=_adam_step(t_from_zero=True))),
+        Bug("adam-eps-inside-sqrt", "Adam adds eps inside the square root: sqrt(v_hat + eps)",
+            "p -= lr * m_hat / (sqrt(v_hat) + eps)", "optimizer", opt, _adam(step=_adam_step(eps_inside=True))),
+        Bug("adam-eps-1e-6", "Adam's eps is 1e-6, not the seed's 1e-8", "eps = 1e-8", "optimizer", opt,
+            adam={"eps": 1e-6}),
+        Bug("adam-betas-swapped", "Adam's betas swapped: beta1 0.99, beta2 0.85", "beta1 = 0.85, beta2 = 0.99",
+            "optimizer", opt, adam={"beta1": 0.99, "beta2": 0.85}),
+        Bug("adam-betas-torch-default", "Adam's betas are torch's defaults (0.9, 0.999), not the seed's (0.85, 0.99)",
+            "beta1 = 0.85, beta2 = 0.99", "optimizer", opt, adam={"beta1": 0.9, "beta2": 0.999}),
+        Bug("adam-betas-0.9-0.95", "Adam's betas are (0.9, 0.95), not the seed's (0.85, 0.99)",
+            "beta1 = 0.85, beta2 = 0.99", "optimizer", opt, adam={"beta1": 0.9, "beta2": 0.95}),
+        Bug("adam-weight-decay", "a decoupled weight decay of 0.01 (AdamW's default) that the seed does not have",
+            "no weight decay", "optimizer", opt, _adam(step=_adam_step(weight_decay=0.01))),
+        Bug("lr-decay-off-by-one", "the linear decay uses the next step's learning rate",
+            "lr_t = lr * (1 - step / num_steps), step from 0", "optimizer", opt,
+            _adam(lr_at=lambda self, step: _lr_at(self, step + 1))),
+        Bug("lr-no-decay", "the learning rate does not decay", "lr_t = lr * (1 - step / num_steps)",
+            "optimizer", opt, _adam(lr_at=lambda self, step: self.config.lr)),
+        Bug("lr-cosine", "a cosine decay (an older microgpt) instead of the seed's linear one",
+            "lr_t = lr * (1 - step / num_steps)", "optimizer", opt,
+            _adam(lr_at=lambda self, step: self.config.lr * 0.5 * (1 + math.cos(math.pi * step / self.total_steps)))),
+        Bug("grads-not-zeroed", "gradients are not zeroed after the update, so they pile up across steps",
+            "p.grad = 0 for every parameter after the update", "backward", opt,
+            _adam(zero_grad=lambda self: None)),
+        # -- tracing slips: the port may be right, its trace wrong (tested on the numbers: parity.diagnose)
+        Bug("slip-grads-after-zeroing", "the trace's gradients were read after the update zeroed them",
+            "write the gradients right after backward(), before the update", "backward", slip),
+        Bug("slip-weights-before-update", "the trace's weights were read before the update",
+            "write the weights after the Adam update", "optimizer", slip),
+        Bug("slip-parameter-order", "the trace lists the parameters in another order than the seed's",
+            "write wte, wpe, lm_head, then per layer attn_wq, attn_wk, attn_wv, attn_wo, mlp_fc1, mlp_fc2",
+            "forward", slip),
+        Bug("slip-column-major", "the trace writes each matrix column by column",
+            "write each matrix row by row (row r is output r of the layer)", "forward", slip),
+        Bug("slip-too-few-digits", "the trace's numbers are printed with too few digits",
+            "print numbers at full precision (%.17g for double, %.9g for float)", "forward", slip),
+        Bug("slip-float32-judged-as-float64", "a float32 port judged with float64's tolerances",
+            'say "dtype": "float32" in meta (or check with --dtype float32)', "forward", slip),
     ]
 
 
-@dataclass
-class MutantResult:
-    name: str
-    bug: str
-    harmless: bool
-    caught: bool  # any check failed (ops or run)
-    localized: bool  # the first divergence is where the bug is (controls: None means not applicable)
-    ok: bool  # real bug: caught and localised; control: agrees everywhere
-    caught_by: list = field(default_factory=list)  # "ops:<op>" and/or "run:<quantity>"
-    first_divergence: Optional[dict] = None
-    first_failing_op: Optional[str] = None
-    verdict_line: str = ""
-    expected: str = ""
-
-    def to_json(self):
-        return dict(self.__dict__)
+CONTROLS = [
+    Bug("control-softmax-max-backprops", "softmax's max subtraction also back-propagates (harmless)", "-",
+        "forward", "control", lambda c: [(module, "softmax", _softmax_max_backprops)
+                                         for module in (pure.model, pure.train)]),
+    Bug("control-other-topological-order", "backward in another valid topological order (harmless)", "-",
+        "backward", "control", lambda c: [(Value, "topological_order", _reverse_operand_order)]),
+]
 
 
-def check_mutant(mutant, docs, run=MUTANT_RUN):
-    with injected(mutant):
-        ops = run_ops()
-        report = run_parity(docs, run)
-    fd = report.first_divergence
-    failing_ops = [r.op for r in ops.failing]
-    caught_by = [f"ops:{op}" for op in failing_ops[:3]] + ([f"run:{fd['quantity']}"] if fd else [])
-    caught = bool(failing_ops) or fd is not None
-    run_localized = fd is not None and any(fd["quantity"].startswith(e) for e in mutant.expect)
-    ops_localized = mutant.expect_op is None or (failing_ops[:1] == [mutant.expect_op])
-    localized = run_localized and ops_localized
-    expected = " or ".join(mutant.expect) + (f"; ops: {mutant.expect_op}" if mutant.expect_op else "")
-    ok = (not caught) if mutant.harmless else (caught and localized)
-    return MutantResult(mutant.name, mutant.bug, mutant.harmless, caught, localized, ok, caught_by, fd,
-                        failing_ops[0] if failing_ops else None, report.verdict_line,
-                        "agree" if mutant.harmless else expected)
-
-
-def select(names=None):
-    """The catalogue, or the mutants named (comma-separated, or a list); ValueError naming unknown ones."""
-    mutants = catalogue()
-    if not names:
-        return mutants
-    wanted = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
-    wanted = [n for n in wanted if n]
-    unknown = sorted(set(wanted) - {m.name for m in mutants})
-    if unknown:
-        raise ValueError(f"unknown mutants: {', '.join(unknown)}; known: {', '.join(m.name for m in mutants)}")
-    return [m for m in mutants if m.name in wanted]
-
-
-@dataclass
-class MutantsReport(ReportForms):
-    """What `parity mutants` found: `results` (one MutantResult each), `ok` (every real bug caught and localised,
-    every control agreeing), `verdict` ("ok" or "fail"), `verdict_line` (the counts)."""
-
-    results: list
-    title = "parity mutants"
-
-    @property
-    def ok(self):
-        return all(r.ok for r in self.results)
-
-    @property
-    def verdict(self):
-        return "ok" if self.ok else "fail"
-
-    @property
-    def verdict_line(self):
-        return self.summary()
-
-    @property
-    def checks(self):
-        return self.results
-
-    def cases(self):
-        out = []
-        for r in self.results:
-            what = "a harmless control diverged" if r.harmless else ("not caught" if not r.caught else "not localised")
-            out.append(Case(r.name, r.ok, "" if r.ok else f"{r.name}: {what}: {r.verdict_line}",
-                            f"expected {r.expected}; got {r.verdict_line}"))
-        return out
-
-    def failing_rows(self):
-        lines = self.table().splitlines()
-        bad = {r.name for r in self.results if not r.ok}
-        rows = [line for line in lines[2:] if line.split(" ", 1)[0] in bad]
-        return lines[:2] + rows if rows else []
-
-    def summary(self):
-        real = [r for r in self.results if not r.harmless]
-        controls = [r for r in self.results if r.harmless]
-        return (f"mutants: {sum(r.caught for r in real)}/{len(real)} caught, "
-                f"{sum(r.localized for r in real)}/{len(real)} localised, "
-                f"{sum(r.ok for r in controls)}/{len(controls)} harmless controls agree")
-
-    def to_dict(self):
-        """The --json document."""
-        return {"verdict": self.verdict, "summary": self.summary(), "mutants": [r.to_json() for r in self.results]}
-
-    def table(self, width=100):
-        return format_mutants_table(self.results, width)
-
-
-def run_mutants(docs, mutants=None, on_start=None):
-    """Each mutant (default: the whole catalogue) through ops and a short run; on_start(i, n, mutant) before each."""
-    mutants = catalogue() if mutants is None else mutants
-    results = []
-    for i, mutant in enumerate(mutants, 1):
-        if on_start:
-            on_start(i, len(mutants), mutant)
-        results.append(check_mutant(mutant, docs))
-    return MutantsReport(results)
-
-
-def format_mutants_table(results, width=100):
-    """One row per mutant, at most `width` columns: caught?, localised?, the first op `ops` names as wrong and
-    the run's first divergence (step, mode, quantity); the full verdict lines are in the JSON."""
-    name_width = max(len(r.name) for r in results) + 2
-    head = (f"{'mutant':<{name_width}}{'caught':<7}{'localised':<10}{'ops':<10}"
-            "run's first divergence: step mode quantity")
-    lines = [head, "-" * min(width, len(head) + 12)]
-    for r in results:
-        caught = ("yes" if r.caught else "no") + ("" if r.ok else " !")
-        loc = "-" if r.harmless else ("yes" if r.localized else "NO")
-        op = r.first_failing_op or "-"
-        fd = r.first_divergence
-        where = f"{fd['step']} {fd['mode']} {fd['quantity']}" if fd else "agree"
-        row = f"{r.name:<{name_width}}{caught:<7}{loc:<10}{op[:9]:<10}{where}"
-        lines.append(row if len(row) <= width else row[: width - 3] + "...")
-    return "\n".join(lines)
+def by_id(bug_id):
+    for bug in catalogue() + CONTROLS:
+        if bug.id == bug_id:
+            return bug
+    raise KeyError(bug_id)

@@ -17,11 +17,12 @@ import numpy as np
 from pure.model import split_flat
 
 from .compare import compare_records
+from .diagnose import LossesState, StateRecorder
 from .porttrace import ADD_TENSORS, PortTrace
 from .precision import precision
 from .quantities import port_quantities
 from .replay import record_torch_step
-from .report import MODES, Report
+from .report import MODES, Report, first_divergence
 from .tolerances import tolerance
 
 
@@ -35,6 +36,16 @@ def _port_record(s, config):
             for name, rows in split_flat(flat, config).items():
                 rec[kind + name] = np.array(rows, dtype=np.float64)
     return rec
+
+
+def _moments(trainer):
+    """torch's Adam moments (m, v), flat in the seed's order (zeros before the first update)."""
+    m, v = [], []
+    for p in trainer.params_by_name().values():
+        state = trainer.optimizer.state.get(p, {})
+        for out, key in ((m, "exp_avg"), (v, "exp_avg_sq")):
+            out += state[key].detach().double().reshape(-1).tolist() if key in state else [0.0] * p.numel()
+    return m, v
 
 
 def _run_facts(path, meta, dtype, dtype_from, device, steps):
@@ -83,10 +94,16 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, ke
     known = True  # the lockstep model holds the port's exact weights before this step
     have = {"grads": 0, "params": 0, "logits": 0}
     unanchored = []  # steps with tensors whose weights before them the trace does not give (nor can derive)
+    recorder = StateRecorder(config, meta.adam, meta.steps, dtype)  # for the diagnosis (parity.diagnose)
+    weights = trace.init  # the port's weights before this step, when known
+    tokens, losses = [], []  # for a losses-only trace's diagnosis
     for s in trace:
         checks = []
         if lock is not None:
             tensors = s.grads is not None or s.params is not None or s.logits is not None
+            if not recorder.done:
+                moments = _moments(lock) if recorder.history is None else None
+                recorder.before(s.step, s.tokens, weights if known else None, torch_moments=moments)
             torch_rec = record_torch_step(lock, s.tokens, intermediates=False, grads=s.grads)
             if tensors and not known:
                 unanchored.append(s.step)
@@ -100,9 +117,15 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, ke
                 checks += compare_records("lockstep", s.step, [q for q in quantities if q.name in wanted],
                                           _port_record(s, config), torch_rec,
                                           lambda q: tolerance(q, dtype, "lockstep"), "port")
+            failing = [c for c in checks if not c.ok]
+            if failing and not recorder.done:
+                recorder.diverged(_port_record(s, config), first_divergence(failing, quantities)["phase"])
+            recorder.after(s.grads)
             if s.params is not None:
                 lock.load_params(s.params)  # the next step starts from the port's own weights
             known = s.params is not None or (known and s.grads is not None)
+            if not recorder.done:
+                weights = s.params if s.params is not None else (lock.flat_values() if known else None)
         if free is not None:
             torch_rec = record_torch_step(free, s.tokens, intermediates=False, tensors=False)
             checks += compare_records("free", s.step, [q for q in quantities if q.name == "loss"],
@@ -110,6 +133,9 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, ke
                                       "port")
         for key in have:
             have[key] += getattr(s, key) is not None
+        if not (have["grads"] or have["params"] or have["logits"]):
+            tokens.append(s.tokens)
+            losses.append(s.loss)
         report.add(checks)
         report.steps = s.step
         if on_step:
@@ -139,6 +165,12 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, ke
     report.finish()
     fd = report.first_divergence
     free_failed = any(c.mode == "free" and not c.ok for c in report.tally.worst.values())
+    report.capture = recorder.state
+    if report.capture is not None and free is not None:
+        report.capture.free_agrees = not free_failed
+    if fd is not None and fd["mode"] == "free" and len(losses) == report.steps:
+        report.capture = LossesState(config, list(trace.init), tokens, losses, meta.adam, meta.steps, dtype,
+                                     fd["step"])
     if fd is not None and fd["mode"] == "lockstep" and free is not None and not free_failed and report.steps > 1:
         report.notes.append(f"free mode agrees over all {report.steps} steps: the port's training looks right, so its "
                             f"trace is the suspect (gradients read after they were zeroed, weights read before the "

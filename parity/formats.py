@@ -134,10 +134,16 @@ class ReportForms:
 
 
 def diagnosis_line(d):
-    """'diagnosis: <summary> (<id>); fix: <fix>; <evidence>' from a diagnosis dict."""
+    """The `diagnosis:` line of a diagnosis dict (parity.diagnose): the bug, its fix and the evidence, or that no
+    known bug reproduces the divergence and which comes closest."""
     if d.get("id") is None:
-        return f"diagnosis: {d.get('summary', '')}"
-    return f"diagnosis: {d['summary']} ({d['id']}); fix: {d['fix']}; {d['evidence']}"
+        closest = d.get("closest")
+        tail = (f"; closest: {closest['summary']} ({closest['id']}), which explains {closest['explained']:.0%} of the "
+                f"error" if closest else "")
+        return f"diagnosis: {d.get('summary', 'no known bug reproduces this')}{tail}"
+    alternatives = d.get("alternatives") or []
+    also = f"; also reproduces it: {', '.join(a['id'] for a in alternatives)}" if alternatives else ""
+    return f"diagnosis: {d['summary']} ({d['id']}); fix: {d['fix']}; {d['evidence']}{also}"
 
 
 def png_of(write_plot, report):

@@ -113,6 +113,7 @@ class Report(ReportForms):
     # then "partial", however well the rest agrees
     unchecked: Optional[str] = None
     verdict_suffix: str = ""  # said at the end of an agree or partial verdict line (how the trace was judged)
+    capture: object = None  # parity.diagnose.StepState of the first diverging step (not in the JSON)
     tally: Tally = field(default_factory=Tally)
     started: float = field(default_factory=time.perf_counter)
 

@@ -19,7 +19,7 @@ from pure.train import Trainer
 from .compare import Check, Tol, compare_records
 from .quantities import RAISED, SAMPLES, step_quantities
 from .replay import record_torch_step
-from .report import MODES, Report
+from .report import MODES, Report, first_divergence
 from .tolerances import tolerance
 from .user_value import ValueClassError, graph_depth, guarded_call
 
@@ -126,6 +126,13 @@ def raised_check(mode, step, failure):
                  detail=failure.to_json())
 
 
+def _flat(rec, kind, config):
+    """A record's matrices of one kind ("param:", "adam_m:", ...) as one flat list in the seed's order."""
+    from pure.model import param_shapes
+
+    return [x for name in param_shapes(config) for x in rec[kind + name].reshape(-1).tolist()]
+
+
 # ---- the run -------------------------------------------------------------------------------------------------
 
 def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, tamper=None, keep_checks=True,
@@ -156,6 +163,12 @@ def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, ta
     def tolerance_of(mode):
         return lambda q: tolerance(q, run.dtype, mode)
 
+    # What a replay of the first diverging step needs (parity.diagnose): the weights and Adam's moments before it,
+    # which are the previous step's record (the initial weights and zero moments before step 1).
+    from .diagnose import StateRecorder
+
+    recorder = StateRecorder(pure.config, pure.optimizer.config, run.steps, run.dtype, reference="pure")
+    initial, previous = pure.flat_values(), None
     for step in range(run.steps):
         if "lockstep" in torch_sides:
             torch_sides["lockstep"].load_state_from_pure(pure, step)
@@ -176,8 +189,20 @@ def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, ta
             step_checks += compare_records(mode, step + 1, quantities, pure_rec, record_torch_step(trainer, tokens),
                                            tolerance_of(mode), "pure")
         report.add(step_checks)
+        failing = [c for c in step_checks if not c.ok and c.mode == "lockstep"]
+        if failing and not recorder.done:
+            zeros = [0.0] * len(initial)
+            recorder.before(step + 1, tokens, *((initial, zeros, zeros, None, None) if previous is None else
+                                                 (*(_flat(previous, k, pure.config) for k in ("param:", "adam_m:",
+                                                                                               "adam_v:")), None,
+                                                  _flat(previous, "grad:", pure.config))))
+            recorder.diverged(pure_rec, first_divergence(failing, quantities)["phase"])
+            report.capture = recorder.state
+        previous = pure_rec
         if on_step:
             on_step(step + 1, step_checks)
+    if report.capture is not None and "free" in torch_sides:
+        report.capture.free_agrees = not any(c.mode == "free" and not c.ok for c in report.tally.failing)
     # Samples: minGPT's escalation ends here, at the decoded strings.
     rng_state = pure.rng.get_state()
     try:

@@ -130,6 +130,11 @@ def softmax(logits, sums=PLAIN_SUMS):
     return [e / total for e in exps]
 
 
+def residual(x, skip):
+    """x + skip, elementwise: a block's output added back onto the stream it read."""
+    return [a + b for a, b in zip(x, skip)]
+
+
 def gpt(token_id, pos_id, kv_keys, kv_vals, params, config, tap=None, sums=PLAIN_SUMS):
     """Logits for the next token after `token_id` at position `pos_id`.
 
@@ -172,8 +177,7 @@ def gpt(token_id, pos_id, kv_keys, kv_vals, params, config, tap=None, sums=PLAIN
             for j in range(head_dim):
                 x_attn.append(dot_(attn_weights, [vt[j] for vt in v_h]))
         tap(pre + "attn_out", x_attn)
-        x = linear(x_attn, params[pre + "attn_wo"], sums)
-        x = [a + b for a, b in zip(x, x_residual)]
+        x = residual(linear(x_attn, params[pre + "attn_wo"], sums), x_residual)
         tap(pre + "attn_resid", x)
         x_residual = x
         x = rmsnorm(x, sums)
@@ -182,8 +186,7 @@ def gpt(token_id, pos_id, kv_keys, kv_vals, params, config, tap=None, sums=PLAIN
         tap(pre + "mlp_pre", x)
         x = [xi.relu() for xi in x]
         tap(pre + "mlp_hidden", x)
-        x = linear(x, params[pre + "mlp_fc2"], sums)  # (C,)
-        x = [a + b for a, b in zip(x, x_residual)]
+        x = residual(linear(x, params[pre + "mlp_fc2"], sums), x_residual)  # (C,)
         tap(pre + "mlp_resid", x)
     logits = linear(x, params["lm_head"], sums)  # (V,)
     tap("logits", logits)

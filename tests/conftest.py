@@ -53,3 +53,9 @@ def corpus_file(tmp_path):
     path = tmp_path / "corpus.txt"
     write_corpus(path)
     return path
+
+
+def verdict_line(out):
+    """The verdict line of a command's output: its last line, or the one before a closing `diagnosis:` line."""
+    lines = out.strip().splitlines()
+    return lines[-2] if lines[-1].startswith("diagnosis:") else lines[-1]

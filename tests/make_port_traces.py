@@ -42,6 +42,47 @@ VARIANTS = {
     "gist_bug_exp_grad_one": ("gist", DEFAULT, 3, 2, "exp"),
     "gist_bug_no_bias_correction": ("gist", DEFAULT, 3, 2, "adam"),
 }
+# More bugs, each as the literal edits that commit it in each program (the catalogue id it must be named as is
+# the variant's suffix), on a small config so that the traces stay small: tests/test_diagnose.py.
+SMALL = dict(n_layer=1, n_embd=8, n_head=2, block_size=8)
+EDITS = {
+    "relu-grad": {"seed": [("[this.data > 0 ? 1 : 0]", "[1]")],
+                  "gist": [("(float(self.data > 0),)", "(1.0,)")]},
+    "log-grad-inverse-square": {"seed": [("[1 / this.data]", "[1 / this.data ** 2]")],
+                                "gist": [("(1/self.data,)", "(1/self.data**2,)")]},
+    "mul-swapped": {"seed": [("[o.data, this.data]", "[this.data, o.data]")],
+                    "gist": [("(other.data, self.data)", "(self.data, other.data)")]},
+    "pow-off-by-one": {"seed": [("[exp * this.data ** (exp - 1)]", "[exp * this.data ** exp]")],
+                       "gist": [("(other * self.data**(other-1),)", "(other * self.data**other,)")]},
+    "grad-assigned": {"seed": [("v._children[j].grad += v._localGrads[j] * v.grad;",
+                                "v._children[j].grad = v._localGrads[j] * v.grad;")],
+                      "gist": [("child.grad += local_grad * v.grad", "child.grad = local_grad * v.grad")]},
+    "attention-scaled-by-n-embd": {"seed": [("const scale = headDim ** 0.5;",
+                                             "const scale = (headDim * nHead) ** 0.5;")],
+                                   "gist": [(" / head_dim**0.5 for t in", " / n_embd**0.5 for t in")]},
+    "rmsnorm-eps-outside-sqrt": {"seed": [("const scale = ms.add(1e-5).pow(-0.5);",
+                                           "const scale = ms.pow(0.5).add(1e-5).pow(-1);")],
+                                 "gist": [("scale = (ms + 1e-5) ** -0.5", "scale = (ms ** 0.5 + 1e-5) ** -1")]},
+    "rmsnorm-missing-embed": {"seed": [("// Pre-normalization before the first attention layer.\nx = rmsnorm(x);", "")],
+                              "gist": [("    x = rmsnorm(x)\n\n    for li in range(n_layer):",
+                                        "\n    for li in range(n_layer):")]},
+    "residual-dropped-mlp": {"seed": [("x = x.map((xi, i) => xi.add(xResidual2[i]));", "")],
+                             "gist": [("        x = linear(x, state_dict[f'layer{li}.mlp_fc2'])\n"
+                                       "        x = [a + b for a, b in zip(x, x_residual)]",
+                                       "        x = linear(x, state_dict[f'layer{li}.mlp_fc2'])")]},
+    "lr-decay-off-by-one": {"seed": [("(1 - step / numSteps)", "(1 - (step + 1) / numSteps)")],
+                            "gist": [("(1 - step / num_steps)", "(1 - (step + 1) / num_steps)")]},
+    "adam-betas-swapped": {"seed": [("const beta1 = 0.85;", "const beta1 = 0.99;"),
+                                    ("const beta2 = 0.99;", "const beta2 = 0.85;")],
+                           "gist": [("0.01, 0.85, 0.99, 1e-8", "0.01, 0.99, 0.85, 1e-8")]},
+    "adam-eps-inside-sqrt": {"seed": [("(vHat ** 0.5 + epsAdam)", "((vHat + epsAdam) ** 0.5)")],
+                             "gist": [("(v_hat ** 0.5 + eps_adam)", "((v_hat + eps_adam) ** 0.5)")]},
+    "grads-not-zeroed": {"seed": [("params[i].grad = 0;", "")],
+                         "gist": [("        p.grad = 0\n", "")]},
+}
+for _bug in EDITS:
+    for _program in ("seed", "gist"):
+        VARIANTS[f"{_program}_bug_{_bug}"] = (_program, SMALL, 3, 3, _bug)
 
 
 def sub(text, old, new, count=1):
@@ -67,6 +108,8 @@ def patch_seed(src, c, steps, tensor_steps, bug):
     src = src[:progress.start()] + (
         f"console.log(JSON.stringify({{step: step + 1, doc, loss: loss.data, ...(step < {tensor_steps} ? "
         f"{{grads: traceGrads, params: params.map(p => p.data)}} : {{}})}}));\n") + src[progress.end():]
+    for old, new in EDITS.get(bug, {}).get("seed", []):
+        src = sub(src, old, new)
     if bug == "scale":
         src = sub(src, "const scale = headDim ** 0.5;", "const scale = 1;")
     elif bug == "exp":
@@ -93,6 +136,8 @@ def patch_gist(src, c, steps, tensor_steps, bug):
     src = sub(src, '    print(f"step {step+1:4d} / {num_steps:4d} | loss {loss.data:.4f}")\n',
               f"    print(_json.dumps({{'step': step + 1, 'doc': doc, 'loss': loss.data, **({{'grads': _grads, "
               f"'params': [p.data for p in params]}} if step < {tensor_steps} else {{}})}}))\n")
+    for old, new in EDITS.get(bug, {}).get("gist", []):
+        src = sub(src, old, new)
     if bug == "scale":
         src = sub(src, " / head_dim**0.5 for t in", " / 1 for t in")
     elif bug == "exp":
@@ -107,7 +152,7 @@ def find_bun(explicit):
     for candidate in (explicit, os.environ.get("BUN"), shutil.which("bun"), ROOT / ".bench" / "node_modules" / ".bin"
                       / "bun"):
         if candidate and Path(candidate).is_file():
-            return str(candidate)
+            return str(Path(candidate).resolve())
     raise SystemExit("bun not found: `npm install --prefix .bench bun`, or pass --bun PATH (or set $BUN)")
 
 

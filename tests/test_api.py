@@ -12,6 +12,7 @@ import pytest
 import parity
 from parity.testing import assert_ops, assert_trace, assert_value_class
 from tests.conftest import FIXTURES, ROOT
+from tests.conftest import verdict_line as verdict_line_of
 
 PORTS = FIXTURES / "ports"
 RIGHT_TRACE, WRONG_TRACE = PORTS / "gist_default.jsonl.gz", PORTS / "seed_bug_exp_grad_one.jsonl.gz"
@@ -133,7 +134,7 @@ def test_junit_and_markdown_outputs(command, tmp_path, capsys, corpus_file):
     extra = ["--data", str(corpus_file)] if command[0] == "run" else []
     code = main([*command, *extra, "--junit", str(junit), "--markdown", str(md)])
     out = capsys.readouterr().out.splitlines()
-    verdict_line = out[-1]
+    verdict_line = verdict_line_of('\n'.join(out))
     assert f"junit: {junit}" in out and f"markdown: {md}" in out
     suite = ET.parse(junit).getroot().find("testsuite")
     cases = suite.findall("testcase")

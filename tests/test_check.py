@@ -8,7 +8,7 @@ import pytest
 
 from parity.__main__ import main
 from parity.check import check_trace
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, verdict_line
 
 PORTS = FIXTURES / "ports"
 CLEAN = ["seed_default", "seed_2x12x3", "gist_default", "gist_2x12x3"]
@@ -54,7 +54,7 @@ def test_cli_agree_exit_0_and_diverge_exit_1_with_json_and_phase(tmp_path, capsy
     doc = json.loads((tmp_path / "r.json").read_text(), parse_constant=pytest.fail)
     assert doc["verdict"] == "agree" and doc["implementation"] == "microgpt.py (karpathy gist)"
     assert main(["check", str(PORTS / "seed_bug_exp_grad_one.jsonl.gz"), "--no-table"]) == 1
-    last = capsys.readouterr().out.splitlines()[-1]
+    last = verdict_line(capsys.readouterr().out)
     assert last.startswith("first divergence: step 1 (lockstep, backward), gradient of parameter lm_head")
 
 
@@ -189,8 +189,9 @@ def test_the_table_shows_the_worst_over_the_run_and_a_failing_rows_tolerance(cap
     assert main(["check", str(PORTS / "seed_bug_exp_grad_one.jsonl.gz")]) == 1
     out = capsys.readouterr().out.splitlines()
     row = next(line for line in out if line.startswith("grad:lm_head "))
-    verdict_max_abs = out[-1].split("max abs ")[1].split(" ")[0]
-    assert row.split()[1] == verdict_max_abs == "4.2e-01", (row, out[-1])
+    last = verdict_line("\n".join(out))
+    verdict_max_abs = last.split("max abs ")[1].split(" ")[0]
+    assert row.split()[1] == verdict_max_abs == "4.2e-01", (row, last)
     assert "FAIL" in row and row.endswith(" tol 5e-14/1e-12")
 
 

@@ -7,9 +7,11 @@ from dataclasses import replace
 
 import pytest
 
-from parity.bugs import catalogue, check_mutant, injected
+from parity.bugs import injected
+from parity.mutant_check import MUTANT_RUN, catalogue, check_mutant
 from pure.corpus import make_corpus
 from pure.engine import Value
+from pure.model import GPTConfig
 from pure.optim import Adam
 from tests.conftest import ROOT
 
@@ -44,7 +46,8 @@ def test_injection_is_undone_even_on_error():
     mul, zero_grad = Value.__mul__, Adam.zero_grad
     mutant = next(m for m in catalogue() if m.name == "mul_grads_swapped")
     with pytest.raises(RuntimeError):
-        with injected(mutant):
+        config = GPTConfig(n_layer=MUTANT_RUN.n_layer, n_embd=MUTANT_RUN.n_embd, n_head=MUTANT_RUN.n_head)
+        with injected(mutant.bug.patches(config)):
             assert Value.__mul__ is not mul
             raise RuntimeError("boom")
     assert Value.__mul__ is mul and Adam.zero_grad is zero_grad

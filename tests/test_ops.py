@@ -24,7 +24,7 @@ from parity.tolerances import OPS_GRAD_TOL as GRAD_TOL
 from parity.user_value import MODEL_METHODS, check_protocol, load_and_check, load_value_class
 from pure.corpus import make_corpus
 from pure.engine import Value
-from tests.conftest import ROOT
+from tests.conftest import ROOT, verdict_line
 from tests.engines import direct_rules, micrograd_style, wrong_rules
 
 DOCS = make_corpus()
@@ -315,8 +315,10 @@ def test_cli_run_with_a_wrong_engine_exits_1(corpus_file, capsys):
                  "--steps", "1", "--n-embd", "8", "--n-head", "2", "--samples", "1", "--modes", "lockstep",
                  "--no-table"])
     assert code == 1
-    last = capsys.readouterr().out.splitlines()[-1]
+    out = capsys.readouterr().out
+    last = verdict_line(out)
     assert last.startswith("first divergence: step 1 (lockstep, ") and "MLP pre-activation" in last
+    assert out.strip().splitlines()[-1].startswith("diagnosis: the Value class's relu is wrong (ops:relu)")
 
 
 def test_mixed_errors_treat_nan_and_inf_as_failures():

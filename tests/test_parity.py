@@ -10,7 +10,7 @@ import torch
 from parity.side_by_side import RunConfig, run_parity
 from pure.corpus import make_corpus, write_corpus
 from pure.engine import Value
-from tests.conftest import ROOT
+from tests.conftest import ROOT, verdict_line
 
 DOCS = make_corpus()
 SMALL = dict(n_embd=8, n_head=2, block_size=8, samples=3)
@@ -121,7 +121,7 @@ def test_cli_exit_1_on_divergence_with_verdict_line(tmp_path):
                         "--n-head", "2", "--samples", "1", "--json", out_json, "--no-table"],
                        cwd=ROOT, capture_output=True, text=True, timeout=300, env={"PYTHONPATH": str(ROOT)})
     assert r.returncode == 1, r.stderr
-    assert r.stdout.strip().splitlines()[-1].startswith("first divergence: step 1 (lockstep, ")
+    assert verdict_line(r.stdout).startswith("first divergence: step 1 (lockstep, ")
     doc = json.loads(out_json.read_text())
     assert doc["verdict"] == "diverge" and doc["first_divergence"]["step"] == 1
 

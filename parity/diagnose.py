@@ -1,0 +1,578 @@
+"""Name the bug, not only the place: replay the diverging step under each known bug and name the ones that
+reproduce the port's own numbers.
+
+When `parity check` or `parity run` finds its first divergence at step k, the replay starts from the state the
+port was in before that step (its weights, Adam's moments and step count, its document) and runs the step in
+pure (the plain engine, float64) once as the seed does it and once per bug of parity.bugs whose phase is the
+diverging one, each injected for that replay only. A bug is named only when its replay reproduces the port's own
+numbers of that phase (and of the phases before it), every element within the tolerance the verdict used, where
+the seed's replay does not. Tracing slips are tested on the numbers themselves (gradients read after they were
+zeroed, weights read before the update, the parameters in another order, matrices written column by column,
+too few digits), and a learning rate that differs is fitted. When nothing reproduces, the diagnosis says so and
+names the closest bug with how much of the error it explains: no name is better than a wrong one.
+"""
+
+import itertools
+import math
+import time
+import types
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import numpy as np
+
+import pure.train
+from pure.engine import Value, gc_paused
+from pure.model import param_shapes, split_flat
+from pure.optim import Adam, AdamConfig
+
+from .bugs import catalogue, injected
+from .precision import precision
+from .quantities import port_quantities
+from .report import format_used
+from .tolerances import tolerance
+
+HISTORY_STEPS = 200  # gradients kept per step to rebuild Adam's moments under each hypothesis; past that, torch's
+LR_FIT_SPREAD = {"float64": 1e-9, "float32": 1e-4}  # the relative spread of the lr implied by every weight, for a fit
+PHASE_ORDER = ("forward", "backward", "optimizer")
+WHAT = {"forward": "loss", "backward": "gradients", "optimizer": "updated weights"}
+
+
+@dataclass
+class StepState:
+    """Everything a replay of one step needs: the state before it and the port's numbers of it."""
+
+    config: object  # pure.GPTConfig
+    step: int  # 1-based: the step that diverged
+    tokens: list
+    weights: list  # every parameter before the step, flat in the seed's order
+    adam: AdamConfig
+    total_steps: int  # the lr decay's length
+    port: dict  # the port's numbers of the step: "loss", "logits", "grad:<name>", "param:<name>" (float64 arrays)
+    phase: str  # where the first divergence is
+    dtype: str = "float64"  # the tolerances the verdict used
+    reference: str = "port"
+    m: Optional[list] = None  # Adam's moments before the step, when known exactly (`run`); else rebuilt
+    v: Optional[list] = None
+    grad_history: Optional[list] = None  # the port's gradients of steps 1..k-1 (None: too many, or not traced)
+    torch_moments: Optional[tuple] = None  # (m, v) of torch's lockstep Adam before the step: the fallback
+    prev_grads: Optional[list] = None  # the port's gradients of the step before, flat (None: step 1, or untraced)
+    free_agrees: Optional[bool] = None  # whether free mode agreed over the whole run (None: unknown)
+
+
+class StateRecorder:
+    """Fed by a step loop, keeps what a replay of the first diverging step needs, and nothing after it."""
+
+    def __init__(self, config, adam, total_steps, dtype, reference="port"):
+        self.config, self.adam, self.total_steps, self.dtype, self.reference = config, adam, total_steps, dtype, \
+            reference
+        self.history, self.state, self.before_step = [], None, None
+
+    @property
+    def done(self):
+        return self.state is not None
+
+    def before(self, step, tokens, weights, m=None, v=None, torch_moments=None, prev_grads=None):
+        """The state before 1-based `step` (weights None: unknown, so the step cannot be replayed)."""
+        if not self.done:
+            self.before_step = (step, tokens, weights, m, v, torch_moments, prev_grads)
+
+    def after(self, grads):
+        """The port's gradients of the step just done (flat, or None when the trace has none)."""
+        if self.done:
+            return
+        if self.history is not None and grads is not None and len(self.history) < HISTORY_STEPS:
+            self.history.append(list(grads))
+        else:
+            self.history = None  # no gradients this step, or too many steps: rebuild no more
+
+    def diverged(self, port_record, phase):
+        """The step just compared diverged (first time): keep its state."""
+        if self.done or self.before_step is None:
+            return
+        step, tokens, weights, m, v, torch_moments, prev_grads = self.before_step
+        if weights is None:
+            return
+        history = list(self.history) if self.history is not None else None
+        if prev_grads is None and history and len(history) == step - 1:
+            prev_grads = history[-1]
+        self.state = StepState(self.config, step, tokens, list(weights), self.adam, self.total_steps,
+                               dict(port_record), phase, self.dtype, self.reference, m, v, history, torch_moments,
+                               prev_grads)
+
+
+# ---- replaying a step in pure ----------------------------------------------------------------------------------
+
+def _params(weights, config, value_cls=Value):
+    return {name: [[value_cls(x) for x in row] for row in rows] for name, rows in split_flat(weights, config).items()}
+
+
+def forward_backward(state, patches=(), backward=True):
+    """pure's loss, logits and (with backward) gradients of the step from the state's weights, the patches
+    injected; None when the patched code raises (a bug that cannot even run this step reproduces nothing)."""
+    config = state.config
+    params = _params(state.weights, config)
+    logits = {}
+
+    def tap(name, pos, values):
+        if name == "logits":
+            logits[pos] = values
+
+    try:
+        with injected(patches), gc_paused():
+            loss = pure.train.doc_loss(state.tokens, params, config, tap)
+            if backward:
+                loss.backward()
+    except (ArithmeticError, ValueError, TypeError, RecursionError):
+        return None
+    rec = {"loss": np.array(float(loss.data)),
+           "logits": np.array([[float(v.data) for v in logits[p]] for p in sorted(logits)])}
+    if backward:
+        for name, rows in params.items():
+            rec["grad:" + name] = np.array([[float(p.grad) for p in row] for row in rows])
+    return rec
+
+
+def _adam_replay(state, grads, patches=(), adam_changes=None):
+    """pure's Adam at the step, from the state's weights, on `grads` (flat): the updated weights as a record. The
+    moments before the step are the port's own when known (`run`), else rebuilt from the port's gradient history
+    under the same patches (so that changed betas act on every step), else torch's lockstep moments."""
+    cfg = replace(state.adam, **(adam_changes or {}))
+    params = [types.SimpleNamespace(data=w, grad=0.0) for w in state.weights]
+    opt = Adam(params, state.total_steps, cfg)
+    try:
+        with injected(patches):
+            if state.m is not None:
+                opt.m, opt.v = list(state.m), list(state.v)
+            elif state.grad_history is not None and len(state.grad_history) == state.step - 1:
+                for j, g in enumerate(state.grad_history):
+                    for p, x in zip(params, g):
+                        p.grad = x
+                    opt.step(j)
+                for p, w in zip(params, state.weights):
+                    p.data = w
+            elif state.torch_moments is not None:
+                opt.m, opt.v = list(state.torch_moments[0]), list(state.torch_moments[1])
+            else:
+                return None
+            for p, g in zip(params, grads):
+                p.grad = g
+            opt.step(state.step - 1)
+    except (ArithmeticError, ValueError):
+        return None
+    flat = [p.data for p in params]
+    return {"param:" + name: np.array(rows, dtype=np.float64) for name, rows in split_flat(flat, state.config).items()}
+
+
+def _port_grads(state):
+    names = [q.name for q in port_quantities(state.config) if q.name.startswith("grad:")]
+    if not all(n in state.port for n in names):
+        return None
+    by_name = {n.split(":", 1)[1]: state.port[n] for n in names}
+    return [x for name in param_shapes(state.config) for x in by_name[name].reshape(-1).tolist()]
+
+
+# ---- judging a candidate ---------------------------------------------------------------------------------------
+
+def _names(state, phases):
+    return [q.name for q in port_quantities(state.config) if q.phase in phases and q.name in state.port]
+
+
+def fit(candidate, state, names, tol_of=None):
+    """The worst share of its allowance any element of `names` uses, candidate against the port: at most 1
+    reproduces. A non-finite number matches only the same non-finite number at the same place."""
+    if candidate is None:
+        return math.inf
+    worst = 0.0
+    for name in names:
+        a, b = np.asarray(state.port[name], np.float64), np.asarray(candidate.get(name), np.float64)
+        if b.shape != a.shape:
+            return math.inf
+        fa, fb = np.isfinite(a), np.isfinite(b)
+        if (fa != fb).any() or (np.isnan(a) != np.isnan(b)).any() or (a[~fa & ~np.isnan(a)] != b[~fa & ~np.isnan(a)]
+                                                                      ).any():
+            return math.inf
+        tol = tol_of(name, a) if tol_of else None
+        if tol is None:
+            t = tolerance(name, state.dtype, "lockstep")
+            allowance = t.atol + t.rtol * np.abs(a[fa])
+        else:
+            allowance = tol[fa]
+        if fa.any():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                worst = max(worst, float(np.max(np.abs(b[fa] - a[fa]) / allowance)))
+    return worst
+
+
+def _miss(candidate, state, names):
+    """The root-sum-square of candidate minus port over the elements of `names` (inf when it cannot be had)."""
+    if candidate is None:
+        return math.inf
+    total = 0.0
+    for name in names:
+        d = np.asarray(candidate[name], np.float64) - state.port[name]
+        if not np.isfinite(d).all():
+            return math.inf
+        total += float(np.sum(d * d))
+    return math.sqrt(total)
+
+
+def _max_abs(candidate, state, names):
+    if candidate is None:
+        return math.inf
+    return max(float(np.max(np.abs(np.asarray(candidate[n], np.float64) - state.port[n]))) for n in names)
+
+
+@dataclass
+class Trial:
+    bug: object
+    ratio: float  # worst share of allowance against the port (<= 1 reproduces)
+    miss: float  # root-sum-square difference from the port
+    names: list  # the quantities compared
+    note: str = ""  # what the candidate was (an order, a fitted lr, a digit count)
+
+    @property
+    def reproduces(self):
+        return self.ratio <= 1.0
+
+
+# ---- the hypotheses ----------------------------------------------------------------------------------------------
+
+def _trials_of_bugs(state, bugs, reference):
+    trials = []
+    phases = PHASE_ORDER[:PHASE_ORDER.index(state.phase) + 1]
+    for bug in bugs:
+        if bug.kind == "optimizer" and bug.phase == "optimizer":
+            grads = _port_grads(state)
+            if grads is None:
+                continue
+            names = _names(state, ("optimizer",))
+            cand = _adam_replay(state, grads, bug.patches(state.config) if bug.patches else (), bug.adam)
+        elif bug.id == "grads-not-zeroed":
+            if state.prev_grads is None:
+                continue
+            names = _names(state, phases)
+            cand = dict(reference["fwd"]) if reference["fwd"] else None
+            if cand is not None:  # the fresh gradients plus the port's own previous (already piled-up) ones
+                prev = split_flat(state.prev_grads, state.config)
+                for name, rows in prev.items():
+                    cand["grad:" + name] = cand["grad:" + name] + np.array(rows)
+        else:
+            names = _names(state, phases)
+            cand = forward_backward(state, bug.patches(state.config), backward=state.phase != "forward")
+        trials.append(Trial(bug, fit(cand, state, names), _miss(cand, state, names), names))
+    return trials
+
+
+def _trial_slips(state, slips, reference):
+    """The port right, its trace wrong: gradients after zeroing, weights before the update, too few digits."""
+    by_id = {b.id: b for b in slips}
+    trials = []
+    ref = reference["fwd"] or {}
+    if state.phase == "backward" and "slip-grads-after-zeroing" in by_id:
+        names = _names(state, ("forward", "backward"))
+        cand = dict(ref, **{n: np.zeros_like(state.port[n]) for n in names if n.startswith("grad:")})
+        trials.append(Trial(by_id["slip-grads-after-zeroing"], fit(cand, state, names), _miss(cand, state, names),
+                            names))
+    if state.phase == "optimizer" and "slip-weights-before-update" in by_id:
+        names = _names(state, ("optimizer",))
+        cand = {"param:" + n: np.array(rows) for n, rows in split_flat(state.weights, state.config).items()}
+        trials.append(Trial(by_id["slip-weights-before-update"], fit(cand, state, names), _miss(cand, state, names),
+                            names))
+    if "slip-too-few-digits" in by_id:
+        names = _names(state, (state.phase,))
+        target = reference["opt"] if state.phase == "optimizer" else ref
+        # the digits the port printed, judged on every number it gave of this step and on its weights before it
+        shown = precision(list(state.weights) + [x for n in state.port
+                                                 for x in np.asarray(state.port[n]).reshape(-1).tolist()])
+        if target and all(n in target for n in names) and shown.kind == "short":
+            digits = shown.max_digits
+
+            def half_unit(name, a, digits=digits):
+                scale = np.where(a != 0, 10.0 ** (np.floor(np.log10(np.abs(np.where(a != 0, a, 1.0)))) - digits + 1),
+                                 10.0 ** -digits)
+                return 0.5 * scale * (1 + 1e-9) + tolerance(name, state.dtype, "lockstep").atol
+
+            trials.append(Trial(by_id["slip-too-few-digits"], fit(target, state, names, half_unit),
+                                _miss(target, state, names), names, f"{digits} significant digits"))
+    if "slip-float32-judged-as-float64" in by_id and state.dtype == "float64":
+        names = _names(state, (state.phase,))
+        target = reference["opt"] if state.phase == "optimizer" else ref
+        numbers = list(state.weights) + [x for n in state.port for x in np.asarray(state.port[n]).reshape(-1).tolist()]
+        if target and all(n in target for n in names) and precision(numbers).kind == "float32":
+            as32 = replace(state, dtype="float32")
+            trials.append(Trial(by_id["slip-float32-judged-as-float64"], fit(target, as32, names),
+                                _miss(target, state, names), names, "within float32's tolerances"))
+    return trials
+
+
+def _layouts(config):
+    """(words, permutation) for the parameter layouts a trace may use by mistake: the seed's blocks in another
+    order (sorted by name, lm_head last, the equal-shaped matrices of a block permuted), and every matrix written
+    column by column. A permutation maps the trace's flat list to the seed's."""
+    shapes = param_shapes(config)
+    names = list(shapes)
+    sizes = {n: r * c for n, (r, c) in shapes.items()}
+
+    def from_order(order):
+        offsets, at = {}, 0
+        for n in order:
+            offsets[n] = at
+            at += sizes[n]
+        return np.concatenate([np.arange(offsets[n], offsets[n] + sizes[n]) for n in names])
+
+    layer = ["attn_wq", "attn_wk", "attn_wv", "attn_wo"]
+    bases = {"the seed's": names, "sorted by name": sorted(names),
+             "lm_head after the layers": [n for n in names if n != "lm_head"] + ["lm_head"]}
+    out, seen = [], set()
+    for base_words, base in bases.items():
+        for perm in itertools.permutations(layer):
+            for swap in (False, True):
+                mapping = {f"layer{i}.{a}": f"layer{i}.{b}" for i in range(config.n_layer) for a, b in zip(layer, perm)}
+                if swap:
+                    mapping.update({"wte": "lm_head", "lm_head": "wte"})
+                order = [mapping.get(n, n) for n in base]
+                key = tuple(order)
+                if key in seen or order == names:
+                    continue
+                seen.add(key)
+                words = f"{base_words} order" + (f", {', '.join(perm)} within each layer" if list(perm) != layer
+                                                  else "") + (", wte and lm_head swapped" if swap else "")
+                out.append(("order", words, from_order(order)))
+    transposed = []
+    at = 0
+    for n in names:
+        r, c = shapes[n]
+        transposed.append(at + np.arange(r * c).reshape(c, r).T.reshape(-1))  # column-major -> row-major
+        at += r * c
+    out.append(("column-major", "every matrix column by column", np.concatenate(transposed)))
+    return out
+
+
+def _trial_layouts(state, slips):
+    """A trace whose every parameter list is laid out wrongly: replayed from the weights put back in the seed's
+    layout, does torch_ref reproduce the port's loss (and gradients)? Only where the weights before the step are
+    the trace's own."""
+    from torch_ref.train import DTYPES, TorchTrainer
+
+    by_id = {b.id: b for b in slips}
+    if state.phase != "forward" or not ({"slip-parameter-order", "slip-column-major"} & set(by_id)):
+        return []
+    names = _names(state, ("forward", "backward"))
+    grads = _port_grads(state)
+    weights = np.array(state.weights)
+    trainer = TorchTrainer.from_params(state.config, state.weights, steps=state.total_steps, adam=state.adam,
+                                       dtype=DTYPES[state.dtype])
+    trials = []
+    for kind, words, perm in _layouts(state.config):
+        bug = by_id.get("slip-parameter-order" if kind == "order" else "slip-column-major")
+        if bug is None:
+            continue
+        trainer.load_params(weights[perm].tolist())
+        loss, logits = trainer.forward_backward(state.tokens)
+        cand = {"loss": np.array(loss.item()), "logits": logits.detach().double().numpy()}
+        port = dict(state.port)
+        if grads is not None:  # the port's gradients, put in the seed's layout too
+            for name, rows in split_flat(np.array(grads)[perm].tolist(), state.config).items():
+                port["grad:" + name] = np.array(rows)
+            for name, p in trainer.params_by_name().items():
+                cand["grad:" + name] = p.grad.detach().double().numpy()
+        view = replace(state, port=port)
+        trials.append(Trial(bug, fit(cand, view, names), _miss(cand, view, names), names, words))
+    return trials
+
+
+def _lr_fit(state):
+    """The one learning rate that explains the port's update, if one does: (lr, the seed's lr at the step)."""
+    grads = _port_grads(state)
+    seed = _adam_replay(state, grads) if grads is not None else None
+    half = replace(state.adam, lr=state.adam.lr * 0.5)
+    probe = _adam_replay(replace(state, adam=half), grads) if grads is not None else None
+    if seed is None or probe is None:
+        return None
+    names = _names(state, ("optimizer",))
+    before = {"param:" + n: np.array(rows) for n, rows in split_flat(state.weights, state.config).items()}
+    step_seed = np.concatenate([(seed[n] - before[n]).reshape(-1) for n in names])
+    step_port = np.concatenate([(state.port[n] - before[n]).reshape(-1) for n in names])
+    big = np.abs(step_seed) > 1e-3 * np.abs(step_seed).max()
+    if not big.any() or not np.isfinite(step_port).all():
+        return None
+    lr_seed = state.adam.lr * (1 - (state.step - 1) / state.total_steps)
+    implied = lr_seed * step_port[big] / step_seed[big]
+    lr = float(np.median(implied))
+    if not lr > 0 or np.max(np.abs(implied - lr)) > LR_FIT_SPREAD.get(state.dtype, 1e-9) * lr + 1e-15:
+        return None
+    return lr, lr_seed
+
+
+# ---- a trace with losses only: whole runs in free mode ------------------------------------------------------------
+
+@dataclass
+class LossesState:
+    """A trace with losses only, diverging in free mode: the port's initial weights, documents and losses."""
+
+    config: object
+    weights: list  # init, flat in the seed's order
+    tokens: list  # per step
+    losses: list  # per step, the port's
+    adam: AdamConfig
+    total_steps: int
+    dtype: str
+    first: int  # the first diverging step (1-based)
+
+
+PREFILTER_STEPS = 3  # a free-mode hypothesis runs to the first divergence plus these steps before it runs them all
+
+
+def _free_losses(state, bug, upto):
+    """pure's losses over the first `upto` steps, trained from the port's initial weights over its documents with
+    `bug` injected (fused engine: the same numbers as the plain one); None when the patched code raises."""
+    from pure import fused
+    from pure.model import flatten
+
+    config = state.config
+    params = _params(state.weights, config)
+    cfg = replace(state.adam, **(bug.adam if bug else {}))
+    opt = Adam(flatten(params), state.total_steps, cfg)
+    losses = []
+    try:
+        with injected(bug.patches(config) if bug and bug.patches else ()):
+            for k, tokens in enumerate(state.tokens[:upto]):
+                with gc_paused():
+                    loss = pure.train.doc_loss(tokens, params, config, None, fused.SUMS)
+                    fused.backward(loss)
+                    opt.step(k)
+                    losses.append(float(loss.data))
+                    del loss
+    except (ArithmeticError, ValueError, TypeError, RecursionError):
+        return None
+    return losses
+
+
+def _losses_fit(losses, state):
+    if losses is None:
+        return math.inf
+    a, b = np.array(state.losses[:len(losses)]), np.array(losses)
+    if (np.isfinite(a) != np.isfinite(b)).any():
+        return math.inf
+    t = tolerance("loss", state.dtype, "free")
+    ok = np.isfinite(a)
+    return float(np.max(np.abs(b[ok] - a[ok]) / (t.atol + t.rtol * np.abs(a[ok])))) if ok.any() else 0.0
+
+
+def diagnose_losses(state, bugs=None):
+    """The diagnosis of a losses-only trace: the forward and optimizer bugs replayed as whole runs in free mode; a
+    bug is named only when it reproduces every loss of the trace."""
+    t0 = time.perf_counter()
+    bugs = [b for b in (catalogue() if bugs is None else bugs) if b.kind in ("model", "optimizer")
+            and b.phase in ("forward", "optimizer")]
+    upto = min(len(state.tokens), state.first + PREFILTER_STEPS)
+    seed = _free_losses(state, None, upto)
+    if _losses_fit(seed, state) <= 1.0:
+        return None
+    survivors = [b for b in bugs if _losses_fit(_free_losses(state, b, upto), state) <= 1.0]
+    matches = []
+    for b in survivors:
+        ratio = _losses_fit(_free_losses(state, b, len(state.tokens)), state)
+        if ratio <= 1.0:
+            matches.append((ratio, b))
+    matches.sort(key=lambda m: m[0])
+    evidence = (f"replayed as whole runs in free mode, it reproduces every one of the port's {len(state.tokens)} "
+                f"losses")
+
+    def entry(ratio, b):
+        return {"id": b.id, "summary": b.summary, "fix": b.fix, "kind": b.kind, "phase": "free", "step": state.first,
+                "evidence": f"{evidence} (worst {format_used(ratio)} of the allowance)"}
+
+    if matches:
+        first = entry(*matches[0])
+        first["alternatives"] = [entry(*m) for m in matches[1:]]
+    else:
+        first = {"id": None, "summary": "no known bug reproduces this", "fix": None, "kind": None, "phase": "free",
+                 "step": state.first, "closest": None, "alternatives": [],
+                 "evidence": f"{len(bugs)} known bugs of the forward and the optimizer replayed in free mode; none "
+                             f"reproduces every loss"}
+    first["seconds"] = round(time.perf_counter() - t0, 3)
+    return first
+
+
+# ---- the diagnosis -------------------------------------------------------------------------------------------
+
+def _evidence(trial, state, ref_miss):
+    what = WHAT[state.phase] if state.phase != "forward" else "loss"
+    note = f" ({trial.note})" if trial.note else ""
+    return (f"reproduces the port's {what} at step {state.step}{note} to {format_used(trial.ratio)} of the "
+            f"allowance, where the seed's replay misses by {ref_miss:.1e}")
+
+
+def _entry(trial, state, ref_miss):
+    b = trial.bug
+    return {"id": b.id, "summary": b.summary, "fix": b.fix, "kind": b.kind, "phase": state.phase, "step": state.step,
+            "evidence": _evidence(trial, state, ref_miss), **({"detail": trial.note} if trial.note else {})}
+
+
+def diagnose(state, bugs=None):
+    """The diagnosis of a diverging step: a dict naming the bug that reproduces the port's numbers (best fit first
+    among several, the others as alternatives), or one that says nothing reproduces and names the closest; None
+    when the seed's own replay reproduces the port (no bug to name). bugs: the catalogue (default: all)."""
+    t0 = time.perf_counter()
+    bugs = catalogue() if bugs is None else bugs
+    phases = PHASE_ORDER[:PHASE_ORDER.index(state.phase) + 1]
+    names = _names(state, phases if state.phase != "optimizer" else ("optimizer",))
+    fwd = forward_backward(state, backward=state.phase != "forward") if state.phase != "optimizer" else None
+    grads = _port_grads(state)
+    opt = _adam_replay(state, grads) if state.phase == "optimizer" and grads is not None else None
+    seed = fwd if state.phase != "optimizer" else opt
+    if seed is None or fit(seed, state, names) <= 1.0:
+        return None  # the seed's replay reproduces the port (or cannot run): nothing to name
+    reference = {"fwd": fwd, "opt": opt}
+    ref_miss = _max_abs(seed, state, names)
+    ref_rss = _miss(seed, state, names)
+    candidates = [b for b in bugs if b.kind != "slip" and b.phase == state.phase]
+    slips = [b for b in bugs if b.kind == "slip"]
+    trials = _trials_of_bugs(state, candidates, reference) + _trial_slips(state, slips, reference)
+    trials += _trial_layouts(state, slips)
+    # best fit first; among equal fits (the same numbers: a bug and a slip that both zero every gradient), what the
+    # free run says decides: a port whose training agrees is right, so its trace is the suspect
+    def rank(t):
+        slip = t.bug.kind == "slip"
+        return (round(t.ratio, 6), (not slip) if state.free_agrees else slip)
+
+    matches = sorted((t for t in trials if t.reproduces), key=rank)
+    lr = _lr_fit(state) if state.phase == "optimizer" else None
+    fitted = f"the port's lr at step {state.step} is {lr[0]:.6g}, the seed's {lr[1]:.6g}" if lr else None
+    if matches:
+        first = _entry(matches[0], state, ref_miss)
+        if fitted and matches[0].bug.id.startswith("lr-"):
+            first["evidence"] += f"; {fitted}"
+        first["alternatives"] = [_entry(t, state, ref_miss) for t in matches[1:]]
+        first["seconds"] = round(time.perf_counter() - t0, 3)
+        return first
+    if fitted:
+        return {"id": "lr-value", "summary": f"the learning rate differs: {fitted}",
+                "fix": "lr_t = lr * (1 - step / num_steps), step counted from 0, num_steps the run's length",
+                "kind": "optimizer", "phase": state.phase, "step": state.step,
+                "evidence": f"one learning rate explains every updated weight at step {state.step}",
+                "alternatives": [], "seconds": round(time.perf_counter() - t0, 3)}
+    best = min(trials, key=lambda t: t.miss, default=None)
+    closest = None
+    if best is not None and math.isfinite(best.miss) and ref_rss > 0:
+        explained = max(0.0, 1 - best.miss / ref_rss)
+        if explained > 0:
+            closest = {"id": best.bug.id, "summary": best.bug.summary, "explained": round(explained, 3)}
+    return {"id": None, "summary": "no known bug reproduces this", "fix": None, "kind": None, "phase": state.phase,
+            "step": state.step, "evidence": f"{len(trials)} known bugs of the {state.phase} replayed at step "
+                                            f"{state.step}; none reproduces the port's {WHAT[state.phase]}",
+            "closest": closest, "alternatives": [], "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def catalogue_table():
+    """`parity diagnoses`: one line per known bug."""
+    rows = [(b.id, b.phase, b.kind, b.summary) for b in catalogue()]
+    w = max(len(r[0]) for r in rows) + 2
+    lines = [f"{'id':<{w}}{'phase':<11}{'kind':<11}summary", "-" * 100]
+    lines += [f"{i:<{w}}{p:<11}{k:<11}{s}" for i, p, k, s in rows]
+    lines.append(f"{len(rows)} known bugs; `parity check` and `parity run` replay the diverging step under those of "
+                 f"its phase and name the ones that reproduce the port's numbers")
+    return "\n".join(lines)
+
