@@ -17,6 +17,7 @@ from pure.cli import (
     guarded,
     line_buffered,
     non_negative_int,
+    positive_int,
     prog_name,
 )
 from pure.progress import Progress
@@ -46,8 +47,8 @@ def add_report_args(p):
 def build_parser(prog="python -m parity"):
     p = ArgumentParser(prog=prog, description=__doc__)
     add_version(p, prog)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{run,ops,mutants,check,writer,diagnoses}",
-                           parser_class=ArgumentParser)
+    sub = p.add_subparsers(dest="command", required=True,
+                           metavar="{run,ops,mutants,check,grade,writer,diagnoses}", parser_class=ArgumentParser)
     r = sub.add_parser("run", help="train pure and torch_ref side by side and compare every step",
                        description="Train pure and torch_ref from the same seed and compare logits, loss, gradients, "
                                    "Adam moments and updated weights at every step, in lockstep and free modes. "
@@ -62,6 +63,7 @@ def build_parser(prog="python -m parity"):
                         "trajectories) (default: both)")
     add_report_args(r)
     add_ci_args(r)
+    add_limit_args(r)
     r.add_argument("--value", metavar="SPEC", help=VALUE_HELP + " (default: pure's own Value)")
     r.add_argument("--engine", choices=["fused", "plain"], default=None,
                    help="pure's engine: fused (one node per sum, the default for pure's own Value) or plain "
@@ -79,6 +81,7 @@ def build_parser(prog="python -m parity"):
     o.add_argument("--json", metavar="FILE", help='write {"verdict": ..., "ops": [{"op", "ok", ...}]} as JSON')
     o.add_argument("--seed", type=non_negative_int, default=0, help="seed of the upstream gradients (default: 0)")
     add_ci_args(o)
+    add_limit_args(o)
     m = sub.add_parser("mutants", help="inject deliberate bugs into pure and show the harness catches each one",
                        description="Inject each bug of the catalogue into pure at run time (no file is edited), run "
                                    "`ops` and a short `run` (3 steps, n_embd 8) against torch, and report whether it "
@@ -104,6 +107,31 @@ def build_parser(prog="python -m parity"):
     c.add_argument("--modes", default="lockstep,free", help="comma-separated: lockstep, free (default: both)")
     add_report_args(c)
     add_ci_args(c)
+    add_trace_limit_args(c)
+    g = sub.add_parser("grade", help="judge a folder of submissions (Value classes and port traces), each in a "
+                                     "process of its own",
+                       description="Every *.py in DIR is a Value-class submission, checked by ops and a short run; "
+                                   "every *.jsonl / *.jsonl.gz a port trace, checked by check. Each runs in a judge "
+                                   "process of its own (a class's code in a worker of its own), JOBS at a time, "
+                                   "within the limits. The terms are the grader's (the seed's config and "
+                                   "hyper-parameters, or --config FILE): a trace whose meta differs is not "
+                                   "comparable, and one without gradients and weights is partial; neither passes. "
+                                   "Exit 0 when every submission agrees, 1 otherwise, 2 usage error.")
+    g.add_argument("folder", metavar="DIR", help="the folder of the submissions")
+    g.add_argument("--jobs", type=positive_int, default=2, help="submissions judged at a time (default: 2)")
+    g.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="each submission's job (a class: ops, then the run) (default: 300)")
+    g.add_argument("--max-memory", type=int, default=4096, metavar="MB",
+                   help="a class's worker's address space; a trace's config's estimated replay (default: 4096)")
+    g.add_argument("--steps", type=positive_int, default=None, help="a class's short run (default: the terms', 5)")
+    g.add_argument("--class", dest="class_name", default="Value", metavar="NAME",
+                   help="the class a .py submission defines (default: Value)")
+    g.add_argument("--config", metavar="FILE", help="the grade's terms as JSON (n_layer, n_embd, n_head, block_size, "
+                                                    "lr, beta1, beta2, eps, dtype, seed, steps; default: the seed's)")
+    g.add_argument("--data", metavar="PATH", help="documents for a class's run (default: the loader's order, else "
+                                                  "the synthetic corpus)")
+    g.add_argument("--json", metavar="FILE", help='write {"submissions": [...], "summary": {...}} as JSON')
+    add_ci_args(g)
     w = sub.add_parser("writer", help="write a dependency-free trace writer for a port in C, JS/TS, Rust, Java or Go",
                        description="Write the port-trace writer for LANG into DIR: one file (two for JavaScript: the "
                                    "module and its TypeScript types) to copy into a port; each opens with a usage "
@@ -119,6 +147,40 @@ def build_parser(prog="python -m parity"):
 
 
 # ---- what every command shares -----------------------------------------------------------------------------------
+
+def add_limit_args(p):
+    """The limits of the worker that runs code under test (parity.worker)."""
+    from .api import MAX_MEMORY, TIMEOUT
+
+    p.add_argument("--timeout", metavar="SECONDS", type=float, default=TIMEOUT,
+                   help=f"the whole job's wall time; past it the worker is killed and the verdict is diverge "
+                        f"(default: {TIMEOUT:g})")
+    p.add_argument("--max-memory", metavar="MB", type=int, default=MAX_MEMORY,
+                   help=f"the worker's address space in MB (default: {MAX_MEMORY})")
+
+
+def add_trace_limit_args(p):
+    """What a trace may ask of the judge (parity.porttrace.Limits): each checked as the trace is read."""
+    from .porttrace import Limits
+
+    d = Limits()
+    p.add_argument("--max-line-mb", type=float, default=d.max_line_mb, metavar="MB",
+                   help=f"the longest line read (default: {d.max_line_mb:g})")
+    p.add_argument("--max-trace-mb", type=float, default=d.max_trace_mb, metavar="MB",
+                   help=f"the whole trace, decompressed (default: {d.max_trace_mb:g})")
+    p.add_argument("--max-steps", type=int, default=d.max_steps, metavar="N", help=f"steps (default: {d.max_steps})")
+    p.add_argument("--max-params", type=int, default=d.max_params, metavar="N",
+                   help=f"the config's parameters (default: {d.max_params})")
+    p.add_argument("--max-memory", type=float, default=d.max_memory_mb, metavar="MB",
+                   help=f"what replaying the config may allocate, estimated from its sizes before anything is "
+                        f"allocated (default: {d.max_memory_mb:g})")
+
+
+def trace_limits(args):
+    from .porttrace import Limits
+
+    return Limits(args.max_line_mb, args.max_trace_mb, args.max_steps, args.max_params, args.max_memory)
+
 
 def add_ci_args(p):
     """The CI outputs, shared by every command."""
@@ -155,6 +217,10 @@ def finish(args, report, notes=()):
     verdict line."""
     if not getattr(args, "no_table", False):
         print(report.table())
+    output = getattr(report, "worker_output", "").strip()
+    if output:  # what the code under test printed: its own words, never the judge's
+        print("output of the Value class (its own, trimmed):")
+        print("\n".join(f"  | {line}" for line in output.splitlines()[-20:]))
     for note in notes:
         print(f"note: {note}")
     for what, path in getattr(report, "written", []):
@@ -193,7 +259,8 @@ def cmd_run(args):
                      n_head=args.n_head, block_size=args.block_size, lr=args.lr, samples=args.samples,
                      temperature=args.temperature, dtype=args.dtype, device=args.device, modes=args.modes,
                      engine=args.engine, value=args.value, plot=args.plot, details=args.details, **outputs(args),
-                     diagnose=not args.no_diagnosis, progress=step_progress(after=sampling),
+                     diagnose=not args.no_diagnosis, timeout=args.timeout, max_memory=args.max_memory,
+                     progress=step_progress(after=sampling),
                      log=lambda text: print(text, file=sys.stderr) if text.startswith(("note:", "diagnosing"))
                      else print(text))
     finish(args, report)
@@ -203,7 +270,8 @@ def cmd_run(args):
 def cmd_ops(args):
     from . import api
 
-    report = api.check_ops(args.value, seed=args.seed, **outputs(args))
+    report = api.check_ops(args.value, seed=args.seed, timeout=args.timeout, max_memory=args.max_memory,
+                           **outputs(args))
     print(f"parity ops: {report.value_class} vs torch.autograd (float64) and central finite differences, "
           f"seed {args.seed}")
     finish(args, report, report.notes)
@@ -229,10 +297,44 @@ def cmd_check(args):
     print(f"parity check: {args.trace} vs torch_ref on {args.device}, modes {shown_modes(args.modes)}")
     report = api.check_trace(args.trace, dtype=args.dtype, device=args.device, modes=args.modes, plot=args.plot,
                              details=args.details, **outputs(args), diagnose=not args.no_diagnosis,
+                             limits=trace_limits(args),
                              progress=step_progress(), log=lambda text: print(text, file=sys.stderr)
                              if text.startswith(("reading", "diagnosing")) else print(text))
     finish(args, report, report.notes)
     return EXIT_DIVERGE if report.verdict == "diverge" else EXIT_AGREE  # "partial": what was checked agrees
+
+
+def cmd_grade(args):
+    from pure.outputs import OutputPlan
+
+    from .grade import grade, load_terms, submissions
+
+    terms = load_terms(args.config)
+    if args.steps:
+        terms["steps"] = args.steps
+    if args.class_name and not args.class_name.isidentifier():
+        raise UsageError(f"--class {args.class_name!r} is not a class name")
+    items = submissions(args.folder)
+    with OutputPlan({"--json": args.json, "--junit": args.junit, "--markdown": args.markdown},
+                    inputs={"--config": args.config, "--data": args.data}).check():
+        print(f"parity grade: {len(items)} submissions in {args.folder}, {args.jobs} at a time; terms: "
+              + ", ".join(f"{k} {v}" for k, v in terms.items()))
+        done = [0]
+
+        def on_done(row):
+            done[0] += 1
+            print(f"[{done[0]:3d}/{len(items)}] {row['name']}: {row['verdict']} ({row.get('seconds', 0):.1f}s)",
+                  file=sys.stderr, flush=True)
+
+        report = grade(args.folder, jobs=args.jobs, timeout=args.timeout, max_memory=args.max_memory, terms=terms,
+                       class_name=args.class_name, data=args.data, on_done=on_done)
+        print(report.table())
+        for what, path in (("report", args.json), ("junit", args.junit), ("markdown", args.markdown)):
+            if path:
+                {"report": report.to_json, "junit": report.to_junit, "markdown": report.to_markdown}[what](path)
+                print(f"{what}: {path}")
+        print(report.verdict_line)
+    return EXIT_AGREE if report.ok else EXIT_DIVERGE
 
 
 def cmd_writer(args):
@@ -260,7 +362,8 @@ def need_torch():
                              "`pip install torch==2.13.0 numpy matplotlib` then `pip install .`") from None
 
 
-COMMANDS = {"run": cmd_run, "ops": cmd_ops, "mutants": cmd_mutants, "check": cmd_check, "writer": cmd_writer,
+COMMANDS = {"run": cmd_run, "ops": cmd_ops, "mutants": cmd_mutants, "check": cmd_check, "grade": cmd_grade,
+            "writer": cmd_writer,
             "diagnoses": cmd_diagnoses}
 
 

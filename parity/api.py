@@ -81,16 +81,18 @@ def _value(value, for_ops=False):
     return load_value(value, for_ops=for_ops)
 
 
-def _diagnose(report, log, value_cls=None):
+def _diagnose(report, log, value_cls=None, value_spec=None, timeout=None, max_memory=None):
     """Name the bug of a diverging report (parity.diagnose): for a user's Value class, the first op `parity ops`
     finds wrong; else the replay of the diverging step under the catalogue of known bugs."""
     if report.verdict != "diverge" or (report.first_divergence or {}).get("quantity") == "engine":
         return
     from pure.engine import Value
 
-    if value_cls is not None and value_cls is not Value:
+    if value_spec is not None or (value_cls is not None and value_cls is not Value):
         log("diagnosing: checking the Value class rule by rule (parity ops) ...")
-        report.diagnosis = _ops_diagnosis(value_cls, report.first_divergence)
+        ops = (check_ops(value_spec, timeout=timeout, max_memory=max_memory) if value_spec is not None else
+               check_ops(value_cls))
+        report.diagnosis = _ops_diagnosis(ops, report.first_divergence)
         if report.diagnosis is not None:
             return
     from .diagnose import LossesState, diagnose, diagnose_losses
@@ -104,13 +106,12 @@ def _diagnose(report, log, value_cls=None):
         report.diagnosis = diagnose(state)
 
 
-def _ops_diagnosis(value_cls, fd):
+def _ops_diagnosis(ops, fd):
     """The first op of the class that `parity ops` finds wrong, as a diagnosis; None when every op is right."""
-    from .ops import run_ops
     from .ops_cases import RULES, specs
     from .ops_report import format_input
 
-    bad = run_ops(value_cls).failing
+    bad = ops.failing
     if not bad:
         return None
     uses = {s.name: s.uses for s in specs()}
@@ -126,20 +127,42 @@ def _ops_diagnosis(value_cls, fd):
     return first
 
 
+TIMEOUT, MAX_MEMORY = 3600.0, 4096  # the defaults of a job that runs code under test: seconds, MB
+
+
+def _limits(timeout, max_memory):
+    for name, v in (("timeout", timeout), ("max_memory", max_memory)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise InputError(f"{name} must be a positive number, got {v!r}")
+
+
+def _isolated(value, isolate):
+    """Whether the code runs in a worker (parity.worker): a spec or pure's own Value does, unless isolate=False; a
+    class object (a notebook's) runs here, in this process, which has imported it already."""
+    if isolate is None:
+        return not isinstance(value, type)
+    if isolate and isinstance(value, type):
+        raise InputError("a class object cannot run in a worker: give its spec, path/to/file.py:Class or "
+                         "module:Class, or isolate=False")
+    return bool(isolate)
+
+
 def run(data: Union[PathLike, Sequence[str], None] = None, *, seed: int = 42, steps: int = 1000, n_layer: int = 1,
         n_embd: int = 16, n_head: int = 4, block_size: int = 16, lr: float = 0.01, samples: int = 20,
         temperature: float = 0.5, dtype: str = "float64", device: str = "cpu",
         modes: Union[str, Sequence[str]] = MODES, engine: Optional[str] = None, value=None,
         json: Optional[PathLike] = None, plot: Optional[PathLike] = None, junit: Optional[PathLike] = None,
         markdown: Optional[PathLike] = None, details: Optional[PathLike] = None, diagnose: bool = True,
+        isolate: Optional[bool] = None, timeout: float = TIMEOUT, max_memory: int = MAX_MEMORY,
         progress: Optional[Callable] = None, log: Optional[Callable[[str], None]] = None):
     """`parity run`: train pure and torch_ref side by side and compare every quantity at every step.
 
     data: a names file, a list of documents, or None (the loader's order, else the synthetic corpus, saying so
     through `log`). value: a Value class of your own (a class, or "path/to/file.py:Class" / "module:Class") that
-    pure's model runs with instead of pure's. progress(total) may return on_step(step, checks), called after each
-    step (and its .close(), if any, at the end). diagnose: name the bug of a divergence (report.diagnosis).
-    Returns a Report.
+    pure's model runs with instead of pure's. pure runs in a worker process (isolate: parity.worker), with
+    `timeout` seconds for the whole job and `max_memory` MB of address space; a class object runs in this process.
+    progress(total) may return on_step(step, checks), called after each step (and its .close(), if any, at the
+    end). diagnose: name the bug of a divergence (report.diagnosis). Returns a Report.
 
     >>> import parity
     >>> report = parity.run(steps=20, samples=0)
@@ -150,8 +173,8 @@ def run(data: Union[PathLike, Sequence[str], None] = None, *, seed: int = 42, st
     from pure.model import GPTConfig
     from torch_ref.train import resolve_device
 
-    from .side_by_side import RunConfig, run_parity
-    from .user_value import spec_file
+    from .side_by_side import RunConfig
+    from .user_value import parse_spec, spec_file
 
     log = log or (lambda text: None)
     with as_parity_errors():
@@ -163,10 +186,17 @@ def run(data: Union[PathLike, Sequence[str], None] = None, *, seed: int = 42, st
         if dtype not in ("float64", "float32"):
             raise InputError(f"dtype must be float64 or float32, got {dtype!r}")
         resolve_device(device)
-        value_cls, value_name = _value(value)
+        _limits(timeout, max_memory)
+        isolated = _isolated(value, isolate)
         if value is not None and engine == "fused":
             raise InputError("--engine fused runs pure's own Value only; a --value class runs the plain engine "
                              "(drop --engine)")
+        if isolated:  # the spec is checked here; the class is imported by the worker alone
+            if value is not None:
+                parse_spec(value)
+            value_cls, value_name = None, value or "pure.engine:Value"
+        else:
+            value_cls, value_name = _value(value)
         data_path = None if (data is None or not isinstance(data, (str, os.PathLike))) else data
         inputs = {"--data": data_path or (os.environ.get(ENV_VAR) if data is None else None),
                   "--value": spec_file(value) if isinstance(value, str) else None}
@@ -181,22 +211,62 @@ def run(data: Union[PathLike, Sequence[str], None] = None, *, seed: int = 42, st
             config = RunConfig(seed=seed, steps=steps, n_layer=n_layer, n_embd=n_embd, n_head=n_head,
                                block_size=block_size, lr=lr, samples=samples, temperature=temperature, dtype=dtype,
                                device=device, engine=engine)
-            from pure.train import default_engine
+            shown_engine = engine or ("plain" if value is not None else "fused")
 
-            log(f"parity: pure ({engine or default_engine(value_cls)} engine) vs torch_ref ({dtype}, {device}) on "
-                f"{source}: {len(docs)} docs, seed {seed}, {steps} steps, modes {', '.join(modes)}")
-            if value is not None:
-                log(f"pure runs with Value class {value_name}")
-            on_step = progress(steps) if progress else None
+            def header():  # once the class is known to be usable: an unusable one is one error line, nothing more
+                log(f"parity: pure ({shown_engine} engine{', in a worker' if isolated else ''}) vs torch_ref "
+                    f"({dtype}, {device}) on {source}: {len(docs)} docs, seed {seed}, {steps} steps, modes "
+                    f"{', '.join(modes)}")
+                if value is not None:
+                    log(f"pure runs with Value class {value_name}")
+
             with _details(details) as details_file:
-                report = run_parity(docs, config, modes=modes, on_step=on_step, value_cls=value_cls,
-                                    keep_checks=False, details=details_file)
-            getattr(on_step, "close", lambda: None)()
+                options = dict(keep_checks=False, details=details_file)
+                report = _run_pure_side(docs, config, modes, value, value_cls, isolated, timeout, max_memory,
+                                        options, header, progress)
             report.data = source
             report.title = "parity run" + (f" --value {value_name}" if value is not None else "")
             if diagnose:
-                _diagnose(report, log, value_cls)
+                _diagnose(report, log, value_cls, value if isolated else None, timeout, max_memory)
             return _write(report, json, plot, junit, markdown)
+
+
+def _run_pure_side(docs, config, modes, value, value_cls, isolated, timeout, max_memory, options, header, progress):
+    """run_parity with pure here (in-process) or in a worker, the judge's files checked around the worker; header()
+    once the class is known to be usable, then progress(steps) for the step loop's on_step."""
+    import itertools
+
+    from pure.model import GPTConfig
+    from pure.rng import Rng
+    from pure.train import shuffled
+
+    from .side_by_side import run_parity
+    from .user_value import spec_file
+    from .worker import Worker, judge_unchanged, run_events
+
+    def run(**more):
+        header()
+        on_step = progress(config.steps) if progress else None
+        try:
+            return run_parity(docs, config, modes=modes, on_step=on_step, **options, **more)
+        finally:
+            getattr(on_step, "close", lambda: None)()
+
+    if not isolated:
+        return run(value_cls=value_cls)
+    order, tokenizer = shuffled(docs, Rng(config.seed))
+    model = GPTConfig(n_layer=config.n_layer, n_embd=config.n_embd, n_head=config.n_head,
+                      block_size=config.block_size, vocab_size=tokenizer.vocab_size)
+    from dataclasses import asdict
+
+    job = {"mode": "run", "spec": value, "run": asdict(config), "cwd": os.getcwd()}
+    with judge_unchanged(), Worker(job, timeout=timeout, max_memory=max_memory, docs=docs,
+                                   user_file=spec_file(value) if value else None) as worker:
+        events = run_events(worker, config, model, lambda k: tokenizer.encode(order[k % len(order)]))
+        first = next(events)  # the class imported and checked, or an InputError before anything is said
+        report = run(events=itertools.chain([first], events))
+    report.worker_output = worker.captured
+    return report
 
 
 def check_value(value, *, steps: int = 20, **options):
@@ -217,10 +287,11 @@ def check_trace(path: PathLike, *, dtype: Optional[str] = None, device: str = "c
                 modes: Union[str, Sequence[str]] = MODES, json: Optional[PathLike] = None,
                 plot: Optional[PathLike] = None, junit: Optional[PathLike] = None,
                 markdown: Optional[PathLike] = None, details: Optional[PathLike] = None, diagnose: bool = True,
-                progress: Optional[Callable] = None, log: Optional[Callable[[str], None]] = None):
+                limits=None, progress: Optional[Callable] = None, log: Optional[Callable[[str], None]] = None):
     """`parity check`: judge a port in any language from the trace it writes (see the README's port-trace format).
 
-    The whole trace is read first, so an unusable line is an InputError before any work. progress(total) may
+    The whole trace is read first (once: it is spooled), so an unusable line is an InputError before any work;
+    limits (parity.porttrace.Limits) bound what a trace may ask (line length, size, steps, config). progress(total) may
     return on_step(step, checks), as for run(). diagnose: name the bug of a divergence (report.diagnosis).
     Returns a Report.
 
@@ -232,7 +303,7 @@ def check_trace(path: PathLike, *, dtype: Optional[str] = None, device: str = "c
 
     from .check import check_trace as replay
     from .check import judged_dtype
-    from .porttrace import PortTrace
+    from .porttrace import Limits, PortTrace
 
     log = log or (lambda text: None)
     with as_parity_errors():
@@ -240,11 +311,12 @@ def check_trace(path: PathLike, *, dtype: Optional[str] = None, device: str = "c
         if dtype not in (None, "float64", "float32"):
             raise InputError(f"dtype must be float64 or float32, got {dtype!r}")
         resolve_device(device)
+        limits = limits or Limits()
         outputs = {"--json": json, "--plot": plot, "--junit": junit, "--markdown": markdown, "--details": details}
         with plan_outputs(outputs, {"TRACE": path}):
             log("reading the whole trace first, so that an unusable line is found before any work ...")
-            trace = PortTrace(path)
-            steps = sum(1 for _ in trace)  # raises TraceError naming the line
+            trace = PortTrace(path, limits).spool()  # read once; raises TraceError naming the line
+            steps = len(trace)
             c = trace.meta.config
             judged, source, _ = judged_dtype(dtype, trace.meta, trace.init)
             log(f"port: {trace.meta.implementation or 'unnamed'}; n_layer {c.n_layer}, n_embd {c.n_embd}, n_head "
@@ -253,7 +325,8 @@ def check_trace(path: PathLike, *, dtype: Optional[str] = None, device: str = "c
             on_step = progress(steps) if progress else None
             with _details(details) as details_file:
                 report = replay(path, dtype=dtype, device=device, modes=modes, on_step=on_step, keep_checks=False,
-                                details=details_file)
+                                details=details_file, trace=trace)
+            trace.close()
             getattr(on_step, "close", lambda: None)()
             report.title = f"parity check: {path}"
             if diagnose:
@@ -262,28 +335,44 @@ def check_trace(path: PathLike, *, dtype: Optional[str] = None, device: str = "c
 
 
 def check_ops(value=None, *, seed: int = 0, json: Optional[PathLike] = None, junit: Optional[PathLike] = None,
-              markdown: Optional[PathLike] = None):
+              markdown: Optional[PathLike] = None, isolate: Optional[bool] = None, timeout: float = TIMEOUT,
+              max_memory: int = MAX_MEMORY):
     """`parity ops`: every rule of a Value class against torch.autograd (float64) and finite differences.
 
-    value: a class, "path/to/file.py:Class", "module:Class", or None for pure's own Value. Returns an OpsReport
-    (verdict "agree", "partial" when every op the class has is right but one the model needs is absent, or
-    "diverge").
+    value: a class, "path/to/file.py:Class", "module:Class", or None for pure's own Value; a spec runs in a worker
+    (parity.worker: `timeout` seconds for the whole job, `max_memory` MB), a class object in this process. Returns
+    an OpsReport (verdict "agree", "partial" when every op the class has is right but one the model needs is
+    absent, or "diverge").
 
     >>> report = parity.check_ops("tests/engines/wrong_rules.py:WrongLog")  # doctest: +SKIP
     >>> report.verdict, [r.op for r in report.failing]
     ('diverge', ['log', 'cross-entropy'])
     """
     from .ops import run_ops
-    from .user_value import spec_file
+    from .ops_cases import specs
+    from .user_value import parse_spec, spec_file
+    from .worker import Worker, judge_unchanged, ops_events
 
     with as_parity_errors():
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise InputError(f"seed must be an integer >= 0, got {seed!r}")
-        value_cls, value_name = _value(value, for_ops=True)
+        _limits(timeout, max_memory)
+        isolated = value is not None and _isolated(value, isolate)
+        if isolated:
+            parse_spec(value)
+        else:
+            value_cls, value_name = _value(value, for_ops=True)
         outputs = {"--json": json, "--junit": junit, "--markdown": markdown}
         with plan_outputs(outputs, {"--value": spec_file(value) if isinstance(value, str) else None}):
-            report = run_ops(value_cls, seed=seed)
-            report.value_class = value_name
+            if isolated:
+                job = {"mode": "ops", "spec": value, "seed": seed, "cwd": os.getcwd()}
+                with judge_unchanged(), Worker(job, timeout=timeout, max_memory=max_memory,
+                                               user_file=spec_file(value)) as worker:
+                    report = run_ops(None, seed, results=ops_events(worker, specs()), value_name=value)
+                report.worker_output = worker.captured
+            else:
+                report = run_ops(value_cls, seed=seed)
+                report.value_class = value_name
             return _write(report, json, None, junit, markdown)
 
 

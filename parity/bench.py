@@ -42,6 +42,7 @@ GOAL_GIST_RATIO = 20  # goal 1: fused pure per step at least 20x faster than mic
 GOAL_PARITY_SHARE = 0.1  # goal 2: a parity step at most a tenth of a microgpt.py step
 GOAL_LARGE_RATIO = 10  # goal 3: fused at least 10x faster than plain at 4 x 64, block 64
 GOAL_LARGE_MB = 200  # goal 3: peak memory of the fused large run
+GOAL_WORKER_RATIO = 1.2  # goal 4: code under test in a worker costs at most a fifth more
 LARGE = dict(n_layer=4, n_embd=64, n_head=4, block_size=64)
 
 
@@ -188,6 +189,22 @@ def diagnosis_seconds(docs, work):
     return out
 
 
+def worker_ratio(docs, rounds=3):
+    """A 20-step `run --value pure.engine:Value` with the worker (parity.worker: a process of its own, the class
+    imported there, its records sent over a pipe) against the same run in this process: the medians of `rounds`
+    alternating runs, and their ratio."""
+    from . import api
+
+    timed = {True: [], False: []}
+    api.run(docs, steps=2, samples=0, value="pure.engine:Value", isolate=False, diagnose=False)  # warm-up
+    for _ in range(rounds):
+        for isolate in (True, False):
+            t0 = time.perf_counter()
+            api.run(docs, steps=20, samples=0, value="pure.engine:Value", isolate=isolate, diagnose=False)
+            timed[isolate].append(time.perf_counter() - t0)
+    return statistics.median(timed[True]), statistics.median(timed[False])
+
+
 @dataclass
 class Goal:
     """One goal: measured (a ratio and whether it is met) or not (why, and the command that fixes it)."""
@@ -279,6 +296,8 @@ def main(argv=None):
     seed_whole = statistics.median(seed_runs) if seed_runs else None
     say("timing torch_ref ...")
     torch_step = torch_step_seconds(docs, 999)
+    say("timing a 20-step run --value with and without the worker ...")
+    with_worker, without_worker = worker_ratio(docs)
     say("timing the diagnosis of a divergence, one per phase ...")
     with tempfile.TemporaryDirectory() as work:
         diagnosis = diagnosis_seconds(docs, work)
@@ -301,6 +320,8 @@ def main(argv=None):
              else f"{'not measured':>12}"))
     print(f"{'large 4x64 block 64: fused':<44} {large_fused:>9.3f} s/step, peak {large_fused_mb:.0f} MB")
     print(f"{'large 4x64 block 64: plain':<44} {large_plain:>9.3f} s/step, peak {large_plain_mb:.0f} MB")
+    print(f"{'20-step run --value, with the worker':<44} {with_worker:>8.2f}s  (in this process: "
+          f"{without_worker:.2f}s)")
     for bug_id, (seconds, named) in diagnosis.items():
         print(f"{'diagnosis added to parity check: ' + bug_id:<44} {seconds:>8.2f}s  (named {named})")
 
@@ -317,6 +338,9 @@ def main(argv=None):
              f"{large_plain / large_fused:.1f}x", large_plain / large_fused >= GOAL_LARGE_RATIO),
         Goal("3b.", f"large config, fused peak memory (goal <= {GOAL_LARGE_MB} MB)",
              f"{large_fused_mb:.0f} MB", large_fused_mb <= GOAL_LARGE_MB),
+        Goal("4.", f"a 20-step run --value, with the worker / without (goal <= {GOAL_WORKER_RATIO})",
+             f"{with_worker / without_worker:.2f} ({with_worker:.2f} / {without_worker:.2f} s)",
+             with_worker / without_worker <= GOAL_WORKER_RATIO),
     ]
     print("\ngoals (ratios from this one run):")
     for g in goals:

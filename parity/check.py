@@ -14,7 +14,7 @@ torch_ref replays the port's run from the port's own initial weights, over the p
 
 import numpy as np
 
-from pure.model import split_flat
+from pure.model import param_shapes
 
 from .compare import compare_records
 from .diagnose import LossesState, StateRecorder
@@ -30,12 +30,21 @@ def _port_record(s, config):
     """The port's numbers at step s, under the quantities' names (only what the trace carries)."""
     rec = {"loss": np.array(s.loss)}
     if s.logits is not None:
-        rec["logits"] = np.array(s.logits, dtype=np.float64)
+        rec["logits"] = np.asarray(s.logits, dtype=np.float64)
     for kind, flat in (("grad:", s.grads), ("param:", s.params)):
         if flat is not None:
-            for name, rows in split_flat(flat, config).items():
-                rec[kind + name] = np.array(rows, dtype=np.float64)
+            rec.update({kind + name: a for name, a in named_arrays(flat, config).items()})
     return rec
+
+
+def named_arrays(flat, config):
+    """A flat parameter list (or array) in the seed's order -> name -> (rows, cols) float64 array views."""
+    flat = np.asarray(flat, dtype=np.float64)
+    out, at = {}, 0
+    for name, (rows, cols) in param_shapes(config).items():
+        out[name] = flat[at:at + rows * cols].reshape(rows, cols)
+        at += rows * cols
+    return out
 
 
 def _moments(trainer):
@@ -64,6 +73,9 @@ def judged_dtype(dtype, meta, init):
     if dtype:
         return dtype, "--dtype", notes
     if meta.dtype:
+        if meta.dtype == "float32" and found.kind == "float64":
+            notes.append(f"meta says float32, but {found.describe()}: judged with float32's tolerances, about 1e8 "
+                         f"times looser than float64's; drop \"dtype\" unless the port computes in float32")
         if meta.dtype == "float64" and found.kind == "float32":
             notes.append(f"meta says float64, but {found.describe()}: if the port computes in float32, say \"dtype\": "
                          f"\"float32\" in meta (or pass --dtype float32)")
@@ -75,11 +87,13 @@ def judged_dtype(dtype, meta, init):
     return "float64", "default", notes
 
 
-def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, keep_checks=True, details=None):
-    """Replay a port trace in torch_ref and compare; returns a Report. TraceError for an unusable trace."""
+def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, keep_checks=True, details=None,
+                trace=None):
+    """Replay a port trace in torch_ref and compare; returns a Report. TraceError for an unusable trace. trace: the
+    trace already read (PortTrace(path).spool()), so that it is read once."""
     from torch_ref.train import DTYPES, TorchTrainer
 
-    trace = PortTrace(path)
+    trace = trace if trace is not None else PortTrace(path)
     meta = trace.meta
     config = meta.config
     dtype, dtype_from, dtype_notes = judged_dtype(dtype, meta, trace.init)
@@ -162,6 +176,12 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, ke
         missing = [phase for phase in ("forward", "backward", "optimizer") if phase not in checked]
         if missing:
             report.unchecked = _unchecked(missing, have)
+        elif meta.adam.lr == 0:  # the trace's own terms would hide any optimizer: nothing moves
+            report.unchecked = ("meta's lr is 0, so the weights never move and no update is checked: trace the run "
+                                "with the learning rate it trains with")
+    if config.head_dim == 1:
+        report.notes.append("head_dim is 1 (n_head = n_embd): sqrt(head_dim) is 1, so a missing attention scale "
+                            "cannot show; check a config with wider heads too")
     report.finish()
     fd = report.first_divergence
     free_failed = any(c.mode == "free" and not c.ok for c in report.tally.worst.values())

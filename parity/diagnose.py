@@ -82,7 +82,7 @@ class StateRecorder:
         if self.done:
             return
         if self.history is not None and grads is not None and len(self.history) < HISTORY_STEPS:
-            self.history.append(list(grads))
+            self.history.append([float(x) for x in grads])
         else:
             self.history = None  # no gradients this step, or too many steps: rebuild no more
 
@@ -96,7 +96,7 @@ class StateRecorder:
         history = list(self.history) if self.history is not None else None
         if prev_grads is None and history and len(history) == step - 1:
             prev_grads = history[-1]
-        self.state = StepState(self.config, step, tokens, list(weights), self.adam, self.total_steps,
+        self.state = StepState(self.config, step, tokens, [float(x) for x in weights], self.adam, self.total_steps,
                                dict(port_record), phase, self.dtype, self.reference, m, v, history, torch_moments,
                                prev_grads)
 

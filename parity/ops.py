@@ -20,7 +20,7 @@ import sys
 from pure.engine import Value
 
 from . import ops_cases
-from .ops_report import OpResult, OpsReport, not_checked
+from .ops_report import OpResult, OpsReport, not_checked, stopped
 from .tolerances import OPS_FD_ROUNDING_ULPS, OPS_FD_STEP, OPS_FD_TOL, OPS_FWD_TOL, OPS_GRAD_TOL
 
 EPS = sys.float_info.epsilon
@@ -159,14 +159,15 @@ def _why_not_checked(spec, value_cls, present):
     return None
 
 
-def _check_op(spec, value_cls, seed, present):
+def _check_op(spec, user, seed):
+    """user: {"why": text} when the class cannot run the op, else {"cases": [{"fwd", "grad"} or {"raised"}]}: what
+    the class computed for each case (here, or in a worker)."""
     from .user_value import MODEL_METHODS
 
     required = not spec.extra and all(m in MODEL_METHODS for m in spec.uses)
-    why = _why_not_checked(spec, value_cls, present)
-    if why is not None:
-        return not_checked(spec.name, spec.kind, why, required)
-    result = _judge_op(spec, value_cls, seed)
+    if user.get("why") is not None:
+        return not_checked(spec.name, spec.kind, user["why"], required)
+    result = _judge_op(spec, user["cases"], seed)
     result.required = required
     if spec.name.startswith("deep chain") and result.detail.startswith("raised RecursionError"):
         # Every rule may be right: the engine's recursive topological sort cannot go this deep.
@@ -176,7 +177,22 @@ def _check_op(spec, value_cls, seed, present):
     return result
 
 
-def _judge_op(spec, value_cls, seed):
+def user_results(spec, value_cls, seed, present):
+    """What the class computes for every case of the op, in the form _check_op takes (the worker sends the same)."""
+    why = _why_not_checked(spec, value_cls, present)
+    if why is not None:
+        return {"why": why}
+    cases = []
+    for ci, case in enumerate(spec.cases):
+        try:
+            fwd, grad = user_side(spec, case, value_cls, lambda n, ci=ci: ops_cases.upstream(seed, spec.name, ci, n))
+            cases.append({"fwd": fwd, "grad": grad})
+        except Exception as e:  # noqa: BLE001 - the class under test raised: that op is wrong
+            cases.append({"raised": f"{type(e).__name__}: {' '.join(str(e).split())}"[:200]})
+    return {"cases": cases}
+
+
+def _judge_op(spec, user_cases, seed):
     worst = {"fwd": 0.0, "grad": 0.0, "fd": 0.0, "ref": 0.0}
     failed, first_input, detail = [], None, ""
     used_fd = False
@@ -194,11 +210,15 @@ def _judge_op(spec, value_cls, seed):
 
         t_fwd, t_grad, w = _torch_side(spec, case, weights)
         names = _input_names(case)
-        try:
-            u_fwd, u_grad = user_side(spec, case, value_cls, weights)
-        except Exception as e:  # the class under test raised: that op is wrong
+        user = user_cases[ci] if ci < len(user_cases) else {"raised": "no result"}
+        if "raised" in user:  # the class under test raised: that op is wrong
             worst["fwd"] = worst["grad"] = math.inf
-            fail("exception", case, f"raised {type(e).__name__}: {' '.join(str(e).split())}"[:200])
+            fail("exception", case, f"raised {user['raised']}"[:200])
+            continue
+        u_fwd, u_grad = [float(x) for x in user["fwd"]], [float(x) for x in user["grad"]]
+        if len(u_grad) != len(t_grad):
+            worst["grad"] = math.inf
+            fail("gradient", case, f"{len(u_grad)} input gradients, expected {len(t_grad)}")
             continue
         if len(u_fwd) != len(t_fwd):
             worst["fwd"] = math.inf
@@ -239,9 +259,14 @@ def _judge_op(spec, value_cls, seed):
                     detail=detail, cases=len(spec.cases), kind=spec.kind, status="FAIL" if failed else "ok")
 
 
-def run_ops(value_cls=Value, seed=0, only=None):
-    """Check every op and composite of the table with `value_cls`; `only` restricts to some op names."""
+def run_ops(value_cls=Value, seed=0, only=None, results=None, value_name=None):
+    """Check every op and composite of the table with `value_cls`; `only` restricts to some op names.
+
+    results: what the class computed, op by op, when it ran elsewhere (a worker: parity.worker), as an iterable of
+    (op, {"why"} or {"cases"}) in table order; a WorkerFailure raised while reading it stops the job: the op it
+    stopped in fails, naming how, and the ops after it are not run."""
     from .user_value import present_methods
+    from .worker import WorkerFailure
 
     specs = ops_cases.specs()
     if only is not None:
@@ -249,6 +274,19 @@ def run_ops(value_cls=Value, seed=0, only=None):
         if unknown:
             raise ValueError(f"unknown ops: {', '.join(sorted(unknown))}; known: {', '.join(s.name for s in specs)}")
         specs = [s for s in specs if s.name in only]
-    name = f"{value_cls.__module__}:{value_cls.__qualname__}"
-    present = present_methods(value_cls)
-    return OpsReport([_check_op(s, value_cls, seed, present) for s in specs], value_class=name, seed=seed)
+    name = value_name or f"{value_cls.__module__}:{value_cls.__qualname__}"
+    if results is None:
+        present = present_methods(value_cls)
+        results = ((s.name, user_results(s, value_cls, seed, present)) for s in specs)
+    by_op, report = {s.name: s for s in specs}, OpsReport([], value_class=name, seed=seed)
+    try:
+        for op, user in results:
+            report.ops.append(_check_op(by_op[op], user, seed))
+    except WorkerFailure as failure:
+        report.stopped = str(failure)
+    done = {r.op for r in report.ops}
+    for s in specs:
+        if s.name not in done:
+            report.ops.append(stopped(s, report.stopped or "no result"))
+    report.ops.sort(key=lambda r: [s.name for s in specs].index(r.op))
+    return report

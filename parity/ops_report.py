@@ -2,7 +2,8 @@
 
 An op's status is one of the table's words: `ok`; `FAIL` (a wrong rule or value, or an exception); `absent` (the
 class lacks a method the model needs: not checked, not wrong); `n/a` (an optional op it lacks); `limit` (the deep
-chain raised RecursionError: a limitation of the engine, not a wrong rule).
+chain raised RecursionError: a limitation of the engine, not a wrong rule); `stopped` (the worker running the class
+timed out, crashed or exited in this op or before it: not run, and the verdict is diverge).
 """
 
 import math
@@ -17,7 +18,7 @@ from .tolerances import OPS_FD_TOL, OPS_FWD_TOL, OPS_GRAD_TOL, ops_tolerances
 
 VERDICT_DETAILED = 4  # failing ops described in the verdict line; the rest are named only
 TABLE_WIDTH = 100
-STATUSES = ("ok", "FAIL", "absent", "n/a", "limit")
+STATUSES = ("ok", "FAIL", "absent", "n/a", "limit", "stopped")
 
 
 @dataclass
@@ -56,6 +57,14 @@ def not_checked(op, kind, why, required):
                     status="absent" if required else "n/a", required=required)
 
 
+def stopped(spec, why):
+    """The result of an op the job never ran, or never finished: the worker stopped (parity.worker)."""
+    nan = math.nan
+    return OpResult(op=spec.name, ok=False, max_fwd_error=nan, max_grad_error=nan, max_fd_error=nan,
+                    ref_fd_error=nan, checks=[], failed_checks=[], input=None, detail=why, cases=0, kind=spec.kind,
+                    status="stopped", required=not spec.extra)
+
+
 def format_input(inputs, width=None):
     if inputs is None:
         return "-"
@@ -84,6 +93,7 @@ class OpsReport(ReportForms):
     ops: list
     value_class: str = "pure.engine:Value"
     seed: int = 0
+    stopped: Optional[str] = None  # how the worker running the class stopped, when it did
 
     @property
     def title(self):
@@ -121,7 +131,7 @@ class OpsReport(ReportForms):
     def verdict(self):
         """"diverge" when an op the class has is wrong; "partial" when every op it has is right but one the
         model needs is absent; "agree" otherwise (n/a ops and limitations are listed, not judged)."""
-        if self.failing:
+        if self.failing or self.stopped:
             return "diverge"
         return "partial" if any(r.status == "absent" for r in self.ops) else "agree"
 
@@ -131,7 +141,7 @@ class OpsReport(ReportForms):
 
     @property
     def checked(self):
-        return [r for r in self.ops if r.status not in ("absent", "n/a")]
+        return [r for r in self.ops if r.status not in ("absent", "n/a", "stopped")]
 
     def _tail(self):
         """'; absent: exp, log (...); n/a: tanh; limitation: ...' for what was not judged."""
@@ -154,6 +164,9 @@ class OpsReport(ReportForms):
     def verdict_line(self):
         bad = self.failing
         n = len(self.checked)
+        if self.stopped:
+            not_run = sum(r.status == "stopped" for r in self.ops)
+            return f"ops: {self.stopped}; {not_run} op(s) not run, {len(bad)} of {n} checked wrong"
         if not bad:
             inputs = sum(r.cases for r in self.checked)
             return (f"ops: all {n} checked agree with torch float64 and finite differences "
@@ -222,6 +235,8 @@ def format_ops_table(report, width=TABLE_WIDTH):
             details.append(f"  {r.op}: at {format_input(r.input)}: {r.detail}")
         elif r.status == "limit":
             note = "RecursionError: a recursive backward"
+        elif r.status == "stopped":
+            note = "not run: the worker stopped"
         else:
             note = ""
         lines.append(f"{r.op:<{name_w}}{r.status:<8}{err(r.max_fwd_error, 9, r.judged)}"

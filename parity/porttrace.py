@@ -26,6 +26,7 @@ import gzip
 import json
 import math
 import re
+import zlib
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -41,6 +42,40 @@ ADD_TENSORS = ('add "grads" (every parameter\'s .grad after backward, before the
 
 class TraceError(ValueError):
     """An unusable trace: one line naming where and what (exit 2)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a trace may ask of the judge, checked as it is read (each a flag of `parity check`): a legitimate
+    trace is far inside every one (the seed's 1000 steps with every tensor: 164 MB, lines of 0.2 MB)."""
+
+    max_line_mb: float = 64.0  # one line (--max-line-mb)
+    max_trace_mb: float = 4096.0  # the whole trace, decompressed (--max-trace-mb)
+    max_steps: int = 1_000_000  # step lines (--max-steps)
+    max_params: int = 50_000_000  # the config's parameter count (--max-params)
+    max_memory_mb: float = 4096.0  # what replaying the config would allocate, estimated from its sizes (--max-memory)
+
+
+META_DEPTH = 8  # nesting of meta's values (a config dict is 2)
+
+
+def replay_bytes(config):
+    """An estimate of what torch_ref allocates to replay a config: per parameter its weight, gradient, Adam's two
+    moments and the port's copies (about ten float64s, both modes), the causal mask (block_size^2 bytes), and one
+    document's attention (n_layer x n_head x block_size^2 float64s, forward and backward)."""
+    c = config
+    params = 2 * c.vocab_size * c.n_embd + c.block_size * c.n_embd + 12 * c.n_layer * c.n_embd ** 2
+    return 80 * params + c.block_size ** 2 + 3 * 8 * c.n_layer * c.n_head * c.block_size ** 2, params
+
+
+def _depth(x, limit):
+    if limit < 0:
+        return False
+    if isinstance(x, dict):
+        return all(_depth(v, limit - 1) for v in x.values())
+    if isinstance(x, list):
+        return all(_depth(v, limit - 1) for v in x)
+    return True
 
 
 @dataclass
@@ -97,7 +132,10 @@ def _number(x, where):
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         hint = " (a string holds a number only as a hex float, e.g. \"0x1.8p+1\")" if isinstance(x, str) else ""
         raise TraceError(f"{where}: expected a number, got {json.dumps(x)[:40]}{hint}")
-    return float(x)
+    try:
+        return float(x)
+    except OverflowError:  # an integer beyond any double: the port's non-finite value there
+        return math.inf if x > 0 else -math.inf
 
 
 def _numbers(values, where):
@@ -147,10 +185,12 @@ def _meta_number(x):
     return float.fromhex(x) if isinstance(x, str) and _HEX.fullmatch(x) else float(x)
 
 
-def _meta(rec, where):
+def _meta(rec, where, limits=None):
     m = rec.get("meta")
     if not isinstance(m, dict):
         raise TraceError(f"{where}: meta must be an object")
+    if not _depth(m, META_DEPTH):
+        raise TraceError(f"{where}: meta is nested deeper than {META_DEPTH} levels")
     if m.get("format", FORMAT) != FORMAT:
         raise TraceError(f"{where}: trace format {m.get('format')!r}; this version reads format {FORMAT}")
     missing = [k for k in (*CONFIG_KEYS, "chars") if k not in m]
@@ -164,6 +204,15 @@ def _meta(rec, where):
         config = GPTConfig(**{k: m[k] for k in CONFIG_KEYS}, vocab_size=len(chars) + 1)
     except ValueError as e:
         raise TraceError(f"{where}: {e}") from None
+    limits = limits or Limits()
+    need, params = replay_bytes(config)  # before anything of that size is made
+    if params > limits.max_params:
+        raise TraceError(f"{where}: the config has {params:.3g} parameters, over the limit of {limits.max_params:.3g} "
+                         f"(--max-params to allow more)")
+    if need > limits.max_memory_mb * 2 ** 20:
+        raise TraceError(f"{where}: replaying this config would take about {need / 2 ** 20:.0f} MB (block_size "
+                         f"{config.block_size}, {params} parameters), over the limit of {limits.max_memory_mb:g} MB "
+                         f"(--max-memory to allow more)")
     base = AdamConfig()
     try:
         adam = AdamConfig(**{k: _meta_number(m.get(k, getattr(base, k))) for k in ("lr", "beta1", "beta2", "eps")})
@@ -248,14 +297,21 @@ class _Pending:
         return s
 
 
-class PortTrace:
-    """Open a trace and read its meta and init; iterate over it for the steps, one at a time.
+_JSON_LINE = re.compile(rb"^[ \t\r\f\v]*\{", re.M)  # where a line that is a JSON object starts
+CHUNK = 8 << 20  # bytes read at a time
 
-    Every problem is a TraceError naming the file and line.
+
+class PortTrace:
+    """Open a trace and read its meta and init; iterate over it for the steps, one at a time, or `spool()` them.
+
+    The file is read in large chunks and only the lines that start with `{` are looked at (a port's own prints,
+    and any number of empty lines, cost a scan at C speed), within `limits`. Every problem is a TraceError naming
+    the file and line.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, limits=None):
         self.path = str(path)
+        self.limits = limits or Limits()
         self._file = None
         self.meta, self.init = None, None
         self._lines = self._records()
@@ -264,7 +320,7 @@ class PortTrace:
             if "meta" in rec:
                 if self.meta is not None:
                     raise TraceError(f"{where}: a second meta line")
-                self.meta = _meta(rec, where)
+                self.meta = _meta(rec, where, self.limits)
             elif "init" in rec:
                 if self.meta is None:
                     raise TraceError(f"{where}: init before meta (meta must come first)")
@@ -278,28 +334,65 @@ class PortTrace:
             raise TraceError(f"{self.path}: no {'meta' if self.meta is None else 'init'} line (a port trace starts "
                              f"with {{\"meta\": ...}} and {{\"init\": [...]}}; see the README's port-trace section)")
 
-    def _records(self):
+    def _json_lines(self):
+        """(line number, bytes) of every line that starts with `{`, within the limits."""
+        max_line = int(self.limits.max_line_mb * 2 ** 20)
+        max_total = int(self.limits.max_trace_mb * 2 ** 20)
         opener = gzip.open if self.path.endswith(".gz") else open
         try:
-            self._file = opener(self.path, "rt", encoding="utf-8")
+            self._file = opener(self.path, "rb")
         except OSError as e:
             raise TraceError(f"cannot read trace {self.path}: {e.strerror or e}") from None
+        buf, line_at_buf, total = b"", 1, 0
+        while True:
+            chunk = self._file.read(CHUNK)
+            total += len(chunk)
+            if total > max_total:
+                raise TraceError(f"{self.path}: longer than {self.limits.max_trace_mb:g} MB (decompressed) by line "
+                                 f"{line_at_buf}; --max-trace-mb to allow more")
+            buf += chunk
+            if not buf:
+                return
+            end = len(buf) if not chunk else buf.rfind(b"\n") + 1  # complete lines only, until the end
+            if end == 0:
+                if len(buf) > max_line:
+                    raise TraceError(f"{self.path}: line {line_at_buf} is longer than {self.limits.max_line_mb:g} MB; "
+                                     f"--max-line-mb to allow more")
+                continue
+            counted, line = 0, line_at_buf
+            for m in _JSON_LINE.finditer(buf, 0, end):
+                start = m.start()
+                line += buf.count(b"\n", counted, start)
+                counted = start
+                stop = buf.find(b"\n", start, end)
+                stop = end if stop < 0 else stop
+                if stop - start > max_line:
+                    raise TraceError(f"{self.path}: line {line} is longer than {self.limits.max_line_mb:g} MB; "
+                                     f"--max-line-mb to allow more")
+                yield line, buf[start:stop]
+            line_at_buf = line + buf.count(b"\n", counted, end)
+            buf = buf[end:]
+            if not chunk:
+                return
+
+    def _records(self):
         try:
-            for lineno, line in enumerate(self._file, 1):
-                text = line.strip()
-                if not text.startswith("{"):
-                    continue  # the port's own prints
+            for lineno, line in self._json_lines():
                 try:
-                    rec = json.loads(text)
+                    rec = json.loads(line)
                 except json.JSONDecodeError as e:
                     try:  # nan, -inf, +Inf, bare hex floats, ...: rewritten outside strings, then read again
-                        rec = json.loads(_LENIENT.sub(_lenient, text))
-                    except json.JSONDecodeError:
+                        rec = json.loads(_LENIENT.sub(_lenient, line.decode("utf-8")))
+                    except (json.JSONDecodeError, RecursionError, ValueError):
                         raise TraceError(f"{self.path}: line {lineno}: not JSON ({e.msg} at column {e.colno})") \
                             from None
+                except RecursionError:
+                    raise TraceError(f"{self.path}: line {lineno}: nested too deep to be a trace line") from None
+                except ValueError as e:  # an integer of more digits than Python reads, text that is not UTF-8
+                    raise TraceError(f"{self.path}: line {lineno}: not JSON ({e})") from None
                 if isinstance(rec, dict):
                     yield lineno, rec
-        except (UnicodeDecodeError, EOFError, OSError, gzip.BadGzipFile) as e:
+        except (EOFError, OSError, gzip.BadGzipFile, zlib.error) as e:
             raise TraceError(f"{self.path}: unreadable ({type(e).__name__}: {e}); a trace is UTF-8 JSON lines, "
                              f"optionally gzipped (.gz)") from None
 
@@ -318,6 +411,9 @@ class PortTrace:
                 problem = "missing" if type(k) is int and k > expected else "out of order"
                 raise TraceError(f"{self.path}: line {lineno}: step {k!r} where step {expected} was expected (steps "
                                  f"{problem}; steps count from 1, in order, all lines of a step before the next's)")
+            if expected > self.limits.max_steps:
+                raise TraceError(f"{self.path}: line {lineno}: more than {self.limits.max_steps} steps; --max-steps "
+                                 f"to allow more")
             if pending is not None:
                 yield pending.finish()
             pending = _Pending(self.path, self.meta, k, lineno)
@@ -328,6 +424,46 @@ class PortTrace:
         yield pending.finish()
         self.close()
 
+    def spool(self):
+        """Read every step now, checking the whole trace before any work, into a spool (a temporary file, so that
+        memory stays flat) that the replay iterates: the trace itself is read once."""
+        return SpooledSteps(self)
+
     def close(self):
         if self._file is not None:
             self._file.close()
+
+
+class SpooledSteps:
+    """The steps of a trace, read and checked once, kept in a temporary file as arrays (float64) and replayed
+    from there; `len()` is the step count, iteration gives PortSteps whose grads, params and logits are arrays."""
+
+    def __init__(self, trace):
+        import pickle
+        import tempfile
+
+        import numpy as np
+
+        self.meta, self.init, self.path = trace.meta, trace.init, trace.path
+        self._spool = tempfile.TemporaryFile()
+        self.count = 0
+        for s in trace:
+            for key in ("grads", "params", "logits"):
+                value = getattr(s, key)
+                if value is not None:
+                    setattr(s, key, np.array(value, dtype=np.float64))
+            pickle.dump(s, self._spool, protocol=pickle.HIGHEST_PROTOCOL)
+            self.count += 1
+
+    def __len__(self):
+        return self.count
+
+    def __iter__(self):
+        import pickle
+
+        self._spool.seek(0)
+        for _ in range(self.count):
+            yield pickle.load(self._spool)
+
+    def close(self):
+        self._spool.close()

@@ -12,7 +12,6 @@ name's spelling.
 
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 from pure.model import param_shapes
 
@@ -120,10 +119,27 @@ def port_quantities(config):
     return out
 
 
+def record_shapes(config, T):
+    """name -> shape of everything a step of `parity run` records, for a document of T predicted positions: what a
+    worker's record must hold, exactly (parity.worker)."""
+    C, V = config.n_embd, config.vocab_size
+    wide = {"mlp_pre", "mlp_hidden"}
+    shapes = {"loss": ()}
+    for name in forward_names(config):
+        if name == "logits":
+            shape = (T, V)
+        elif name.endswith("attn_weights"):
+            shape = (T, T)
+        else:
+            shape = (T, 4 * C) if name.split(".")[-1] in wide else (T, C)
+        shapes[name] = shapes["d:" + name] = shape
+    for name, shape in param_shapes(config).items():
+        for kind in ("grad:", "adam_m:", "adam_v:", "param:"):
+            shapes[kind + name] = shape
+    return shapes
+
+
 def by_name(quantities) -> dict:
     return {q.name: q for q in quantities}
 
 
-def phase_of(name, quantities) -> Optional[str]:
-    q = by_name(quantities).get(name)
-    return q.phase if q else None

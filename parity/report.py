@@ -152,6 +152,8 @@ class Report(ReportForms):
                 return f"verdict: partial: what the trace holds agrees ({counts}{suffix}); {self.unchecked}"
             return f"verdict: agree ({counts}{suffix})"
         if fd["quantity"] == RAISED:
+            if fd["detail"].get("worker"):  # the worker stopped: timed out, crashed, exited
+                return f"first divergence: step {fd['step']} ({fd['mode']}), {fd['detail']['exception']}"
             where = f" (at {fd['detail']['where']})" if fd["detail"]["where"] else ""
             return (f"first divergence: step {fd['step']} ({fd['mode']}), the Value class raised in "
                     f"{fd['phase']}: {fd['detail']['exception']}{where}")
@@ -266,7 +268,8 @@ def format_table(report, width=100):
             if c is None:
                 cells += f"{'-':>9}{'-':>9}{'-':>10}{'':6}"
             elif q == RAISED:
-                cells += f"{'raised in ' + c.detail['phase']:>28}{'FAIL':>6}"
+                verb = "stopped" if c.detail.get("worker") else "raised"
+                cells += f"{verb + ' in ' + c.detail['phase']:>28}{'FAIL':>6}"
             elif q == SAMPLES:
                 cells += f"{int(c.max_abs):>9}{'differ':>9}{'':>10}{'OK' if c.ok else 'FAIL':>6}"
             elif c.nonfinite:

@@ -72,8 +72,9 @@ def _load_module(module_name, spec_text):
         raise ValueError(f"--value {spec_text}: importing {module_name} failed: {_one_line(e)}") from None
 
 
-def load_value_class(spec):
-    """The class named by `module:Class` or `path/to/file.py:Class`; ValueError (one line) if it can't be had."""
+def parse_spec(spec):
+    """(where, class name, whether `where` is a file) of `module:Class` or `path/to/file.py:Class`, checked without
+    importing anything (the judge never imports a user's file: parity.worker does); ValueError (one line)."""
     spec = str(spec).strip()
     if not spec:
         raise ValueError("--value was given an empty spec; give path/to/file.py:Class or module:Class, or leave "
@@ -86,11 +87,25 @@ def load_value_class(spec):
         raise ValueError(f"--value {spec!r}: expected module:Class or path/to/file.py:Class")
     if not class_name.isidentifier():
         raise ValueError(f"--value {spec}: {class_name!r} is not a class name")
-    if where.endswith(".py") or os.sep in where or "/" in where:
+    is_file = where.endswith(".py") or os.sep in where or "/" in where
+    if is_file:
+        if os.path.isdir(where):
+            raise ValueError(f"--value {spec}: {where!r} is a folder; name the .py file that defines the class, "
+                             f"e.g. {os.path.join(where, 'engine.py')}:{class_name}")
+        if not os.path.isfile(where):
+            raise ValueError(f"--value {spec}: no such file {where!r}")
+    elif not all(part.isidentifier() for part in where.split(".")):
+        raise ValueError(f"--value {spec}: {where!r} is neither a module name nor a path to a .py file")
+    return where, class_name, is_file
+
+
+def load_value_class(spec):
+    """The class named by `module:Class` or `path/to/file.py:Class`; ValueError (one line) if it can't be had."""
+    spec = str(spec).strip()
+    where, class_name, is_file = parse_spec(spec)
+    if is_file:
         module = _load_file(where, spec)
     else:
-        if not all(part.isidentifier() for part in where.split(".")):
-            raise ValueError(f"--value {spec}: {where!r} is neither a module name nor a path to a .py file")
         module = _load_module(where, spec)
     cls = getattr(module, class_name, None)
     if cls is None:

@@ -24,7 +24,7 @@ INFERENCE_HEADER = "--- inference (new, hallucinated names) ---"
 MAX_LOSS = 708.0
 
 # Exit codes shared by every command of the project.
-EXIT_OK, EXIT_DIVERGED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_DIVERGED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED = 130, 141, 143
 
 
@@ -99,6 +99,27 @@ def guarded(body, *args):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except Exception as e:  # noqa: BLE001 - a bug of the program itself: never reported as the user's divergence
+        return internal_error(e)
+
+
+def internal_error(exc):
+    """One `internal error:` line naming a file that holds the traceback; exit 3."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    try:
+        fd, path = tempfile.mkstemp(prefix="microgpt-parity-internal-error-", suffix=".txt")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        where = f"; the traceback is in {path}"
+    except OSError:
+        where = ""
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"internal error: {type(exc).__name__}: {message}{where} (a bug of the program, not a finding about "
+          f"the code it checks; please report it)", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 @dataclass

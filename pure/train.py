@@ -53,6 +53,13 @@ def sample_ids(params, config, rng, bos, temperature, sums=PLAIN_SUMS):
 ENGINES = ("fused", "plain")
 
 
+def shuffled(docs, rng):
+    """(the documents in the order the run uses them, the tokenizer): the seed's first draws from `rng`."""
+    docs = list(docs)
+    rng.shuffle(docs)
+    return docs, Tokenizer.from_docs(docs)
+
+
 def default_engine(value_cls=Value):
     """The one rule: pure's own Value runs fused (pure.fused, the same numbers, several times faster); any other
     Value class (a user's) runs the plain engine, one node per op, through the protocol's operators."""
@@ -76,9 +83,7 @@ class Trainer:
         self.sums = fused.SUMS if self.engine == "fused" else PLAIN_SUMS
         self.rng = Rng(seed)
         self.seed = seed
-        self.docs = list(docs)
-        self.rng.shuffle(self.docs)
-        self.tokenizer = Tokenizer.from_docs(self.docs)
+        self.docs, self.tokenizer = shuffled(docs, self.rng)
         self.config = GPTConfig(n_layer=n_layer, n_embd=n_embd, n_head=n_head, block_size=block_size,
                                 vocab_size=self.tokenizer.vocab_size)
         self.params = init_params(self.config, self.rng, value_cls)

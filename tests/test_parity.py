@@ -107,19 +107,16 @@ def test_cli_exit_1_on_divergence_with_verdict_line(tmp_path):
     # A user's engine with a wrong mul rule, through the same module path a user would give.
     corpus = write_corpus(tmp_path / "c.txt")
     out_json = tmp_path / "r.json"
-    script = tmp_path / "run.py"
-    script.write_text(
-        "import sys\n"
+    engine = tmp_path / "engine.py"
+    engine.write_text(  # pure's own Value, its mul rule made wrong (in the worker that imports this file)
         "from pure.engine import Value\n"
         "def mul(self, other):\n"
         "    other = other if isinstance(other, Value) else Value(other)\n"
         "    return Value(self.data * other.data, (self, other), (self.data, other.data))\n"
-        "Value.__mul__ = mul\n"
-        "from parity.__main__ import main\n"
-        "sys.exit(main(sys.argv[1:]))\n")
-    r = subprocess.run([sys.executable, script, "run", "--data", corpus, "--steps", "1", "--n-embd", "8",
-                        "--n-head", "2", "--samples", "1", "--json", out_json, "--no-table"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300, env={"PYTHONPATH": str(ROOT)})
+        "Value.__mul__ = mul\n")
+    r = subprocess.run([sys.executable, "-m", "parity", "run", "--data", corpus, "--steps", "1", "--n-embd", "8",
+                        "--n-head", "2", "--samples", "1", "--json", out_json, "--no-table", "--value",
+                        f"{engine}:Value"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 1, r.stderr
     assert verdict_line(r.stdout).startswith("first divergence: step 1 (lockstep, ")
     doc = json.loads(out_json.read_text())

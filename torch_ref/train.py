@@ -6,12 +6,13 @@ samples; documents are used in shuffled order, one per step, cut to
 block_size predictions. Only the arithmetic is PyTorch's own.
 """
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.optim.lr_scheduler import LambdaLR
 
 from pure.data import Tokenizer
-from pure.model import GPTConfig, split_flat
+from pure.model import GPTConfig, param_shapes, split_flat
 from pure.optim import AdamConfig
 from pure.rng import Rng
 
@@ -90,8 +91,16 @@ def make_optimizer(model, adam, steps):
 
 
 def _named(values, config):
-    """name -> rows, from name -> rows or from a flat list in the seed's order."""
-    return values if isinstance(values, dict) else split_flat(list(values), config)
+    """name -> rows (or arrays), from such a dict or from a flat list (or array) in the seed's order."""
+    if isinstance(values, dict):
+        return values
+    if isinstance(values, np.ndarray):  # views, no copy: cut by the shapes
+        out, at = {}, 0
+        for name, (rows, cols) in param_shapes(config).items():
+            out[name] = values[at:at + rows * cols].reshape(rows, cols)
+            at += rows * cols
+        return out
+    return split_flat(list(values), config)
 
 
 class TorchTrainer:
@@ -170,7 +179,7 @@ class TorchTrainer:
         params = self.params_by_name()
         for name, rows in _named(grads, self.config).items():
             p = params[name]
-            p.grad = torch.tensor(rows, dtype=p.dtype, device=p.device)
+            p.grad = torch.as_tensor(np.asarray(rows, dtype=np.float64)).to(dtype=p.dtype, device=p.device)
 
     def load_params(self, params):
         """Set every weight (name -> rows of floats or Values, or flat in the seed's order), exactly (rounded for
@@ -237,10 +246,9 @@ class TorchTrainer:
         if not 0 <= steps_done <= self.steps:
             raise ValueError(f"steps_done must be in 0..{self.steps}, got {steps_done}")
         self.load_params(params)
-        assert len(m) == len(v) == self.num_params, f"{len(m)} moments, but the model has {self.num_params} weights"
         # Optimizer state_dict layout: "state" is keyed by the parameter's index in param_groups[0]["params"].
         index = {id(p): i for i, p in enumerate(self.optimizer.param_groups[0]["params"])}
-        m_rows, v_rows = split_flat(m, self.config), split_flat(v, self.config)
+        m_rows, v_rows = _named(m, self.config), _named(v, self.config)
         state = {}
         for name, p in self.params_by_name().items():
             state[index[id(p)]] = {

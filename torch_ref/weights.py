@@ -72,7 +72,10 @@ def _checked_state_dict(model):
 
 
 def _as_float64(rows):
-    """Rows of Value-like objects (pure's or a user's: anything with .data) or of floats -> a float64 array."""
+    """Rows of Value-like objects (pure's or a user's: anything with .data), of floats, or an array -> a float64
+    array."""
+    if isinstance(rows, np.ndarray):
+        return np.array(rows, dtype=np.float64)  # a copy: torch takes no read-only array (one a worker sent)
     return np.array([[getattr(x, "data", x) for x in row] for row in rows], dtype=np.float64)
 
 
