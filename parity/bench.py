@@ -85,7 +85,7 @@ def gist_step_seconds(gist, names, steps):
 def find_bun():
     for candidate in (os.environ.get("BUN"), shutil.which("bun"), LOCAL / "node_modules" / ".bin" / "bun"):
         if candidate and Path(candidate).is_file():
-            return str(candidate)
+            return str(Path(candidate).resolve())  # it runs in a scratch folder
     return None
 
 
