@@ -299,10 +299,6 @@ def check_trace(path: PathLike, *, dtype: Optional[str] = None, device: str = "c
     >>> report.verdict, report.first_divergence["phase"]
     ('diverge', 'backward')
     """
-    from torch_ref.train import resolve_device
-
-    from .check import check_trace as replay
-    from .check import judged_dtype
     from .porttrace import Limits, PortTrace
 
     log = log or (lambda text: None)
@@ -310,13 +306,24 @@ def check_trace(path: PathLike, *, dtype: Optional[str] = None, device: str = "c
         modes = _modes(modes)
         if dtype not in (None, "float64", "float32"):
             raise InputError(f"dtype must be float64 or float32, got {dtype!r}")
-        resolve_device(device)
         limits = limits or Limits()
         outputs = {"--json": json, "--plot": plot, "--junit": junit, "--markdown": markdown, "--details": details}
         with plan_outputs(outputs, {"TRACE": path}):
             log("reading the whole trace first, so that an unusable line is found before any work ...")
-            trace = PortTrace(path, limits).spool()  # read once; raises TraceError naming the line
-            steps = len(trace)
+            # read once, in a process of its own while this one imports torch (about a second); len() waits for
+            # it and raises its TraceError naming the line
+            trace = PortTrace(path, limits).spool(background=True)
+            try:
+                from torch_ref.train import resolve_device
+
+                from .check import check_trace as replay
+                from .check import judged_dtype
+
+                resolve_device(device)
+                steps = len(trace)
+            except BaseException:
+                trace.close()
+                raise
             c = trace.meta.config
             judged, source, _ = judged_dtype(dtype, trace.meta, trace.init)
             log(f"port: {trace.meta.implementation or 'unnamed'}; n_layer {c.n_layer}, n_embd {c.n_embd}, n_head "

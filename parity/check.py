@@ -118,7 +118,8 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, ke
             if not recorder.done:
                 moments = _moments(lock) if recorder.history is None else None
                 recorder.before(s.step, s.tokens, weights if known else None, torch_moments=moments)
-            torch_rec = record_torch_step(lock, s.tokens, intermediates=False, grads=s.grads)
+            torch_rec = record_torch_step(lock, s.tokens, intermediates=False, grads=s.grads,
+                                          moments=False)  # a trace has no moments to compare
             if tensors and not known:
                 unanchored.append(s.step)
             if tensors and known:

@@ -17,11 +17,12 @@ def _np(t):
     return t.detach().to("cpu").double().numpy()
 
 
-def record_torch_step(trainer, tokens, *, intermediates=True, grads=None, tensors=True):
+def record_torch_step(trainer, tokens, *, intermediates=True, grads=None, tensors=True, moments=True):
     """Forward and backward on `tokens`, then one Adam update (on `grads`, name -> rows or flat in the seed's
     order, when given; else on torch's own gradients). The record: the loss and the logits (n, V); with
-    `tensors`, every parameter's gradient (torch's own), Adam's moments and the updated weights; with
-    `intermediates`, every tapped intermediate and its gradient (attention weights split per head into (T, T))."""
+    `tensors`, every parameter's gradient (torch's own), Adam's moments (with `moments`) and the updated weights;
+    with `intermediates`, every tapped intermediate and its gradient (attention weights split per head into
+    (T, T))."""
     with record_intermediates(trainer.model) if intermediates else contextlib.nullcontext({}) as taps:
         loss, logits = trainer.forward_backward(tokens)
     rec = {"loss": np.array(float(loss.item())), "logits": _np(logits)}
@@ -46,8 +47,9 @@ def record_torch_step(trainer, tokens, *, intermediates=True, grads=None, tensor
         trainer.set_grads(grads)
     trainer.update()
     for name, p in params.items():
-        state = trainer.optimizer.state[p]
-        rec["adam_m:" + name] = _np(state["exp_avg"])
-        rec["adam_v:" + name] = _np(state["exp_avg_sq"])
+        if moments:
+            state = trainer.optimizer.state[p]
+            rec["adam_m:" + name] = _np(state["exp_avg"])
+            rec["adam_v:" + name] = _np(state["exp_avg_sq"])
         rec["param:" + name] = _np(p)
     return rec

@@ -228,3 +228,40 @@ def test_step_numbering_rules_stay(tmp_path, records, words):
     with pytest.raises(TraceError) as e:
         steps(path)
     assert words in str(e.value)
+
+
+SPOOL_IN_BACKGROUND = """
+import pickle, sys
+from parity.porttrace import PortTrace, TraceError
+spool = PortTrace(sys.argv[1]).spool(background=True)
+assert spool._child is not None, "no torch and no thread here: the reader must fork"
+try:
+    print(pickle.dumps([(s.step, s.tokens, s.loss, None if s.grads is None else list(s.grads)) for s in spool]).hex())
+except TraceError as e:
+    print("TraceError", e)
+"""
+
+
+def test_a_trace_read_in_the_background_is_the_same_and_fails_the_same(tmp_path):
+    # parity check reads the trace in a forked process while it imports torch; the steps, and the error naming a
+    # bad line, must be what the reader gives in this process
+    import pickle
+    import subprocess
+    import sys
+
+    step = {"step": 1, "doc": "cat", "loss": 2.5, "grads": [0.5] * N, "params": [0.0] * N}
+    good = write(tmp_path, [META, {"init": [0.0] * N}, step, {**step, "step": 2, "loss": float("nan")}])
+    bad = write(tmp_path, [META, {"init": [0.0] * N}, step, '{"step": 2, "doc": "cat", "loss": oops}'], "bad.jsonl")
+
+    def background(path):
+        out = subprocess.run([sys.executable, "-c", SPOOL_IN_BACKGROUND, str(path)], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        return out if out.startswith("TraceError") else pickle.loads(bytes.fromhex(out))
+
+    here = [(s.step, s.tokens, s.loss, None if s.grads is None else list(s.grads)) for s in PortTrace(good).spool()]
+    there = background(good)
+    assert [x[:2] + x[3:] for x in there] == [x[:2] + x[3:] for x in here]
+    assert there[0][2] == 2.5 and math.isnan(there[1][2])
+    with pytest.raises(TraceError) as e:
+        list(PortTrace(bad).spool())
+    assert background(bad) == f"TraceError {e.value}"

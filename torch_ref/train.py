@@ -220,9 +220,14 @@ class TorchTrainer:
         return to_pure_params(self.model)
 
     def params_by_name(self):
-        """pure name -> this model's parameter tensor."""
-        named = dict(self.model.named_parameters())
-        return {name: named[key] for name, key in name_map(self.config.n_layer).items()}
+        """pure name -> this model's parameter tensor (the same tensors for the trainer's life: weights are loaded
+        in place, so the map is built once; parity asks for it several times a step)."""
+        cached = getattr(self, "_params_by_name", None)
+        if cached is None or cached[0] is not self.model:
+            named = dict(self.model.named_parameters())
+            self._params_by_name = cached = (self.model, {name: named[key] for name, key in
+                                                          name_map(self.config.n_layer).items()})
+        return dict(cached[1])
 
     def adam_state(self):
         """pure name -> (exp_avg rows, exp_avg_sq rows) as floats; zeros before the first step."""
