@@ -167,7 +167,73 @@ def causal_mask(shape):
 
 
 def compare_records(mode, step, quantities, ref, torch, tolerance_of, ref_name="the reference"):
-    """One Check per quantity of `quantities`, the two records paired first; tolerance_of(quantity) -> Tol."""
-    return [compare(mode, step, q.name, a, b, tolerance_of(q), causal_mask(np.shape(a)) if q.causal else None,
-                    q.per_position)
-            for q, a, b in pair(quantities, ref, torch, ref_name)]
+    """One Check per quantity of `quantities`, the two records paired first; tolerance_of(quantity) -> Tol.
+
+    The quantities without a mask are compared all at once (`_compare_batch`: a parity step compares 142 per mode,
+    and numpy's cost per call, not per element, is most of `compare`'s time on arrays this small); each Check is
+    the one `compare` makes, which tests/test_compare_batch.py checks `==` on random records."""
+    pairs = pair(quantities, ref, torch, ref_name)
+    checks = [None] * len(pairs)
+    batch = []
+    for i, (q, a, b) in enumerate(pairs):
+        if q.causal:
+            checks[i] = compare(mode, step, q.name, a, b, tolerance_of(q), causal_mask(np.shape(a)), q.per_position)
+        else:
+            batch.append(i)
+    done = _compare_batch(mode, step, [(pairs[i][0], pairs[i][1], pairs[i][2], tolerance_of(pairs[i][0]))
+                                       for i in batch])
+    for i, check in zip(batch, done):
+        q, a, b = pairs[i]
+        checks[i] = check if check is not None else compare(mode, step, q.name, a, b, tolerance_of(q), None,
+                                                            q.per_position)
+    return checks
+
+
+def _compare_batch(mode, step, items):
+    """compare() of every (quantity, ref, torch, tol) at once, with no mask: a Check per item, or None where compare
+    must judge it alone (a shape that differs, no elements, a non-finite number). The same float operations per
+    element as _compare_finite, and the same element named (the first failing one, else the first of the
+    greatest difference)."""
+    A = [np.asarray(a, dtype=np.float64) for _, a, _, _ in items]
+    B = [np.asarray(b, dtype=np.float64) for _, _, b, _ in items]
+    usable = [i for i in range(len(items)) if A[i].shape == B[i].shape and A[i].size]
+    out = [None] * len(items)
+    if not usable:
+        return out
+    sizes = np.array([A[i].size for i in usable])
+    offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    a = np.concatenate([A[i].reshape(-1) for i in usable])
+    b = np.concatenate([B[i].reshape(-1) for i in usable])
+    atol = np.repeat([items[i][3].atol for i in usable], sizes)
+    rtol = np.repeat([items[i][3].rtol for i in usable], sizes)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        d = b - a  # finite exactly when both sides are
+        finite = np.isfinite(d)
+        diff = np.abs(d)
+        abs_a = np.abs(a)
+        allowance = atol + rtol * abs_a
+        bad = ~(diff <= allowance)
+        rel = np.where(a != 0, diff / abs_a, 0.0)
+        ratio = diff / allowance
+    ratio = np.where(np.isnan(ratio), np.inf, ratio)  # 0 / 0 where the allowance is 0 (atol 0), as compare
+    all_finite = np.logical_and.reduceat(finite, offsets)
+    n_bad = np.add.reduceat(bad.astype(np.int64), offsets)
+    ok = n_bad == 0
+    # the element named: the first failing one, else the first of the greatest difference
+    score = np.where(np.repeat(ok, sizes), np.where(finite, diff, 0.0), bad.astype(np.float64))
+    best = np.repeat(np.maximum.reduceat(score, offsets), sizes)
+    at = np.flatnonzero(score == best)
+    segment = np.searchsorted(offsets, at, side="right") - 1
+    _, first = np.unique(segment, return_index=True)
+    local = at[first] - offsets
+    max_abs, max_rel = np.maximum.reduceat(diff, offsets), np.maximum.reduceat(rel, offsets)
+    max_ratio = np.maximum.reduceat(ratio, offsets)
+    for k, i in enumerate(usable):
+        if not all_finite[k]:
+            continue
+        q, tol, shape = items[i][0], items[i][3], A[i].shape
+        index = [int(x) for x in np.unravel_index(int(local[k]), shape)] if shape else []
+        position = index[0] if q.per_position and index else None
+        out[i] = Check(mode, step, q.name, float(max_abs[k]), float(max_rel[k]), tol, bool(ok[k]), index, position,
+                       ratio=float(max_ratio[k]), mismatched=0 if ok[k] else int(n_bad[k]), numel=int(sizes[k]))
+    return out
