@@ -500,12 +500,12 @@ def _write_spool(trace, spool):
 
 
 def _can_fork():
-    """Forking is safe here: no torch (its thread pools do not survive a fork) and no other thread."""
-    import os
+    """Forking is safe here: Linux (macOS's system libraries are not fork-safe), no torch (its thread pools do not
+    survive a fork) and no other thread."""
     import sys
     import threading
 
-    return hasattr(os, "fork") and "torch" not in sys.modules and threading.active_count() == 1
+    return sys.platform.startswith("linux") and "torch" not in sys.modules and threading.active_count() == 1
 
 
 class _Reader:
