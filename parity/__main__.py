@@ -1,7 +1,8 @@
 """`python -m parity run`: compare pure and torch_ref step by step; `ops`: check every rule of a Value class
 against torch.autograd and finite differences; `mutants`: show that injected bugs are caught and localised;
-`check`: judge a port in any language from the trace it writes; `writer`: a trace writer for a port.
-Exit 0 agree, 1 diverge, 2 usage/input error."""
+`check`: judge a port in any language from the trace it writes; `grade`: a folder of submissions; `writer`: a
+trace writer for a port; `diagnoses`: the bugs a divergence can be named as. Exit 0 agree, 1 diverge, 2 usage or
+input error, 3 the judge's own failure (never the code's divergence)."""
 
 import sys
 
@@ -52,7 +53,7 @@ def build_parser(prog="python -m parity"):
     r = sub.add_parser("run", help="train pure and torch_ref side by side and compare every step",
                        description="Train pure and torch_ref from the same seed and compare logits, loss, gradients, "
                                    "Adam moments and updated weights at every step, in lockstep and free modes. "
-                                   "Exit 0 agree, 1 diverge, 2 usage or input error.")
+                                   "Exit 0 agree, 1 diverge, 2 usage or input error, 3 the judge's own failure.")
     add_model_args(r)  # the seed's defaults: 1000 steps
     add_sampling_args(r)  # the samples after training are compared as strings
     r.add_argument("--dtype", default="float64", choices=["float64", "float32"],
@@ -97,7 +98,8 @@ def build_parser(prog="python -m parity"):
                        description="Replay a microgpt port's run in torch_ref from the port's own initial weights and "
                                    "documents (the port-trace format: see the README), and compare its losses, "
                                    "logits, gradients and updated weights step by step, in lockstep and free modes. "
-                                   "Exit 0 agree, 1 diverge, 2 unusable trace or usage error.")
+                                   "Exit 0 agree, 1 diverge, 2 unusable trace or usage error, 3 the judge's own "
+                                   "failure.")
     c.add_argument("trace", metavar="TRACE", help="the port's trace: JSON lines (meta, init, one line per step), "
                                                   "optionally gzipped (.gz)")
     c.add_argument("--dtype", choices=["float64", "float32"], default=None,
