@@ -402,7 +402,8 @@ def main(argv=None):
     print(f"{'parity check, 1000-step full trace':<44} {check_s:>8.2f}s  ({check_size:.0f} MB; peak {check_mb:.0f} MB, "
           f"250 steps: {check_small_mb:.0f} MB; exit {check_code})")
     print(f"{'straight-line floor, first ' + str(args.floor_steps) + ' steps':<44} {floor:>9.4f} s/step (pure fused "
-          f"on the same steps: {floor_fused:.4f})")
+          f"on the same steps: {floor_fused:.4f}" + (f"; microgpt.py / the floor: {gist / floor:.1f}x)" if gist
+                                                     else ")"))
     for bug_id, (seconds, named) in diagnosis.items():
         print(f"{'diagnosis added to parity check: ' + bug_id:<44} {seconds:>8.2f}s  (named {named})")
 
