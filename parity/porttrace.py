@@ -459,8 +459,11 @@ class SpooledSteps:
     def wait(self):
         """Wait for the reading process, if any: TraceError as the trace's, RuntimeError if the reader failed."""
         if self._child is not None:
-            child, self._child = self._child, None
-            self.count = child.result()
+            try:
+                self.count = self._child.result()
+            finally:  # interrupted while waiting (Ctrl-C), the reader is still running: close() ends it
+                if self._child.reaped:
+                    self._child = None
 
     def __len__(self):
         self.wait()
@@ -531,6 +534,7 @@ class _Reader:
             finally:
                 os._exit(code)
         os.close(write)
+        self.reaped = False  # once waited for, its pid is no longer ours to signal
         self._answer = os.fdopen(read, encoding="utf-8")
         trace.close()  # the parent's copy of the file: the child reads its own
 
@@ -540,6 +544,7 @@ class _Reader:
         answer = self._answer.read()
         self._answer.close()
         _, status = os.waitpid(self.pid, 0)
+        self.reaped = True
         kind, _, rest = answer.partition(" ")
         if kind == "ok" and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             return int(rest)
@@ -551,9 +556,11 @@ class _Reader:
         import os
         import signal
 
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        except OSError:
-            pass
+        if not self.reaped:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            except OSError:
+                pass
+            self.reaped = True
         self._answer.close()
