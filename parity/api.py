@@ -321,19 +321,17 @@ def check_trace(path: PathLike, *, dtype: Optional[str] = None, device: str = "c
 
                 resolve_device(device)
                 steps = len(trace)
-            except BaseException:
+                c = trace.meta.config
+                judged, source, _ = judged_dtype(dtype, trace.meta, trace.init)
+                log(f"port: {trace.meta.implementation or 'unnamed'}; n_layer {c.n_layer}, n_embd {c.n_embd}, n_head "
+                    f"{c.n_head}, block_size {c.block_size}, vocab {c.vocab_size}; {steps} steps; torch_ref in "
+                    f"{judged} ({'float64 unless meta says otherwise' if source == 'default' else 'from ' + source})")
+                on_step = progress(steps) if progress else None
+                with _details(details) as details_file:
+                    report = replay(path, dtype=dtype, device=device, modes=modes, on_step=on_step,
+                                    keep_checks=False, details=details_file, trace=trace)
+            finally:  # the spool, and the reader if it still runs (an error, an interrupt)
                 trace.close()
-                raise
-            c = trace.meta.config
-            judged, source, _ = judged_dtype(dtype, trace.meta, trace.init)
-            log(f"port: {trace.meta.implementation or 'unnamed'}; n_layer {c.n_layer}, n_embd {c.n_embd}, n_head "
-                f"{c.n_head}, block_size {c.block_size}, vocab {c.vocab_size}; {steps} steps; torch_ref in {judged} "
-                f"({'float64 unless meta says otherwise' if source == 'default' else 'from ' + source})")
-            on_step = progress(steps) if progress else None
-            with _details(details) as details_file:
-                report = replay(path, dtype=dtype, device=device, modes=modes, on_step=on_step, keep_checks=False,
-                                details=details_file, trace=trace)
-            trace.close()
             getattr(on_step, "close", lambda: None)()
             report.title = f"parity check: {path}"
             if diagnose:

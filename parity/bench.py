@@ -178,7 +178,8 @@ def floor_probe(docs, steps, rounds=3):
     steps, alternating `rounds` times from fresh states (medians); the floor's functions are generated before."""
     from pure.straightline import StraightLine
 
-    fns = [StraightLine(Trainer(docs)).compile(s) for s in range(steps)]
+    compiler = StraightLine(Trainer(docs))
+    fns = [compiler.compile(s) for s in range(steps)]
     timed = {"fused": [], "floor": []}
     for _ in range(rounds):
         line = StraightLine(Trainer(docs))

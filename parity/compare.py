@@ -86,10 +86,9 @@ def compare(mode, step, quantity, ref, torch, tol, mask=None, per_position=False
     if a.shape != b.shape:
         raise ValueError(f"{quantity}: the reference has shape {a.shape} but torch_ref has {b.shape}")
     if mask is None:
-        with np.errstate(invalid="ignore", over="ignore"):
-            d = b - a  # finite exactly when both sides are (inf - inf and anything with nan are nan)
-        if np.isfinite(d).all():
-            return _compare_finite(mode, step, quantity, a, d, tol, per_position)
+        check = _compare_batch(mode, step, [(quantity, a, b, tol, per_position)])[0]
+        if check is not None:  # finite on both sides, and not empty
+            return check
     counted = np.ones(a.shape, dtype=bool) if mask is None else np.broadcast_to(np.asarray(mask, dtype=bool), a.shape)
     nonfinite = _nonfinite(a, b, counted)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -122,29 +121,6 @@ def compare(mode, step, quantity, ref, torch, tol, mask=None, per_position=False
                  nonfinite=nonfinite, mismatched=int(bad.sum()), numel=int(counted.sum()))
 
 
-def _compare_finite(mode, step, quantity, a, d, tol, per_position):
-    """compare() where every element counts and both sides are finite (d = torch - ref): the same numbers as
-    the general path, in about half the numpy calls (a parity step makes 142 comparisons). Tested `==` against
-    the general path in tests/test_nonfinite.py."""
-    diff = np.abs(d)
-    abs_a = np.abs(a)
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        allowance = tol.atol + tol.rtol * abs_a
-        bad = ~(diff <= allowance)
-        rel = np.where(a != 0, diff / abs_a, 0.0)
-        ratio = diff / allowance
-    ok = not bool(bad.any())
-    if not tol.atol:  # 0 / 0 where the allowance is 0: inf, as in the general path
-        ratio = np.where(np.isnan(ratio), np.inf, ratio)
-    if not diff.size:
-        return Check(mode, step, quantity, 0.0, 0.0, tol, ok, [], None, ratio=0.0)
-    flat = int(np.argmax(bad.reshape(-1))) if not ok else int(np.argmax(diff.reshape(-1)))
-    index = [int(i) for i in np.unravel_index(flat, diff.shape)] if diff.shape else []
-    position = index[0] if per_position and index else None
-    return Check(mode, step, quantity, float(diff.max()), float(rel.max()), tol, ok, index, position,
-                 ratio=float(ratio.max()), mismatched=0 if ok else int(bad.sum()), numel=int(diff.size))
-
-
 class PairingError(ValueError):
     """Two records that do not hold the same quantities: a bug of the harness, never the user's divergence."""
 
@@ -170,32 +146,29 @@ def compare_records(mode, step, quantities, ref, torch, tolerance_of, ref_name="
     """One Check per quantity of `quantities`, the two records paired first; tolerance_of(quantity) -> Tol.
 
     The quantities without a mask are compared all at once (`_compare_batch`: a parity step compares 142 per mode,
-    and numpy's cost per call, not per element, is most of `compare`'s time on arrays this small); each Check is
-    the one `compare` makes, which tests/test_compare_batch.py checks `==` on random records."""
-    pairs = pair(quantities, ref, torch, ref_name)
-    checks = [None] * len(pairs)
-    batch = []
-    for i, (q, a, b) in enumerate(pairs):
-        if q.causal:
-            checks[i] = compare(mode, step, q.name, a, b, tolerance_of(q), causal_mask(np.shape(a)), q.per_position)
-        else:
-            batch.append(i)
-    done = _compare_batch(mode, step, [(pairs[i][0], pairs[i][1], pairs[i][2], tolerance_of(pairs[i][0]))
-                                       for i in batch])
-    for i, check in zip(batch, done):
-        q, a, b = pairs[i]
-        checks[i] = check if check is not None else compare(mode, step, q.name, a, b, tolerance_of(q), None,
-                                                            q.per_position)
+    and numpy's cost per call, not per element, is most of the time on arrays this small); each Check is the one
+    `compare` makes alone, which tests/test_compare_batch.py checks `==` on random records."""
+    items = [(q.name, a, b, tolerance_of(q), q.per_position, q.causal)
+             for q, a, b in pair(quantities, ref, torch, ref_name)]
+    unmasked = [i for i, item in enumerate(items) if not item[5]]
+    checks = [None] * len(items)
+    for i, check in zip(unmasked, _compare_batch(mode, step, [items[i][:5] for i in unmasked])):
+        checks[i] = check
+    for i, (name, a, b, tol, per_position, causal) in enumerate(items):
+        if checks[i] is None:  # a mask, or what the batch leaves to compare (non-finite, empty, another shape)
+            checks[i] = compare(mode, step, name, a, b, tol, causal_mask(np.shape(a)) if causal else None,
+                                per_position)
     return checks
 
 
 def _compare_batch(mode, step, items):
-    """compare() of every (quantity, ref, torch, tol) at once, with no mask: a Check per item, or None where compare
-    must judge it alone (a shape that differs, no elements, a non-finite number). The same float operations per
-    element as _compare_finite, and the same element named (the first failing one, else the first of the
-    greatest difference)."""
-    A = [np.asarray(a, dtype=np.float64) for _, a, _, _ in items]
-    B = [np.asarray(b, dtype=np.float64) for _, _, b, _ in items]
+    """compare() without a mask of every (quantity name, ref, torch, tol, per_position) at once: a Check per item, or
+    None where compare's general path must judge it (a shape that differs, no elements, a non-finite number). Per
+    element, the same float operations as that path; the element named is the first failing one, else the first
+    of the greatest difference. compare() itself uses it for one item, so there is one fast path;
+    tests/test_nonfinite.py checks it against the general path."""
+    A = [np.asarray(item[1], dtype=np.float64) for item in items]
+    B = [np.asarray(item[2], dtype=np.float64) for item in items]
     usable = [i for i in range(len(items)) if A[i].shape == B[i].shape and A[i].size]
     out = [None] * len(items)
     if not usable:
@@ -231,9 +204,10 @@ def _compare_batch(mode, step, items):
     for k, i in enumerate(usable):
         if not all_finite[k]:
             continue
-        q, tol, shape = items[i][0], items[i][3], A[i].shape
+        name, _, _, tol, per_position = items[i]
+        shape = A[i].shape
         index = [int(x) for x in np.unravel_index(int(local[k]), shape)] if shape else []
-        position = index[0] if q.per_position and index else None
-        out[i] = Check(mode, step, q.name, float(max_abs[k]), float(max_rel[k]), tol, bool(ok[k]), index, position,
+        position = index[0] if per_position and index else None
+        out[i] = Check(mode, step, name, float(max_abs[k]), float(max_rel[k]), tol, bool(ok[k]), index, position,
                        ratio=float(max_ratio[k]), mismatched=0 if ok[k] else int(n_bad[k]), numel=int(sizes[k]))
     return out

@@ -19,10 +19,7 @@ import contextlib
 import math
 
 from . import model, train
-from .engine import Value
-
-_SQUARING_LIMIT = 1000  # as pure.engine: js_pow squares integer exponents in 0..1000, sqrt for +-0.5, else libm pow
-
+from .engine import _SQUARING_LIMIT, Value
 
 _created = None  # while a step is generated: every traced node and softmax max, in the order the model made them
 

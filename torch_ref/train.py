@@ -6,6 +6,8 @@ samples; documents are used in shuffled order, one per step, cut to
 block_size predictions. Only the arithmetic is PyTorch's own.
 """
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -219,15 +221,15 @@ class TorchTrainer:
         """name -> rows of floats (the checkpoint layout, shared with pure)."""
         return to_pure_params(self.model)
 
+    @functools.cached_property
+    def _param_map(self):
+        named = dict(self.model.named_parameters())
+        return {name: named[key] for name, key in name_map(self.config.n_layer).items()}
+
     def params_by_name(self):
-        """pure name -> this model's parameter tensor (the same tensors for the trainer's life: weights are loaded
-        in place, so the map is built once; parity asks for it several times a step)."""
-        cached = getattr(self, "_params_by_name", None)
-        if cached is None or cached[0] is not self.model:
-            named = dict(self.model.named_parameters())
-            self._params_by_name = cached = (self.model, {name: named[key] for name, key in
-                                                          name_map(self.config.n_layer).items()})
-        return dict(cached[1])
+        """pure name -> this model's parameter tensor (the same tensors for the trainer's life, weights being loaded
+        in place: the map is built once, and parity asks for it several times a step)."""
+        return dict(self._param_map)
 
     def adam_state(self):
         """pure name -> (exp_avg rows, exp_avg_sq rows) as floats; zeros before the first step."""
