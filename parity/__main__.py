@@ -355,13 +355,15 @@ def cmd_diagnoses(args):
 
 
 def need_torch():
-    """parity compares against PyTorch: without it, say how to install it (the pinned CPU wheel) and stop."""
+    """parity compares against PyTorch: without it, say how to install it (the pinned CPU wheel) and stop. Found,
+    not imported: importing torch takes about a second, which `parity check` spends reading the trace meanwhile
+    (a process forked before torch is imported)."""
+    from importlib.util import find_spec
+
     for module in ("numpy", "torch"):
-        try:
-            __import__(module)
-        except ImportError:
+        if find_spec(module) is None:
             raise UsageError(f"parity needs {module}, which is not installed here; run `make install`, or "
-                             "`pip install torch==2.13.0 numpy matplotlib` then `pip install .`") from None
+                             "`pip install torch==2.13.0 numpy matplotlib` then `pip install .`")
 
 
 COMMANDS = {"run": cmd_run, "ops": cmd_ops, "mutants": cmd_mutants, "check": cmd_check, "grade": cmd_grade,

@@ -314,12 +314,13 @@ def check_trace(path: PathLike, *, dtype: Optional[str] = None, device: str = "c
             # it and raises its TraceError naming the line
             trace = PortTrace(path, limits).spool(background=True)
             try:
-                from torch_ref.train import resolve_device
+                from torch_ref.train import preload, resolve_device
 
                 from .check import check_trace as replay
                 from .check import judged_dtype
 
                 resolve_device(device)
+                preload()  # while the reader still reads
                 steps = len(trace)
                 c = trace.meta.config
                 judged, source, _ = judged_dtype(dtype, trace.meta, trace.init)

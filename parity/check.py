@@ -16,6 +16,7 @@ import numpy as np
 
 from pure.model import param_shapes
 
+from . import forked
 from .compare import compare_records
 from .diagnose import LossesState, StateRecorder
 from .porttrace import ADD_TENSORS, PortTrace
@@ -48,13 +49,43 @@ def named_arrays(flat, config):
 
 
 def _moments(trainer):
-    """torch's Adam moments (m, v), flat in the seed's order (zeros before the first update)."""
-    m, v = [], []
+    """torch's Adam moments before the next update, as a function returning them (m, v) flat in the seed's order
+    (zeros before the first update): the copies are cheap, the lists are made only for a step that diverged."""
+    copies = []
     for p in trainer.params_by_name().values():
         state = trainer.optimizer.state.get(p, {})
-        for out, key in ((m, "exp_avg"), (v, "exp_avg_sq")):
-            out += state[key].detach().double().reshape(-1).tolist() if key in state else [0.0] * p.numel()
-    return m, v
+        copies.append((p.numel(), *(state[k].detach().clone() if k in state else None
+                                    for k in ("exp_avg", "exp_avg_sq"))))
+
+    def flat():
+        m, v = [], []
+        for numel, *pair in copies:
+            for out, t in zip((m, v), pair):
+                out += t.double().reshape(-1).tolist() if t is not None else [0.0] * numel
+        return m, v
+    return flat
+
+
+def _free_checks(free, steps, quantities, dtype):
+    """(step, its checks) of free mode, step by step: torch trains on by itself, and its loss is compared with
+    the port's. steps: (step, tokens, loss) of each of the trace's steps."""
+    loss = [q for q in quantities if q.name == "loss"]
+    for step, tokens, port_loss in steps:
+        torch_rec = record_torch_step(free, tokens, intermediates=False, tensors=False)
+        yield step, compare_records("free", step, loss, {"loss": np.array(port_loss)}, torch_rec,
+                                    lambda q: tolerance(q, dtype, "free"), "port")
+
+
+def _free_steps(free, trace, quantities, dtype, device):
+    """The free replay's checks as an iterator, computed in a forked process where that is safe (the free and the
+    lockstep replays are independent: two cores do them at the same time), else here, step by step."""
+    steps = [(s.step, s.tokens, s.loss) for s in trace]  # a few numbers a step: what the child needs of the trace
+    if not forked.can_fork(device):
+        return _free_checks(free, steps, quantities, dtype)
+    import torch
+
+    return forked.Forked(lambda: _free_checks(free, steps, quantities, dtype),
+                         setup=lambda: torch.set_num_threads(1))  # the child's ops are tiny; a pool would only wait
 
 
 def _run_facts(path, meta, dtype, dtype_from, device, steps):
@@ -90,10 +121,17 @@ def judged_dtype(dtype, meta, init):
 def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, keep_checks=True, details=None,
                 trace=None):
     """Replay a port trace in torch_ref and compare; returns a Report. TraceError for an unusable trace. trace: the
-    trace already read (PortTrace(path).spool()), so that it is read once."""
+    trace already read (PortTrace(path).spool()); without it, the trace is spooled here first (the free replay
+    reads the steps' documents before the lockstep one starts)."""
     from torch_ref.train import DTYPES, TorchTrainer
 
-    trace = trace if trace is not None else PortTrace(path)
+    if trace is None:
+        spooled = PortTrace(path).spool()
+        try:
+            return check_trace(path, dtype=dtype, device=device, modes=modes, on_step=on_step, keep_checks=keep_checks,
+                               details=details, trace=spooled)
+        finally:
+            spooled.close()
     meta = trace.meta
     config = meta.config
     dtype, dtype_from, dtype_notes = judged_dtype(dtype, meta, trace.init)
@@ -105,56 +143,61 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, ke
     trainers = {mode: TorchTrainer.from_params(config, trace.init, steps=meta.steps, adam=meta.adam,
                                                dtype=DTYPES[dtype], device=device) for mode in modes}
     lock, free = trainers.get("lockstep"), trainers.get("free")
+    free_steps = None if free is None else _free_steps(free, trace, quantities, dtype, device)
     known = True  # the lockstep model holds the port's exact weights before this step
     have = {"grads": 0, "params": 0, "logits": 0}
     unanchored = []  # steps with tensors whose weights before them the trace does not give (nor can derive)
     recorder = StateRecorder(config, meta.adam, meta.steps, dtype)  # for the diagnosis (parity.diagnose)
     weights = trace.init  # the port's weights before this step, when known
     tokens, losses = [], []  # for a losses-only trace's diagnosis
-    for s in trace:
-        checks = []
-        if lock is not None:
-            tensors = s.grads is not None or s.params is not None or s.logits is not None
-            if not recorder.done:
-                moments = _moments(lock) if recorder.history is None else None
-                recorder.before(s.step, s.tokens, weights if known else None, torch_moments=moments)
-            torch_rec = record_torch_step(lock, s.tokens, intermediates=False, grads=s.grads,
-                                          moments=False)  # a trace has no moments to compare
-            if tensors and not known:
-                unanchored.append(s.step)
-            if tensors and known:
-                # the loss, then what the trace carries; the updated weights only when Adam ran on the port's
-                # own gradients
-                wanted = {"loss"} | ({"logits"} if s.logits is not None else set())
-                wanted |= {q.name for q in quantities if q.name.startswith("grad:")} if s.grads is not None else set()
-                if s.params is not None and s.grads is not None:
-                    wanted |= {q.name for q in quantities if q.name.startswith("param:")}
-                checks += compare_records("lockstep", s.step, [q for q in quantities if q.name in wanted],
-                                          _port_record(s, config), torch_rec,
-                                          lambda q: tolerance(q, dtype, "lockstep"), "port")
-            failing = [c for c in checks if not c.ok]
-            if failing and not recorder.done:
-                recorder.diverged(_port_record(s, config), first_divergence(failing, quantities)["phase"])
-            recorder.after(s.grads)
-            if s.params is not None:
-                lock.load_params(s.params)  # the next step starts from the port's own weights
-            known = s.params is not None or (known and s.grads is not None)
-            if not recorder.done:
-                weights = s.params if s.params is not None else (lock.flat_values() if known else None)
-        if free is not None:
-            torch_rec = record_torch_step(free, s.tokens, intermediates=False, tensors=False)
-            checks += compare_records("free", s.step, [q for q in quantities if q.name == "loss"],
-                                      {"loss": np.array(s.loss)}, torch_rec, lambda q: tolerance(q, dtype, "free"),
-                                      "port")
-        for key in have:
-            have[key] += getattr(s, key) is not None
-        if not (have["grads"] or have["params"] or have["logits"]):
-            tokens.append(s.tokens)
-            losses.append(s.loss)
-        report.add(checks)
-        report.steps = s.step
-        if on_step:
-            on_step(s.step, checks)
+    try:
+        for s in trace:
+            checks = []
+            if lock is not None:
+                tensors = s.grads is not None or s.params is not None or s.logits is not None
+                if not recorder.done:
+                    moments = _moments(lock) if recorder.history is None else None
+                    recorder.before(s.step, s.tokens, weights if known else None, torch_moments=moments)
+                torch_rec = record_torch_step(lock, s.tokens, intermediates=False, grads=s.grads,
+                                              moments=False)  # a trace has no moments to compare
+                if tensors and not known:
+                    unanchored.append(s.step)
+                if tensors and known:
+                    # the loss, then what the trace carries; the updated weights only when Adam ran on the port's
+                    # own gradients
+                    wanted = {"loss"} | ({"logits"} if s.logits is not None else set())
+                    if s.grads is not None:
+                        wanted |= {q.name for q in quantities if q.name.startswith("grad:")}
+                    if s.params is not None and s.grads is not None:
+                        wanted |= {q.name for q in quantities if q.name.startswith("param:")}
+                    checks += compare_records("lockstep", s.step, [q for q in quantities if q.name in wanted],
+                                              _port_record(s, config), torch_rec,
+                                              lambda q: tolerance(q, dtype, "lockstep"), "port")
+                failing = [c for c in checks if not c.ok]
+                if failing and not recorder.done:
+                    recorder.diverged(_port_record(s, config), first_divergence(failing, quantities)["phase"])
+                recorder.after(s.grads)
+                if s.params is not None:
+                    lock.load_params(s.params)  # the next step starts from the port's own weights
+                known = s.params is not None or (known and s.grads is not None)
+                if not recorder.done:
+                    weights = s.params if s.params is not None else (lock.flat_values() if known else None)
+            if free_steps is not None:
+                step, free_checks = next(free_steps)
+                if step != s.step:
+                    raise RuntimeError(f"the free replay answered for step {step} at step {s.step}")
+                checks += free_checks
+            for key in have:
+                have[key] += getattr(s, key) is not None
+            if not (have["grads"] or have["params"] or have["logits"]):
+                tokens.append(s.tokens)
+                losses.append(s.loss)
+            report.add(checks)
+            report.steps = s.step
+            if on_step:
+                on_step(s.step, checks)
+    finally:  # the free replay's process, when it still runs (an error here, an interrupt)
+        getattr(free_steps, "close", lambda: None)()
     if lock is not None and not (have["grads"] or have["params"] or have["logits"]):
         report.notes.append(f"lockstep: not checked: the trace has losses only, so only the free replay compares "
                             f"them; {ADD_TENSORS}, and optionally \"logits\" (one row per position)")

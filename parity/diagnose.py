@@ -73,7 +73,8 @@ class StateRecorder:
         return self.state is not None
 
     def before(self, step, tokens, weights, m=None, v=None, torch_moments=None, prev_grads=None):
-        """The state before 1-based `step` (weights None: unknown, so the step cannot be replayed)."""
+        """The state before 1-based `step` (weights None: unknown, so the step cannot be replayed); torch_moments:
+        (m, v), or a function returning them."""
         if not self.done:
             self.before_step = (step, tokens, weights, m, v, torch_moments, prev_grads)
 
@@ -82,7 +83,7 @@ class StateRecorder:
         if self.done:
             return
         if self.history is not None and grads is not None and len(self.history) < HISTORY_STEPS:
-            self.history.append([float(x) for x in grads])
+            self.history.append(grads.tolist() if hasattr(grads, "tolist") else [float(x) for x in grads])
         else:
             self.history = None  # no gradients this step, or too many steps: rebuild no more
 
@@ -93,6 +94,8 @@ class StateRecorder:
         step, tokens, weights, m, v, torch_moments, prev_grads = self.before_step
         if weights is None:
             return
+        if callable(torch_moments):  # made lazily (parity.check): the step diverged, so they are needed now
+            torch_moments = torch_moments()
         history = list(self.history) if self.history is not None else None
         if prev_grads is None and history and len(history) == step - 1:
             prev_grads = history[-1]

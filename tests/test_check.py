@@ -3,12 +3,14 @@ tests/make_port_traces.py from the seed program under bun and Karpathy's microgp
 
 import gzip
 import json
+import subprocess
+import sys
 
 import pytest
 
 from parity.__main__ import main
 from parity.check import check_trace
-from tests.conftest import FIXTURES, verdict_line
+from tests.conftest import FIXTURES, ROOT, verdict_line
 
 PORTS = FIXTURES / "ports"
 CLEAN = ["seed_default", "seed_2x12x3", "gist_default", "gist_2x12x3"]
@@ -288,3 +290,36 @@ def test_a_non_finite_port_value_is_blamed_on_the_port(tmp_path):
     next(r for r in recs if r.get("step") == 2)["loss"] = None
     line = check_trace(write(tmp_path, recs)).verdict_line
     assert "the port has a non-finite value (nan; port nan, torch_ref " in line and "pure" not in line
+
+
+def test_without_torch_parity_says_how_to_install_it(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    assert main(["check", str(PORTS / "gist_default.jsonl.gz")]) == 2
+    assert capsys.readouterr().err.startswith("error: parity needs torch, which is not installed here; run "
+                                              "`make install`")
+
+
+READS_IN_THE_BACKGROUND = """
+import runpy, sys
+import parity.porttrace as pt
+real = pt._can_fork
+answers = []
+pt._can_fork = lambda: answers.append(real()) or answers[-1]
+sys.argv = ["parity", "check", sys.argv[1], "--no-table"]
+try:
+    runpy.run_module("parity", run_name="__main__")
+except SystemExit as e:
+    print("exit", e.code, "forked", answers, "torch before", "torch" in sys.modules, file=sys.stderr)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the trace is read in the background on Linux only")
+def test_the_command_reads_the_trace_while_it_imports_torch():
+    """`parity check` forks its trace reader before torch is imported (checking torch is installed must not
+    import it): the reading and torch's import, about a second each, overlap."""
+    r = subprocess.run([sys.executable, "-c", READS_IN_THE_BACKGROUND, str(PORTS / "gist_default.jsonl.gz")],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert "exit 0 forked [True]" in r.stderr, r.stderr[-2000:]

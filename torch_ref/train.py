@@ -19,7 +19,7 @@ from pure.optim import AdamConfig
 from pure.rng import Rng
 
 from .model import MicroGPT
-from .weights import init_from_rng, load_pure_params, name_map, to_pure_params
+from .weights import checked_state_dict, init_from_rng, load_pure_params, name_map, to_pure_params
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 DEFAULT_ADAM = AdamConfig()  # the seed's: lr 0.01, betas (0.85, 0.99), eps 1e-8
@@ -39,6 +39,12 @@ def resolve_dtype(dtype):
     if dtype not in DTYPES.values():
         raise ValueError(f"unsupported dtype {dtype}; choose torch.float64 or torch.float32")
     return dtype
+
+
+def preload():
+    """Pay torch.optim's one-time cost now: its first call imports torch._dynamo (about a second here), which a
+    caller with something else to wait for (parity check waits for its trace reader) can overlap."""
+    import torch._dynamo  # noqa: F401
 
 
 def resolve_device(device):
@@ -186,7 +192,7 @@ class TorchTrainer:
     def load_params(self, params):
         """Set every weight (name -> rows of floats or Values, or flat in the seed's order), exactly (rounded for
         float32)."""
-        load_pure_params(self.model, _named(params, self.config))
+        load_pure_params(self.model, _named(params, self.config), self._checked_state_dict)
 
     def update(self):
         """One Adam update with the current lr, then move the schedule on to the next step's lr."""
@@ -220,6 +226,10 @@ class TorchTrainer:
     def export_params(self):
         """name -> rows of floats (the checkpoint layout, shared with pure)."""
         return to_pure_params(self.model)
+
+    @functools.cached_property
+    def _checked_state_dict(self):  # as _param_map: the same tensors for the trainer's life; a lockstep step loads
+        return checked_state_dict(self.model)  # weights every step, and a state_dict costs more than the copy
 
     @functools.cached_property
     def _param_map(self):

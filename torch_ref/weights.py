@@ -57,7 +57,7 @@ def intermediate_map(n_layer):
     return taps
 
 
-def _checked_state_dict(model):
+def checked_state_dict(model):
     """The model's state_dict and the name map for its config, after checking they describe the same weights."""
     config = model.config
     names = name_map(config.n_layer)
@@ -80,9 +80,10 @@ def _as_float64(rows):
 
 
 @torch.no_grad()
-def load_pure_params(model, params):
-    """Copy pure's parameters (name -> rows of Value or floats) into the module, exactly (rounded for float32)."""
-    sd, names = _checked_state_dict(model)
+def load_pure_params(model, params, checked=None):
+    """Copy pure's parameters (name -> rows of Value or floats) into the module, exactly (rounded for float32).
+    checked: the model's `checked_state_dict`, when the caller keeps it (its tensors are the parameters')."""
+    sd, names = checked or checked_state_dict(model)
     assert set(params) == set(names), (
         f"pure params do not match the model: missing {sorted(set(names) - set(params))}, "
         f"unexpected {sorted(set(params) - set(names))}"
@@ -96,7 +97,7 @@ def load_pure_params(model, params):
 
 def to_pure_params(model):
     """The module's weights as pure's layout: name -> rows of Python floats (float32 weights widened exactly)."""
-    sd, names = _checked_state_dict(model)
+    sd, names = checked_state_dict(model)
     return {name: sd[key].detach().cpu().double().numpy().tolist() for name, key in names.items()}
 
 

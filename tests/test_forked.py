@@ -1,0 +1,139 @@
+"""parity.forked: the judge's own work in a forked child (parity check's free replay). Its items come back in
+order; its failures come back as failures (never as fewer items); it leaves no process behind; and a check
+whose free replay is forked reports exactly what the same check done in one process reports."""
+
+import json
+import os
+import time
+
+import pytest
+
+from parity import forked
+from parity.check import check_trace
+from tests.test_check import PORTS, lines, write
+
+pytestmark = pytest.mark.skipif(not forked.can_fork(), reason="forking is used on Linux only")
+
+
+def gone(pid):
+    """The child was reaped: it is neither running nor a zombie of ours."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_the_items_come_back_in_order_and_the_child_is_reaped():
+    job = forked.Forked(lambda: ({"step": i, "checks": [i * 0.5]} for i in range(1, 201)))
+    pid = job.pid
+    assert list(job) == [{"step": i, "checks": [i * 0.5]} for i in range(1, 201)]
+    assert gone(pid)
+
+
+def failing_after_one(error):
+    def make():
+        yield 1
+        raise error
+    return make
+
+
+def test_an_exception_in_the_child_is_raised_here_at_its_item():
+    job = forked.Forked(failing_after_one(ValueError("the replay failed at step 2")))
+    assert next(job) == 1
+    with pytest.raises(ValueError, match="the replay failed at step 2"):
+        next(job)
+    assert job.pid is None
+
+
+class Unpicklable(Exception):
+    def __reduce__(self):
+        raise TypeError("no pickling")
+
+
+def test_an_exception_that_does_not_pickle_is_named():
+    job = forked.Forked(failing_after_one(Unpicklable("odd")))
+    assert next(job) == 1
+    with pytest.raises(RuntimeError, match="Unpicklable: odd"):
+        next(job)
+
+
+def test_a_child_that_dies_is_an_error_not_fewer_items():
+    def make():
+        yield 1
+        os._exit(0)  # status 0, and no end: still a failure
+
+    job = forked.Forked(make)
+    pid = job.pid
+    assert next(job) == 1
+    with pytest.raises(RuntimeError, match="ended without its results"):
+        next(job)
+    job.close()
+    assert gone(pid)
+
+
+def test_a_child_that_hangs_times_out_and_is_killed():
+    def make():
+        time.sleep(60)
+        yield 1
+
+    t0 = time.monotonic()
+    with forked.Forked(make, timeout=0.5) as job:
+        pid = job.pid
+        with pytest.raises(RuntimeError, match="sent nothing for 0 s|sent nothing for 1 s"):
+            next(job)
+    assert time.monotonic() - t0 < 10 and gone(pid)
+
+
+def test_closing_early_kills_the_child():
+    job = forked.Forked(lambda: iter(range(10**9)))
+    pid = job.pid
+    assert next(job) == 0
+    job.close()
+    job.close()  # idempotent
+    assert gone(pid)
+
+
+def summary(report):
+    return ([(c.mode, c.step, c.quantity, c.max_abs, c.max_rel, c.ok) for c in report.checks], report.verdict_line,
+            report.notes, report.first_divergence)
+
+
+@pytest.mark.parametrize("case", ["clean", "free_diverges", "lockstep_diverges"])
+def test_a_forked_free_replay_reports_what_one_process_does(tmp_path, monkeypatch, case):
+    recs = [json.loads(r) for r in lines("gist_default") if r.startswith("{")]
+    if case == "free_diverges":  # losses only from step 10 on, one of them wrong: only free mode sees it
+        for r in recs:
+            if r.get("step", 0) >= 10:
+                r.pop("grads", None), r.pop("params", None)
+        next(r for r in recs if r.get("step") == 12)["loss"] += 1e-6
+    if case == "lockstep_diverges":
+        for r in recs:
+            if "grads" in r:
+                r["grads"] = [0.0] * len(r["grads"])
+    path = write(tmp_path, recs)
+    made = []
+    real = forked.Forked
+    monkeypatch.setattr(forked, "Forked", lambda *a, **k: made.append(1) or real(*a, **k))
+    both = summary(check_trace(path))
+    assert made, "the free replay was not forked"
+    monkeypatch.setattr(forked, "can_fork", lambda device="cpu": False)
+    assert summary(check_trace(path)) == both
+    if case == "free_diverges":
+        assert both[3]["mode"] == "free" and both[3]["step"] == 12, both[3]
+    assert ("agree" in both[1]) == (case == "clean"), both[1]
+
+
+def test_a_failing_free_replay_fails_the_check(monkeypatch):
+    """An error in the forked replay is the judge's error: raised, never a shorter report that agrees."""
+    import parity.check
+
+    real = parity.check._free_checks
+
+    def broken(free, steps, quantities, dtype):
+        yield from real(free, steps[:3], quantities, dtype)
+        raise MemoryError("out of memory in the free replay")
+
+    monkeypatch.setattr(parity.check, "_free_checks", broken)
+    with pytest.raises(MemoryError, match="free replay"):
+        check_trace(PORTS / "gist_default.jsonl.gz")
