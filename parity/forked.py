@@ -39,15 +39,27 @@ class Forked:
     """Iterate `make()` in a forked child; iterating this object gives its items, in order, here. close() ends
     the child (at once, if it still runs); use it as a context manager."""
 
-    def __init__(self, make, timeout=300.0, setup=None):
+    def __init__(self, make, timeout=300.0, setup=None):  # timeout None: wait as long as it takes
         self.timeout = timeout
         read, write = os.pipe()
+        # Ctrl-C reaches the whole process group: the parent is interrupted, and it ends the child (close). The
+        # child ignores it, from its first instruction: SIGINT is blocked across the fork until it does.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         self.pid = os.fork()
-        if self.pid == 0:  # the child: compute, send, and leave without running the parent's exit handlers
+        if self.pid:
+            os.close(write)
+            self._fd, self._done = read, False
+            try:  # a Ctrl-C that came meanwhile is raised here: the child is ended before it goes up
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            except BaseException:
+                self.close()
+                raise
+        else:  # the child: compute, send, and leave without running the parent's exit handlers
             code = 0
             try:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 os.close(read)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it quietly: the parent reports it
                 try:
                     if setup is not None:
                         setup()
@@ -62,14 +74,12 @@ class Forked:
                         _send(write, "error", RuntimeError(f"{type(e).__name__}: {e}"))
             finally:
                 os._exit(code)
-        os.close(write)
-        self._fd, self._done = read, False
 
     def _read(self, n):
         out = b""
         while len(out) < n:
             ready, _, _ = select.select([self._fd], [], [], self.timeout)
-            if not ready:
+            if not ready:  # (select waits without end for a timeout of None)
                 raise RuntimeError(f"the forked process (pid {self.pid}) sent nothing for {self.timeout:.0f} s")
             chunk = os.read(self._fd, n - len(out))
             if not chunk:

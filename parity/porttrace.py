@@ -503,64 +503,39 @@ def _write_spool(trace, spool):
 
 
 def _can_fork():
-    """Forking is safe here: Linux (macOS's system libraries are not fork-safe), no torch (its thread pools do not
-    survive a fork) and no other thread."""
+    """Reading in a forked process pays where torch is still to be imported (the reading overlaps the import), and
+    is safe where parity.forked says so."""
     import sys
-    import threading
 
-    return sys.platform.startswith("linux") and "torch" not in sys.modules and threading.active_count() == 1
+    from .forked import can_fork
+
+    return "torch" not in sys.modules and can_fork()
 
 
 class _Reader:
-    """_write_spool in a forked process; the result (the count, or the TraceError's message) comes back on a pipe."""
+    """_write_spool in a forked process (parity.forked): the step count comes back, or the TraceError naming the
+    line, raised here; any other failure is the judge's own (RuntimeError)."""
 
     def __init__(self, trace, spool):
-        import os
+        from .forked import Forked
 
-        read, write = os.pipe()
-        self.pid = os.fork()
-        if self.pid == 0:  # the child: read, answer, and leave without running the parent's exit handlers
-            code = 0
-            try:
-                os.close(read)
-                try:
-                    answer = f"ok {_write_spool(trace, spool)}"
-                except TraceError as e:
-                    answer, code = f"trace {e}", 1
-                except BaseException as e:  # noqa: BLE001 - reported to the parent as the judge's own failure
-                    answer, code = f"internal {type(e).__name__}: {e}", 3
-                with os.fdopen(write, "w", encoding="utf-8") as out:
-                    out.write(answer)
-            finally:
-                os._exit(code)
-        os.close(write)
-        self.reaped = False  # once waited for, its pid is no longer ours to signal
-        self._answer = os.fdopen(read, encoding="utf-8")
+        self._job = Forked(lambda: iter([_write_spool(trace, spool)]), timeout=None)  # a big trace takes minutes
         trace.close()  # the parent's copy of the file: the child reads its own
 
-    def result(self):
-        import os
+    @property
+    def reaped(self):  # once waited for, its pid is no longer ours to signal
+        return self._job.pid is None
 
-        answer = self._answer.read()
-        self._answer.close()
-        _, status = os.waitpid(self.pid, 0)
-        self.reaped = True
-        kind, _, rest = answer.partition(" ")
-        if kind == "ok" and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
-            return int(rest)
-        if kind == "trace":
-            raise TraceError(rest)
-        raise RuntimeError(f"the process reading the trace failed: {rest or f'wait status {status}'}")
+    def result(self):
+        try:
+            count = next(self._job)
+            for _ in self._job:  # the end: the child is reaped
+                pass
+        except TraceError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the reader's failure, not the trace's
+            raise RuntimeError(f"the process reading the trace failed: {type(e).__name__}: {e}") from None
+        return count
 
     def kill(self):
-        import os
-        import signal
-
-        if not self.reaped:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-                os.waitpid(self.pid, 0)
-            except OSError:
-                pass
-            self.reaped = True
-        self._answer.close()
+        self._job.close()

@@ -137,3 +137,63 @@ def test_a_failing_free_replay_fails_the_check(monkeypatch):
     monkeypatch.setattr(parity.check, "_free_checks", broken)
     with pytest.raises(MemoryError, match="free replay"):
         check_trace(PORTS / "gist_default.jsonl.gz")
+
+
+THREADS_FIRST = """
+import torch
+a = torch.randn(1500, 1500, dtype=torch.float64)
+(a @ a).sum()
+torch.randn(5_000_000).exp_()  # torch's thread pools are running before the judge forks
+from parity.check import check_trace
+print(check_trace("tests/fixtures/ports/gist_default.jsonl.gz").verdict)
+"""
+
+
+def test_a_process_that_already_ran_torch_in_threads_still_forks_safely():
+    """A notebook judges after its own torch work: the free replay's child runs with one thread of its own, and
+    finishes (a child that inherited a dead thread pool would hang)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    r = subprocess.run([sys.executable, "-c", THREADS_FIRST], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.stdout.split() == ["agree"], r.stderr[-2000:]
+
+
+def test_an_interrupted_wait_leaves_the_child_to_close():
+    """Ctrl-C while the judge waits: the KeyboardInterrupt is the judge's, and close() (a finally) ends the child.
+    The child ignores Ctrl-C itself (it reaches the whole process group): it never reports a half result."""
+    import signal
+
+    def make():
+        time.sleep(60)
+        yield 1
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with forked.Forked(make) as job:
+                pid = job.pid
+                os.kill(pid, signal.SIGINT)  # ignored by the child
+                signal.setitimer(signal.ITIMER_REAL, 0.5)
+                next(job)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert gone(pid)
+
+
+def test_the_child_ignores_ctrl_c_and_answers():
+    import signal
+
+    def make():
+        time.sleep(0.5)
+        yield "done"
+
+    with forked.Forked(make) as job:
+        os.kill(job.pid, signal.SIGINT)
+        assert list(job) == ["done"]
