@@ -76,11 +76,11 @@ def _free_checks(free, steps, quantities, dtype):
                                     lambda q: tolerance(q, dtype, "free"), "port")
 
 
-def _free_steps(free, trace, quantities, dtype, device):
-    """The free replay's checks as an iterator, computed in a forked process where that is safe (the free and the
-    lockstep replays are independent: two cores do them at the same time), else here, step by step."""
+def _free_steps(free, trace, quantities, dtype, device, lockstep):
+    """The free replay's checks as an iterator: with a lockstep replay to run meanwhile, in a forked process where
+    that is safe (the two replays are independent: two cores do them at the same time), else here, step by step."""
     steps = [(s.step, s.tokens, s.loss) for s in trace]  # a few numbers a step: what the child needs of the trace
-    if not forked.can_fork(device):
+    if not (lockstep and forked.can_fork(device)):
         return _free_checks(free, steps, quantities, dtype)
     import torch
 
@@ -143,13 +143,13 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, ke
     trainers = {mode: TorchTrainer.from_params(config, trace.init, steps=meta.steps, adam=meta.adam,
                                                dtype=DTYPES[dtype], device=device) for mode in modes}
     lock, free = trainers.get("lockstep"), trainers.get("free")
-    free_steps = None if free is None else _free_steps(free, trace, quantities, dtype, device)
     known = True  # the lockstep model holds the port's exact weights before this step
     have = {"grads": 0, "params": 0, "logits": 0}
     unanchored = []  # steps with tensors whose weights before them the trace does not give (nor can derive)
     recorder = StateRecorder(config, meta.adam, meta.steps, dtype)  # for the diagnosis (parity.diagnose)
     weights = trace.init  # the port's weights before this step, when known
     tokens, losses = [], []  # for a losses-only trace's diagnosis
+    free_steps = None if free is None else _free_steps(free, trace, quantities, dtype, device, lock is not None)
     try:
         for s in trace:
             checks = []

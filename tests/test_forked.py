@@ -197,3 +197,12 @@ def test_the_child_ignores_ctrl_c_and_answers():
     with forked.Forked(make) as job:
         os.kill(job.pid, signal.SIGINT)
         assert list(job) == ["done"]
+
+
+def test_free_mode_alone_is_not_forked(monkeypatch):
+    """With no lockstep replay to run meanwhile, a fork would only add a process: the judge replays free itself."""
+    made = []
+    real = forked.Forked
+    monkeypatch.setattr(forked, "Forked", lambda *a, **k: made.append(1) or real(*a, **k))
+    report = check_trace(PORTS / "gist_default.jsonl.gz", modes=("free",))
+    assert not made and {c.mode for c in report.checks} == {"free"} and report.verdict == "agree"
