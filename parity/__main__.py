@@ -354,16 +354,32 @@ def cmd_diagnoses(args):
     return EXIT_AGREE
 
 
+INSTALL = "run `make install`, or `pip install torch==2.13.0 numpy matplotlib` then `pip install .`"
+
+
 def need_torch():
     """parity compares against PyTorch: without it, say how to install it (the pinned CPU wheel) and stop. Found,
     not imported: importing torch takes about a second, which `parity check` spends reading the trace meanwhile
-    (a process forked before torch is imported)."""
+    (a process forked before torch is imported); one that is found but fails to import is `broken_dependency`."""
     from importlib.util import find_spec
 
     for module in ("numpy", "torch"):
         if find_spec(module) is None:
-            raise UsageError(f"parity needs {module}, which is not installed here; run `make install`, or "
-                             "`pip install torch==2.13.0 numpy matplotlib` then `pip install .`")
+            raise UsageError(f"parity needs {module}, which is not installed here; {INSTALL}")
+
+
+def broken_dependency(error):
+    """The name of numpy or torch when `error` (an ImportError) was raised inside it: installed, but broken."""
+    import traceback
+    from importlib.util import find_spec
+
+    files = [frame.filename for frame in traceback.extract_tb(error.__traceback__)]
+    for module in ("numpy", "torch"):
+        spec = find_spec(module)
+        folders = list(spec.submodule_search_locations or []) if spec else []
+        if error.name == module or any(f.startswith(tuple(folders)) for f in files if folders):
+            return module
+    return None
 
 
 COMMANDS = {"run": cmd_run, "ops": cmd_ops, "mutants": cmd_mutants, "check": cmd_check, "grade": cmd_grade,
@@ -374,7 +390,13 @@ COMMANDS = {"run": cmd_run, "ops": cmd_ops, "mutants": cmd_mutants, "check": cmd
 def dispatch(args):
     if args.command != "writer":  # writing a writer needs neither torch nor numpy
         need_torch()
-    return COMMANDS[args.command](args)
+    try:
+        return COMMANDS[args.command](args)
+    except ImportError as e:
+        module = broken_dependency(e)
+        if module is None:
+            raise
+        raise UsageError(f"{module} is installed but cannot be imported ({e}); reinstall it: {INSTALL}") from None
 
 
 def command_first(argv):

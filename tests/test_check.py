@@ -323,3 +323,18 @@ def test_the_command_reads_the_trace_while_it_imports_torch():
     r = subprocess.run([sys.executable, "-c", READS_IN_THE_BACKGROUND, str(PORTS / "gist_default.jsonl.gz")],
                        capture_output=True, text=True, cwd=ROOT)
     assert "exit 0 forked [True]" in r.stderr, r.stderr[-2000:]
+
+
+def test_a_broken_torch_is_named_as_such_not_as_a_bug_of_the_judge(tmp_path):
+    """torch found but failing to import (a missing shared library): one error line saying so, exit 2."""
+    import os
+
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "__init__.py").write_text('raise ImportError("libtorch_cpu.so: cannot open shared object")\n')
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-m", "parity", "check", str(PORTS / "gist_default.jsonl.gz")],
+                       capture_output=True, text=True, cwd=ROOT, env=env)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: torch is installed but cannot be imported (libtorch_cpu.so: cannot open shared object); reinstall "
+        "it: run `make install`, or `pip install torch==2.13.0 numpy matplotlib` then `pip install .`")
