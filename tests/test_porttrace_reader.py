@@ -4,6 +4,7 @@ on lines of their own, and errors that name the lines and the nearest parameter 
 import json
 import math
 import struct
+import sys
 
 import pytest
 
@@ -265,3 +266,36 @@ def test_a_trace_read_in_the_background_is_the_same_and_fails_the_same(tmp_path)
     with pytest.raises(TraceError) as e:
         list(PortTrace(bad).spool())
     assert background(bad) == f"TraceError {e.value}"
+
+
+READER_FAILS = """
+import sys
+from parity import porttrace
+
+def broken(trace, spool):
+    raise MemoryError("no memory left for the spool")
+
+porttrace._write_spool = broken  # the forked reader runs it
+spool = porttrace.PortTrace(sys.argv[1]).spool(background=True)
+assert spool._child is not None or not sys.platform.startswith("linux"), "no torch, no thread: it must fork"
+try:
+    len(spool)
+except RuntimeError as e:
+    print("RuntimeError", e)
+except porttrace.TraceError as e:
+    print("TraceError", e)
+spool.close()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the reader forks on Linux only")
+def test_a_reader_that_fails_is_the_judges_failure_not_the_traces(tmp_path):
+    """The forked reader's own failure (not a bad line) comes back as a RuntimeError: never a TraceError that would
+    blame the port's trace, and never a count."""
+    import subprocess
+    import sys
+
+    path = write(tmp_path, [META, {"init": [0.0] * N}, {"step": 1, "doc": "cat", "loss": 2.5}])
+    out = subprocess.run([sys.executable, "-c", READER_FAILS, str(path)], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "RuntimeError the process reading the trace failed: MemoryError: no memory left for the spool"
