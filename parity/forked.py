@@ -76,7 +76,7 @@ class Forked:
                 os._exit(code)
 
     def _read(self, n):
-        out = b""
+        out = bytearray()
         while len(out) < n:
             ready, _, _ = select.select([self._fd], [], [], self.timeout)
             if not ready:  # (select waits without end for a timeout of None)
@@ -85,7 +85,7 @@ class Forked:
             if not chunk:
                 raise RuntimeError(f"the forked process (pid {self.pid}) ended without its results")
             out += chunk
-        return out
+        return bytes(out)
 
     def __iter__(self):
         return self
@@ -104,7 +104,8 @@ class Forked:
         raise StopIteration
 
     def close(self):
-        """End the child (killed if it still runs) and reap it; idempotent."""
+        """End the child (killed if it still runs) and reap it; idempotent. Iterating after it ends at once."""
+        self._done = True
         if self.pid is None:
             return
         try:

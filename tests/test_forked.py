@@ -206,3 +206,10 @@ def test_free_mode_alone_is_not_forked(monkeypatch):
     monkeypatch.setattr(forked, "Forked", lambda *a, **k: made.append(1) or real(*a, **k))
     report = check_trace(PORTS / "gist_default.jsonl.gz", modes=("free",))
     assert not made and {c.mode for c in report.checks} == {"free"} and report.verdict == "agree"
+
+
+def test_a_closed_job_has_no_more_items():
+    job = forked.Forked(lambda: iter(range(3)))
+    assert next(job) == 0
+    job.close()
+    assert list(job) == []
