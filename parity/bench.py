@@ -4,7 +4,8 @@ Speed claims in this project come from here, never from timed tests. Every row r
 config and the same documents unless it says otherwise:
 
 - goal 1: pure (fused engine) per step against Karpathy's microgpt.py (run unmodified, with `python -u`, its
-  per-step time read from when its progress lines arrive), needing >= 50x;
+  per-step time read from when its progress lines arrive; the median of `--rounds` runs, pure timed around
+  them), needing >= 50x;
 - goal 2: pure's whole 1000-step run (training and the 20 samples, one process) against the seed program's under
   bun, needing >= 2x;
 - goal 3: one `parity run` step (both modes, every quantity, pure's intermediates and their gradients included;
@@ -321,12 +322,13 @@ def main(argv=None):
     # microgpt.py's step time varies with its documents and the collector's passes: 15-step windows here read
     # 87-100 ms where its whole 1000-step run averages 109 ms and 100-step windows 92-133 ms
     p.add_argument("--gist-steps", type=positive_int, default=100,
-                   help="microgpt.py steps timed (default 100, about 10 s)")
+                   help="microgpt.py steps timed per run (default 100, about 15 s)")
     p.add_argument("--floor-steps", type=positive_int, default=10,
                    help="steps timed as straight-line Python for the floor (default 10; generating each takes ~2 s)")
     p.add_argument("--rounds", type=positive_int, default=3,
-                   help="whole 1000-step runs of pure and of the seed under bun, alternating, and parity check runs "
-                        "of the 1000-step trace (default 3; medians)")
+                   help="runs of microgpt.py (each followed by pure fused and a parity step), whole 1000-step runs of "
+                        "pure and of the seed under bun (alternating), and parity check runs of the 1000-step trace "
+                        "(default 3; medians)")
     p.add_argument("--microgpt-py", metavar="PATH", help="Karpathy's microgpt.py (default: $MICROGPT_PY, else "
                                                          ".bench/microgpt.py)")
     p.add_argument("--seed-program", metavar="PATH", help="the seed's microgpt.ts (default: $MICROGPT_SEED, else "
@@ -347,22 +349,31 @@ def main(argv=None):
             return 2
     docs = load_docs(names)
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731 - progress, on stderr
-    # This machine's speed drifts by up to 1.5x over a minute (other tenants), and the rows are timed one after
-    # another; so the rows that goals 1 and 2 divide are interleaved: fused and a parity step are timed before
-    # and after microgpt.py (the mean of the two), and the whole runs alternate, pure then bun, `--rounds` times
-    # (the medians).
+    # This machine's speed drifts by up to 1.5x over a minute (other tenants), and microgpt.py's own step time
+    # varies with its collector's passes (20-step windows of one run read 109-176 ms); the rows are timed one after
+    # another. So the rows that goals 1-3 divide are interleaved and repeated: fused and a parity step are timed
+    # before microgpt.py and after each of its `--rounds` runs, and the whole runs alternate, pure then bun,
+    # `--rounds` times; each row is the median of its runs.
     say(f"timing pure fused and plain for {args.steps} and {max(5, args.steps // 4)} steps ...")
     fused_trainer = Trainer(docs, engine="fused")
-    fused_before = time_steps(fused_trainer, args.steps)
+    fused_runs = [time_steps(fused_trainer, args.steps)]
     plain = time_steps(Trainer(docs, engine="plain"), max(5, args.steps // 4))
     say(f"timing parity run for {args.steps} steps ...")
-    parity_before = parity_step_seconds(docs, args.steps)
-    gist, gist_note = None, GIST_FIX
+    parity_runs = [parity_step_seconds(docs, args.steps)]
+    gist_runs, gist_note = [], GIST_FIX
     if gist_path is not None:
-        say(f"timing microgpt.py for {args.gist_steps} steps, then pure fused and parity run again ...")
-        gist, gist_note = gist_step_seconds(gist_path, names, args.gist_steps)
-    fused = (fused_before + time_steps(fused_trainer, args.steps, start=args.steps)) / 2
-    parity = (parity_before + parity_step_seconds(docs, args.steps)) / 2
+        say(f"timing microgpt.py for {args.gist_steps} steps, then pure fused and parity run again, {args.rounds} "
+            f"time(s) ...")
+        for r in range(args.rounds):
+            gist_step, gist_note = gist_step_seconds(gist_path, names, args.gist_steps)
+            if gist_step is None:
+                gist_runs = []
+                break
+            gist_runs.append(gist_step)
+            fused_runs.append(time_steps(fused_trainer, args.steps, start=(r + 1) * args.steps))
+            parity_runs.append(parity_step_seconds(docs, args.steps))
+    gist = statistics.median(gist_runs) if gist_runs else None
+    fused, parity = statistics.median(fused_runs), statistics.median(parity_runs)
     pure_runs, seed_runs = [], []
     rounds = args.rounds if (bun and seed_path) else 1
     say(f"timing whole 1000-step runs, pure (fused){' then the seed program under bun' if bun and seed_path else ''}"
@@ -401,6 +412,10 @@ def main(argv=None):
             print(f"{name:<44} {'not measured':>12}")
         else:
             print(f"{name:<44} {sec:>9.4f} {1 / sec:>9.1f} {plain / sec:>8.1f}x")
+    for name, runs in (("fused", fused_runs), ("microgpt.py", gist_runs), ("parity run", parity_runs)):
+        if runs:
+            print(f"{'  ' + name + ', each run (the row: their median)':<44} "
+                  f"{', '.join(f'{t:.4f}' for t in runs)} s/step")
     print(f"{'whole 1000-step run + 20 samples, pure fused':<44} {pure_whole:>8.1f}s  (median of "
           f"{', '.join(f'{t:.1f}' for t in pure_runs)})")
     print(f"{'whole 1000-step run + 20 samples, seed (bun)':<44} "
