@@ -197,7 +197,8 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, ke
             if on_step:
                 on_step(s.step, checks)
     finally:  # the free replay's process, when it still runs (an error here, an interrupt)
-        getattr(free_steps, "close", lambda: None)()
+        if free_steps is not None:
+            free_steps.close()
     if lock is not None and not (have["grads"] or have["params"] or have["logits"]):
         report.notes.append(f"lockstep: not checked: the trace has losses only, so only the free replay compares "
                             f"them; {ADD_TENSORS}, and optionally \"logits\" (one row per position)")
