@@ -107,6 +107,9 @@ def build_parser(prog="python -m parity"):
                         "meta.dtype, else float64)")
     c.add_argument("--device", default="cpu", help="torch_ref's device, e.g. cpu or cuda (default: cpu)")
     c.add_argument("--modes", default="lockstep,free", help="comma-separated: lockstep, free (default: both)")
+    c.add_argument("--strict", action="store_true",
+                   help="require microgpt itself: a declared variant (meta.variant) is a divergence too (default: a "
+                        "declared variant is checked as declared)")
     add_report_args(c)
     add_ci_args(c)
     add_trace_limit_args(c)
@@ -254,11 +257,12 @@ def outputs(args):
 def cmd_run(args):
     from . import api
 
-    check_config(args)  # the flags alone, before the data is read
+    variant = check_config(args)  # the flags alone, before the data is read
     sampling = (f"sampling {args.samples} names from pure and from torch_ref ({shown_modes(args.modes)}), compared "
                 f"as strings ..." if args.samples else None)
     report = api.run(args.data, seed=args.seed, steps=args.steps, n_layer=args.n_layer, n_embd=args.n_embd,
-                     n_head=args.n_head, block_size=args.block_size, lr=args.lr, samples=args.samples,
+                     n_head=args.n_head, block_size=args.block_size, lr=variant.lr,
+                     variant={k: v for k, v in variant.deviations().items() if k != "lr"}, samples=args.samples,
                      temperature=args.temperature, dtype=args.dtype, device=args.device, modes=args.modes,
                      engine=args.engine, value=args.value, plot=args.plot, details=args.details, **outputs(args),
                      diagnose=not args.no_diagnosis, timeout=args.timeout, max_memory=args.max_memory,
@@ -299,7 +303,7 @@ def cmd_check(args):
     print(f"parity check: {args.trace} vs torch_ref on {args.device}, modes {shown_modes(args.modes)}")
     report = api.check_trace(args.trace, dtype=args.dtype, device=args.device, modes=args.modes, plot=args.plot,
                              details=args.details, **outputs(args), diagnose=not args.no_diagnosis,
-                             limits=trace_limits(args),
+                             limits=trace_limits(args), strict=args.strict,
                              progress=step_progress(), log=lambda text: print(text, file=sys.stderr)
                              if text.startswith(("reading", "diagnosing")) else print(text))
     finish(args, report, report.notes)

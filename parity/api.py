@@ -154,8 +154,12 @@ def run(data: Union[PathLike, Sequence[str], None] = None, *, seed: int = 42, st
         json: Optional[PathLike] = None, plot: Optional[PathLike] = None, junit: Optional[PathLike] = None,
         markdown: Optional[PathLike] = None, details: Optional[PathLike] = None, diagnose: bool = True,
         isolate: Optional[bool] = None, timeout: float = TIMEOUT, max_memory: int = MAX_MEMORY,
-        progress: Optional[Callable] = None, log: Optional[Callable[[str], None]] = None):
+        progress: Optional[Callable] = None, log: Optional[Callable[[str], None]] = None,
+        variant: Union[str, dict, None] = None):
     """`parity run`: train pure and torch_ref side by side and compare every quantity at every step.
+
+    variant: a declared variant of microgpt that both run ("activation=relu2,lr_schedule=cosine", or a dict of
+    pure.variants' keys); its lr, when it gives one, is the run's lr.
 
     data: a names file, a list of documents, or None (the loader's order, else the synthetic corpus, saying so
     through `log`). value: a Value class of your own (a class, or "path/to/file.py:Class" / "module:Class") that
@@ -187,6 +191,7 @@ def run(data: Union[PathLike, Sequence[str], None] = None, *, seed: int = 42, st
             raise InputError(f"dtype must be float64 or float32, got {dtype!r}")
         resolve_device(device)
         _limits(timeout, max_memory)
+        declared, lr = _variant(variant, lr)
         isolated = _isolated(value, isolate)
         if value is not None and engine == "fused":
             raise InputError("--engine fused runs pure's own Value only; a --value class runs the plain engine "
@@ -210,7 +215,7 @@ def run(data: Union[PathLike, Sequence[str], None] = None, *, seed: int = 42, st
                     raise InputError("data must be a names file or a non-empty list of non-empty strings")
             config = RunConfig(seed=seed, steps=steps, n_layer=n_layer, n_embd=n_embd, n_head=n_head,
                                block_size=block_size, lr=lr, samples=samples, temperature=temperature, dtype=dtype,
-                               device=device, engine=engine)
+                               device=device, engine=engine, variant=declared)
             shown_engine = engine or ("plain" if value is not None else "fused")
 
             def header():  # once the class is known to be usable: an unusable one is one error line, nothing more
@@ -229,6 +234,25 @@ def run(data: Union[PathLike, Sequence[str], None] = None, *, seed: int = 42, st
             if diagnose:
                 _diagnose(report, log, value_cls, value if isolated else None, timeout, max_memory)
             return _write(report, json, plot, junit, markdown)
+
+
+def _variant(variant, lr):
+    """(the declared deviations without lr, the run's lr) from run()'s variant= and lr=; InputError if unusable."""
+    from pure.variants import Variant, VariantError, parse_spec
+
+    try:
+        declared = parse_spec(variant) if isinstance(variant, str) else dict(variant or {})
+        checked = Variant.from_dict(declared)
+    except VariantError as e:
+        raise InputError(f"--variant: {e}") from None
+    if checked.lr_schedule == "custom":
+        raise InputError("--variant lr_schedule=custom: a custom schedule is a port's own rates, read from its trace "
+                         "by `parity check`; run linear, cosine or constant")
+    if "lr" in declared:
+        if lr != Variant.lr and lr != checked.lr:
+            raise InputError(f"lr {lr:g} and --variant lr={checked.lr:g} disagree; give the lr once")
+        lr = checked.lr
+    return {k: v for k, v in checked.deviations().items() if k != "lr"}, lr
 
 
 def _run_pure_side(docs, config, modes, value, value_cls, isolated, timeout, max_memory, options, header, progress):
@@ -255,14 +279,16 @@ def _run_pure_side(docs, config, modes, value, value_cls, isolated, timeout, max
     if not isolated:
         return run(value_cls=value_cls)
     order, tokenizer = shuffled(docs, Rng(config.seed))
+    variant = config.declared()
     model = GPTConfig(n_layer=config.n_layer, n_embd=config.n_embd, n_head=config.n_head,
-                      block_size=config.block_size, vocab_size=tokenizer.vocab_size)
+                      block_size=config.block_size, vocab_size=tokenizer.vocab_size, **variant.model_fields())
+    n = variant.docs_per_step  # a step's record holds its last document's intermediates
     from dataclasses import asdict
 
     job = {"mode": "run", "spec": value, "run": asdict(config), "cwd": os.getcwd()}
     with judge_unchanged(), Worker(job, timeout=timeout, max_memory=max_memory, docs=docs,
                                    user_file=spec_file(value) if value else None) as worker:
-        events = run_events(worker, config, model, lambda k: tokenizer.encode(order[k % len(order)]))
+        events = run_events(worker, config, model, lambda k: tokenizer.encode(order[(k * n + n - 1) % len(order)]))
         first = next(events)  # the class imported and checked, or an InputError before anything is said
         report = run(events=itertools.chain([first], events))
     report.worker_output = worker.captured
@@ -287,8 +313,13 @@ def check_trace(path: PathLike, *, dtype: Optional[str] = None, device: str = "c
                 modes: Union[str, Sequence[str]] = MODES, json: Optional[PathLike] = None,
                 plot: Optional[PathLike] = None, junit: Optional[PathLike] = None,
                 markdown: Optional[PathLike] = None, details: Optional[PathLike] = None, diagnose: bool = True,
-                limits=None, progress: Optional[Callable] = None, log: Optional[Callable[[str], None]] = None):
+                limits=None, progress: Optional[Callable] = None, log: Optional[Callable[[str], None]] = None,
+                strict: bool = False):
     """`parity check`: judge a port in any language from the trace it writes (see the README's port-trace format).
+
+    A port's declared variant (meta.variant) is replayed as declared and agrees "as a variant of microgpt"; a
+    deviation it does not declare diverges; strict: any declared variant diverges too (report.variant holds the
+    declaration).
 
     The whole trace is read first (once: it is spooled), so an unusable line is an InputError before any work;
     limits (parity.porttrace.Limits) bound what a trace may ask (line length, size, steps, config). progress(total) may
@@ -330,7 +361,7 @@ def check_trace(path: PathLike, *, dtype: Optional[str] = None, device: str = "c
                 on_step = progress(steps) if progress else None
                 with _details(details) as details_file:
                     report = replay(path, dtype=dtype, device=device, modes=modes, on_step=on_step,
-                                    keep_checks=False, details=details_file, trace=trace)
+                                    keep_checks=False, details=details_file, trace=trace, strict=strict)
             finally:  # the spool, and the reader if it still runs (an error, an interrupt)
                 trace.close()
             getattr(on_step, "close", lambda: None)()

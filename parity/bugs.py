@@ -33,6 +33,8 @@ class Bug:
     kind: str  # "rule" (of the autograd), "model", "optimizer" or "slip" (the port right, its trace wrong)
     patches: Optional[Callable] = None  # (config) -> [(object, attribute, replacement)] that make pure commit it
     adam: dict = field(default_factory=dict)  # AdamConfig fields the bug changes (betas, eps)
+    # A deviation that ports make on purpose: the declaration (pure.variants' keys) that makes it a variant
+    variant: dict = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -150,6 +152,20 @@ def _relu_squared(self):
     return Value(r * r, (self,), (2 * r,))  # relu(x)^2: GPT-2-era squared ReLU, not the seed's ReLU
 
 
+def _gelu_erf(self):
+    """GELU, the exact form x * Phi(x), with its derivative Phi(x) + x phi(x)."""
+    x = self.data
+    return Value(0.5 * x * (1 + math.erf(x / math.sqrt(2))), (self,),
+                 (0.5 * (1 + math.erf(x / math.sqrt(2))) + x * math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi),))
+
+
+def _silu(self):
+    """SiLU x * sigmoid(x), with its derivative s(x) (1 + x (1 - s(x)))."""
+    x = self.data
+    s = 1 / (1 + math.exp(-x)) if x > -700 else 0.0
+    return Value(x * s, (self,), (s * (1 + x * (1 - s)),))
+
+
 def _gelu(self):
     """GELU, tanh approximation (GPT-2's), with its derivative."""
     x = self.data
@@ -160,17 +176,17 @@ def _gelu(self):
 
 # ---- the model: a function of pure.model or pure.train replaced (each takes `sums=`, so both engines run it) ------
 
-def _rmsnorm_eps_outside_sqrt(x, sums=PLAIN_SUMS):
+def _rmsnorm_eps_outside_sqrt(x, sums=PLAIN_SUMS, eps=None):
     ms = sums[1](x, x) / len(x)
-    scale = (ms ** 0.5 + pure.model.RMS_EPS) ** -1  # should be (ms + eps) ** -0.5
+    scale = (ms ** 0.5 + (pure.model.RMS_EPS if eps is None else eps)) ** -1  # should be (ms + eps) ** -0.5
     return [xi * scale for xi in x]
 
 
-def _layernorm(x, sums=PLAIN_SUMS):
+def _layernorm(x, sums=PLAIN_SUMS, eps=None):
     mean = sums[0](x) / len(x)
     centred = [xi - mean for xi in x]
     var = sums[1](centred, centred) / len(x)
-    scale = (var + pure.model.RMS_EPS) ** -0.5
+    scale = (var + (pure.model.RMS_EPS if eps is None else eps)) ** -0.5
     return [c * scale for c in centred]
 
 
@@ -200,9 +216,9 @@ def _per_token(config, count, replace):
 def _skip_norm(which):
     """rmsnorm skipped at one place: "embed" (after the embeddings), "attn" or "mlp" (before each block)."""
     def patches(config):
-        def replace(i, original, x, sums=PLAIN_SUMS):
+        def replace(i, original, x, sums=PLAIN_SUMS, eps=None):
             place = "embed" if i == 0 else ("attn" if i % 2 == 1 else "mlp")
-            return list(x) if place == which else original(x, sums)
+            return list(x) if place == which else original(x, sums, eps)
         patch = _per_token(config, lambda c: 1 + 2 * c.n_layer, replace)
         return [(pure.model, "rmsnorm", patch(pure.model.rmsnorm))]
     return patches
@@ -358,11 +374,11 @@ def catalogue():
             "scale = (mean(x^2) + 1e-5) ** -0.5", "forward", model,
             lambda c: [(pure.model, "rmsnorm", _rmsnorm_eps_outside_sqrt)]),
         Bug("rmsnorm-eps-1e-6", "rmsnorm's eps is 1e-6, not the seed's 1e-5", "scale = (mean(x^2) + 1e-5) ** -0.5",
-            "forward", model, _constant("RMS_EPS", 1e-6)),
+            "forward", model, _constant("RMS_EPS", 1e-6), variant={"norm_eps": 1e-6}),
         Bug("rmsnorm-eps-1e-8", "rmsnorm's eps is 1e-8, not the seed's 1e-5", "scale = (mean(x^2) + 1e-5) ** -0.5",
-            "forward", model, _constant("RMS_EPS", 1e-8)),
+            "forward", model, _constant("RMS_EPS", 1e-8), variant={"norm_eps": 1e-8}),
         Bug("rmsnorm-no-eps", "rmsnorm has no eps", "scale = (mean(x^2) + 1e-5) ** -0.5",
-            "forward", model, _constant("RMS_EPS", 0.0)),
+            "forward", model, _constant("RMS_EPS", 0.0), variant={"norm_eps": 0.0}),
         Bug("layernorm", "layernorm (the mean subtracted) where the seed has rmsnorm",
             "rmsnorm: x * (mean(x^2) + 1e-5) ** -0.5, no mean subtracted", "forward", model,
             lambda c: [(pure.model, "rmsnorm", _layernorm)]),
@@ -386,9 +402,13 @@ def catalogue():
         Bug("no-position-embedding", "the position embedding is not added", "x = wte[token] + wpe[position]",
             "forward", model, _gpt_wrapper(_no_position)),
         Bug("relu-squared", "the MLP uses relu(x)^2 (an older microgpt) instead of relu(x)", "x = relu(x)",
-            "forward", model, lambda c: [(V, "relu", _relu_squared)]),
-        Bug("gelu", "the MLP uses GELU (GPT-2's) instead of ReLU", "x = relu(x)",
-            "forward", model, lambda c: [(V, "relu", _gelu)]),
+            "forward", model, lambda c: [(V, "relu", _relu_squared)], variant={"activation": "relu2"}),
+        Bug("gelu", "the MLP uses GELU (GPT-2's tanh approximation) instead of ReLU", "x = relu(x)",
+            "forward", model, lambda c: [(V, "relu", _gelu)], variant={"activation": "gelu_tanh"}),
+        Bug("gelu-erf", "the MLP uses GELU (the exact form, with erf) instead of ReLU", "x = relu(x)",
+            "forward", model, lambda c: [(V, "relu", _gelu_erf)], variant={"activation": "gelu"}),
+        Bug("silu", "the MLP uses SiLU (x * sigmoid(x)) instead of ReLU", "x = relu(x)",
+            "forward", model, lambda c: [(V, "relu", _silu)], variant={"activation": "silu"}),
         Bug("loss-summed", "the loss is summed over the positions, not averaged",
             "loss = (1 / n) * sum(losses), n the positions predicted", "forward", model,
             _loss_scaled(lambda n, c: n)),
@@ -410,23 +430,25 @@ def catalogue():
         Bug("adam-eps-inside-sqrt", "Adam adds eps inside the square root: sqrt(v_hat + eps)",
             "p -= lr * m_hat / (sqrt(v_hat) + eps)", "optimizer", opt, _adam(step=_adam_step(eps_inside=True))),
         Bug("adam-eps-1e-6", "Adam's eps is 1e-6, not the seed's 1e-8", "eps = 1e-8", "optimizer", opt,
-            adam={"eps": 1e-6}),
+            adam={"eps": 1e-6}, variant={"eps": 1e-6}),
         Bug("adam-betas-swapped", "Adam's betas swapped: beta1 0.99, beta2 0.85", "beta1 = 0.85, beta2 = 0.99",
             "optimizer", opt, adam={"beta1": 0.99, "beta2": 0.85}),
         Bug("adam-betas-torch-default", "Adam's betas are torch's defaults (0.9, 0.999), not the seed's (0.85, 0.99)",
-            "beta1 = 0.85, beta2 = 0.99", "optimizer", opt, adam={"beta1": 0.9, "beta2": 0.999}),
+            "beta1 = 0.85, beta2 = 0.99", "optimizer", opt, adam={"beta1": 0.9, "beta2": 0.999},
+            variant={"beta1": 0.9, "beta2": 0.999}),
         Bug("adam-betas-0.9-0.95", "Adam's betas are (0.9, 0.95), not the seed's (0.85, 0.99)",
-            "beta1 = 0.85, beta2 = 0.99", "optimizer", opt, adam={"beta1": 0.9, "beta2": 0.95}),
+            "beta1 = 0.85, beta2 = 0.99", "optimizer", opt, adam={"beta1": 0.9, "beta2": 0.95},
+            variant={"beta1": 0.9, "beta2": 0.95}),
         Bug("adam-weight-decay", "a decoupled weight decay of 0.01 (AdamW's default) that the seed does not have",
-            "no weight decay", "optimizer", opt, _adam(step=_adam_step(weight_decay=0.01))),
+            "no weight decay", "optimizer", opt, adam={"weight_decay": 0.01}, variant={"weight_decay": 0.01}),
         Bug("lr-decay-off-by-one", "the linear decay uses the next step's learning rate",
             "lr_t = lr * (1 - step / num_steps), step from 0", "optimizer", opt,
             _adam(lr_at=lambda self, step: _lr_at(self, step + 1))),
         Bug("lr-no-decay", "the learning rate does not decay", "lr_t = lr * (1 - step / num_steps)",
-            "optimizer", opt, _adam(lr_at=lambda self, step: self.config.lr)),
+            "optimizer", opt, adam={"lr_schedule": "constant"}, variant={"lr_schedule": "constant"}),
         Bug("lr-cosine", "a cosine decay (an older microgpt) instead of the seed's linear one",
-            "lr_t = lr * (1 - step / num_steps)", "optimizer", opt,
-            _adam(lr_at=lambda self, step: self.config.lr * 0.5 * (1 + math.cos(math.pi * step / self.total_steps)))),
+            "lr_t = lr * (1 - step / num_steps)", "optimizer", opt, adam={"lr_schedule": "cosine"},
+            variant={"lr_schedule": "cosine"}),
         Bug("grads-not-zeroed", "gradients are not zeroed after the update, so they pile up across steps",
             "p.grad = 0 for every parameter after the update", "backward", opt,
             _adam(zero_grad=lambda self: None)),

@@ -12,14 +12,17 @@ torch_ref replays the port's run from the port's own initial weights, over the p
   by step, showing the drift over the run.
 """
 
+from dataclasses import replace
+
 import numpy as np
 
 from pure.model import param_shapes
+from pure.optim import Adam
 
 from . import forked
 from .compare import compare_records
 from .diagnose import LossesState, StateRecorder
-from .porttrace import ADD_TENSORS, PortTrace
+from .porttrace import ADD_TENSORS, PortTrace, doc_count
 from .precision import precision
 from .quantities import port_quantities
 from .replay import record_torch_step
@@ -89,11 +92,27 @@ def _free_steps(free, trace, quantities, dtype, device, lockstep):
 
 
 def _run_facts(path, meta, dtype, dtype_from, device, steps):
-    """The JSON's "run" section for a check: the trace's own facts."""
+    """The JSON's "run" section for a check: the trace's own facts (the terms it was replayed with)."""
     a = meta.adam
-    return {"trace": str(path), "implementation": meta.implementation, "dtype": dtype, "dtype_from": dtype_from,
-            "device": device, "config": meta.config.to_dict(), "lr": a.lr, "beta1": a.beta1, "beta2": a.beta2,
-            "eps": a.eps, "lr_steps": meta.steps, "lr_steps_given": meta.steps_given, "steps": steps}
+    facts = {"trace": str(path), "implementation": meta.implementation, "dtype": dtype, "dtype_from": dtype_from,
+             "device": device, "config": meta.config.to_dict(), "lr": a.lr, "beta1": a.beta1, "beta2": a.beta2,
+             "eps": a.eps, "lr_steps": meta.steps, "lr_steps_given": meta.steps_given, "steps": steps}
+    effective = meta.declaration.effective
+    if not effective.is_microgpt:
+        facts["replayed_as"] = effective.deviations()
+    return facts
+
+
+def _custom_rates(trace, adam, declaration):
+    """A custom schedule's rates, the step lines' own; nan for a step without one (then no update there can pass)."""
+    if adam.lr_schedule != "custom":
+        return adam
+    rates = tuple(float("nan") if s.lr is None else s.lr for s in trace)
+    missing = sum(s.lr is None for s in trace)
+    if missing:
+        declaration.errors.append(f"the variant declares lr_schedule custom, but {missing} step line(s) carry no lr: "
+                                  f"write each step's \"lr\" (the rate its update used)")
+    return replace(adam, rates=rates)
 
 
 def judged_dtype(dtype, meta, init):
@@ -119,40 +138,50 @@ def judged_dtype(dtype, meta, init):
 
 
 def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, keep_checks=True, details=None,
-                trace=None):
+                trace=None, strict=False):
     """Replay a port trace in torch_ref and compare; returns a Report. TraceError for an unusable trace. trace: the
     trace already read (PortTrace(path).spool()); without it, the trace is spooled here first (the free replay
-    reads the steps' documents before the lockstep one starts)."""
+    reads the steps' documents before the lockstep one starts). The port's declared variant (parity.variants) is
+    replayed as declared, and a deviation it does not declare makes the verdict diverge; strict: so does any
+    declared one."""
     from torch_ref.train import DTYPES, TorchTrainer
 
     if trace is None:
         spooled = PortTrace(path).spool()
         try:
             return check_trace(path, dtype=dtype, device=device, modes=modes, on_step=on_step, keep_checks=keep_checks,
-                               details=details, trace=spooled)
+                               details=details, trace=spooled, strict=strict)
         finally:
             spooled.close()
     meta = trace.meta
     config = meta.config
+    declaration = replace(meta.declaration, errors=list(meta.declaration.errors),
+                          undeclared=dict(meta.declaration.undeclared), strict=strict)
+    adam = _custom_rates(trace, meta.adam, declaration)
+    schedule = Adam([], meta.steps, adam)  # the rate each step's update should use, to check a traced lr against
     dtype, dtype_from, dtype_notes = judged_dtype(dtype, meta, trace.init)
     quantities = port_quantities(config)
     report = Report("port", quantities, {}, dtype=dtype, model_config=config, keep_checks=keep_checks,
                     details=details, notes=dtype_notes)
     if dtype_from == "the trace's numbers":
         report.verdict_suffix = "judged as float32: the trace's numbers are float32"
-    trainers = {mode: TorchTrainer.from_params(config, trace.init, steps=meta.steps, adam=meta.adam,
-                                               dtype=DTYPES[dtype], device=device) for mode in modes}
+    trainers = {mode: TorchTrainer.from_params(config, trace.init, steps=meta.steps, adam=adam, dtype=DTYPES[dtype],
+                                               device=device, variant=declaration.effective) for mode in modes}
     lock, free = trainers.get("lockstep"), trainers.get("free")
     known = True  # the lockstep model holds the port's exact weights before this step
     have = {"grads": 0, "params": 0, "logits": 0}
     unanchored = []  # steps with tensors whose weights before them the trace does not give (nor can derive)
-    recorder = StateRecorder(config, meta.adam, meta.steps, dtype)  # for the diagnosis (parity.diagnose)
+    recorder = StateRecorder(config, adam, meta.steps, dtype,  # for the diagnosis (parity.diagnose)
+                             loss_reduction=declaration.effective.loss_reduction)
     weights = trace.init  # the port's weights before this step, when known
     tokens, losses = [], []  # for a losses-only trace's diagnosis
     free_steps = None if free is None else _free_steps(free, trace, quantities, dtype, device, lock is not None)
     try:
         for s in trace:
             checks = []
+            declaration.step_docs(s.step, doc_count(s.tokens))
+            if adam.lr_schedule != "custom" and s.step <= meta.steps:
+                declaration.step_lr(s.step, s.lr, schedule.lr_at(s.step - 1), meta.steps)
             if lock is not None:
                 tensors = s.grads is not None or s.params is not None or s.logits is not None
                 if not recorder.done:
@@ -234,15 +263,18 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, ke
     if report.capture is not None and free is not None:
         report.capture.free_agrees = not free_failed
     if fd is not None and fd["mode"] == "free" and len(losses) == report.steps:
-        report.capture = LossesState(config, list(trace.init), tokens, losses, meta.adam, meta.steps, dtype,
-                                     fd["step"])
+        report.capture = LossesState(config, list(trace.init), tokens, losses, adam, meta.steps, dtype,
+                                     fd["step"], declaration.effective.loss_reduction)
     if fd is not None and fd["mode"] == "lockstep" and free is not None and not free_failed and report.steps > 1:
         report.notes.append(f"free mode agrees over all {report.steps} steps: the port's training looks right, so its "
                             f"trace is the suspect (gradients read after they were zeroed, weights read before the "
                             f"update, parameters in another order than the seed's, too few digits)")
     report.run = _run_facts(path, meta, dtype, dtype_from, device, report.steps)
     report.extra = {"trace": str(path), "implementation": meta.implementation, "notes": report.notes,
-                    "adam": meta.adam.__dict__, "lr_steps": meta.steps}
+                    "adam": {k: v for k, v in adam.__dict__.items() if k != "rates"}, "lr_steps": meta.steps}
+    report.variant = declaration.to_json()
+    report.variant_words = declaration.verdict_words()
+    report.declaration_errors = declaration.problems()
     return report
 
 

@@ -58,14 +58,16 @@ class StepState:
     torch_moments: Optional[tuple] = None  # (m, v) of torch's lockstep Adam before the step: the fallback
     prev_grads: Optional[list] = None  # the port's gradients of the step before, flat (None: step 1, or untraced)
     free_agrees: Optional[bool] = None  # whether free mode agreed over the whole run (None: unknown)
+    loss_reduction: str = "token_mean"  # a variant's, over a step of several documents (tokens: a list of lists)
 
 
 class StateRecorder:
     """Fed by a step loop, keeps what a replay of the first diverging step needs, and nothing after it."""
 
-    def __init__(self, config, adam, total_steps, dtype, reference="port"):
+    def __init__(self, config, adam, total_steps, dtype, reference="port", loss_reduction="token_mean"):
         self.config, self.adam, self.total_steps, self.dtype, self.reference = config, adam, total_steps, dtype, \
             reference
+        self.loss_reduction = loss_reduction
         self.history, self.state, self.before_step = [], None, None
 
     @property
@@ -101,7 +103,7 @@ class StateRecorder:
             prev_grads = history[-1]
         self.state = StepState(self.config, step, tokens, [float(x) for x in weights], self.adam, self.total_steps,
                                dict(port_record), phase, self.dtype, self.reference, m, v, history, torch_moments,
-                               prev_grads)
+                               prev_grads, loss_reduction=self.loss_reduction)
 
 
 # ---- replaying a step in pure ----------------------------------------------------------------------------------
@@ -123,7 +125,7 @@ def forward_backward(state, patches=(), backward=True):
 
     try:
         with injected(patches), gc_paused():
-            loss = pure.train.doc_loss(state.tokens, params, config, tap)
+            loss = _loss(state.tokens, params, config, tap, None, state.loss_reduction)
             if backward:
                 loss.backward()
     except (ArithmeticError, ValueError, TypeError, RecursionError):
@@ -134,6 +136,14 @@ def forward_backward(state, patches=(), backward=True):
         for name, rows in params.items():
             rec["grad:" + name] = np.array([[float(p.grad) for p in row] for row in rows])
     return rec
+
+
+def _loss(tokens, params, config, tap, sums, reduction):
+    """A step's loss in pure: one document's, or several documents' under a variant's reduction."""
+    sums = sums or pure.model.PLAIN_SUMS
+    if tokens and isinstance(tokens[0], list):
+        return pure.train.batch_loss(tokens, params, config, tap, sums, reduction)
+    return pure.train.doc_loss(tokens, params, config, tap, sums)
 
 
 def _adam_replay(state, grads, patches=(), adam_changes=None):
@@ -400,7 +410,7 @@ def _lr_fit(state):
     big = np.abs(step_seed) > 1e-3 * np.abs(step_seed).max()
     if not big.any() or not np.isfinite(step_port).all():
         return None
-    lr_seed = state.adam.lr * (1 - (state.step - 1) / state.total_steps)
+    lr_seed = Adam([], state.total_steps, state.adam).lr_at(state.step - 1)
     implied = lr_seed * step_port[big] / step_seed[big]
     lr = float(np.median(implied))
     if not lr > 0 or np.max(np.abs(implied - lr)) > LR_FIT_SPREAD.get(state.dtype, 1e-9) * lr + 1e-15:
@@ -422,6 +432,7 @@ class LossesState:
     total_steps: int
     dtype: str
     first: int  # the first diverging step (1-based)
+    loss_reduction: str = "token_mean"  # a variant's, over steps of several documents
 
 
 PREFILTER_STEPS = 3  # a free-mode hypothesis runs to the first divergence plus these steps before it runs them all
@@ -442,7 +453,7 @@ def _free_losses(state, bug, upto):
         with injected(bug.patches(config) if bug and bug.patches else ()):
             for k, tokens in enumerate(state.tokens[:upto]):
                 with gc_paused():
-                    loss = pure.train.doc_loss(tokens, params, config, None, fused.SUMS)
+                    loss = _loss(tokens, params, config, None, fused.SUMS, state.loss_reduction)
                     fused.backward(loss)
                     opt.step(k)
                     losses.append(float(loss.data))
@@ -485,7 +496,8 @@ def diagnose_losses(state, bugs=None):
 
     def entry(ratio, b):
         return {"id": b.id, "summary": b.summary, "fix": b.fix, "kind": b.kind, "phase": "free", "step": state.first,
-                "evidence": f"{evidence} (worst {format_used(ratio)} of the allowance)"}
+                "evidence": f"{evidence} (worst {format_used(ratio)} of the allowance)",
+                **({"variant": b.variant} if b.variant else {})}
 
     if matches:
         first = entry(*matches[0])
@@ -511,7 +523,8 @@ def _evidence(trial, state, ref_miss):
 def _entry(trial, state, ref_miss):
     b = trial.bug
     return {"id": b.id, "summary": b.summary, "fix": b.fix, "kind": b.kind, "phase": state.phase, "step": state.step,
-            "evidence": _evidence(trial, state, ref_miss), **({"detail": trial.note} if trial.note else {})}
+            "evidence": _evidence(trial, state, ref_miss), **({"detail": trial.note} if trial.note else {}),
+            **({"variant": b.variant} if b.variant else {})}
 
 
 def diagnose(state, bugs=None):

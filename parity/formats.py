@@ -143,7 +143,9 @@ def diagnosis_line(d):
         return f"diagnosis: {d.get('summary', 'no known bug reproduces this')}{tail}"
     alternatives = d.get("alternatives") or []
     also = f"; also reproduces it: {', '.join(a['id'] for a in alternatives)}" if alternatives else ""
-    return f"diagnosis: {d['summary']} ({d['id']}); fix: {d['fix']}; {d['evidence']}{also}"
+    declare = (f"; a known variant of microgpt: if intended, declare it: \"variant\": {json.dumps(d['variant'])}"
+               if d.get("variant") else "")
+    return f"diagnosis: {d['summary']} ({d['id']}); fix: {d['fix']}; {d['evidence']}{declare}{also}"
 
 
 def png_of(write_plot, report):

@@ -169,12 +169,36 @@ def _check_op(spec, user, seed):
         return not_checked(spec.name, spec.kind, user["why"], required)
     result = _judge_op(spec, user["cases"], seed)
     result.required = required
+    what = _lookalike(spec, user["cases"]) if result.status == "FAIL" else None
+    if what is not None:
+        result.detail += f"; every forward value matches {what}"
     if spec.name.startswith("deep chain") and result.detail.startswith("raised RecursionError"):
         # Every rule may be right: the engine's recursive topological sort cannot go this deep.
         result.status, result.ok, result.failed_checks = "limit", False, []
         result.detail = (f"RecursionError: backward sorts the graph recursively, and this chain is "
                          f"{ops_cases.DEEP_CHAIN} nodes deep; Python's recursion limit is {sys.getrecursionlimit()}")
     return result
+
+
+def _lookalike(spec, user_cases):
+    """The name of the function often mistaken for spec's (spec.lookalike) when the class's forward values are that
+    function's at every input (a gelu that is GELU's tanh approximation), else None."""
+    if spec.lookalike is None or len(user_cases) != len(spec.cases):
+        return None
+    import torch
+
+    what, ref = spec.lookalike
+    for case, user in zip(spec.cases, user_cases):
+        if "fwd" not in user:
+            return None
+        tensors = {name: torch.tensor(val, dtype=torch.float64) for name, val in case.inputs.items()}
+        expected = ref(**tensors, **case.const).reshape(-1).tolist()
+        if len(user["fwd"]) != len(expected):
+            return None
+        errs, _ = _mixed_errors([float(x) for x in user["fwd"]], expected)
+        if not all(e <= OPS_FWD_TOL for e in errs):
+            return None
+    return what
 
 
 def user_results(spec, value_cls, seed, present):

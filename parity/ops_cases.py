@@ -3,6 +3,13 @@ computation written once with the class under test (protocol operators only; the
 model functions, so a user's class runs the code the model runs) and once in torch, and its inputs (edge cases
 included). A case is one line: `binary("mul", lambda a, b: a * b, ...)` reads as tinygrad's helper_test_op does.
 
+Optional rows (`extra`: n/a when the class lacks what they call, never required): the common extras `tanh`,
+`sigmoid` and `Value ** Value`, and the MLP activations of microgpt's declared variants (issue 28) as methods:
+`erf` (torch.erf), `gelu` (GELU's erf form x Phi(x), torch's F.gelu), `gelu_tanh` (its tanh approximation,
+F.gelu(approximate="tanh")) and `silu` (x sigmoid(x), F.silu); then the same activations as composites of the
+class's own ops, as pure.variants.activate builds them for a variant model: `relu2`, `gelu(erf composite)`,
+`gelu_tanh(composite)`, `silu(composite)`.
+
 Nothing here imports torch until a reference is computed: the class-under-test side of the table runs without it.
 """
 
@@ -12,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import pure.model as model
+from pure.variants import activate
 
 DEEP_CHAIN = 5000  # nodes in the deep-chain case: 5x Python's default recursion limit (1000)
 
@@ -48,6 +56,9 @@ class OpSpec:
     uses: tuple = ()  # the class's methods the computation calls (besides the weighting's * and +)
     extra: bool = False  # not part of the model (tanh, sigmoid, Value ** Value): checked when the class has it
     probe: Optional[Callable] = None  # (cls) -> anything; raising means the class does not support the op
+    # (what, ref): a function often mistaken for this one (GELU's two forms); when the op fails and every forward
+    # value of the class matches ref's, the row says so
+    lookalike: Optional[tuple] = None
 
 
 # The local derivative each method needs, named when a class lacks it (what to implement).
@@ -58,7 +69,12 @@ RULES = {
     "__truediv__": "d(a/b)/da = 1/b, d(a/b)/db = -a/b^2", "__rtruediv__": "c / Value: d/dValue = -c/Value^2",
     "__pow__": "d(x^n)/dx = n x^(n-1)", "__neg__": "d(-x)/dx = -1", "exp": "d/dx e^x = e^x",
     "log": "d/dx ln x = 1/x", "relu": "d/dx relu(x) = 1 where x > 0, else 0", "tanh": "d/dx tanh x = 1 - tanh^2 x",
-    "sigmoid": "d/dx s(x) = s(x) (1 - s(x))",
+    "sigmoid": "d/dx s(x) = s(x) (1 - s(x))", "erf": "d/dx erf x = 2/sqrt(pi) e^(-x^2)",
+    "gelu": "gelu(x) = x Phi(x) (the erf form); d/dx = Phi(x) + x phi(x), Phi(x) = (1 + erf(x/sqrt 2))/2, "
+            "phi(x) = e^(-x^2/2)/sqrt(2 pi)",
+    "gelu_tanh": "gelu_tanh(x) = x/2 (1 + t), t = tanh(k (x + 0.044715 x^3)), k = sqrt(2/pi); "
+                 "d/dx = (1 + t)/2 + x/2 (1 - t^2) k (1 + 3 * 0.044715 x^2)",
+    "silu": "silu(x) = x s(x); d/dx = s(x) (1 + x (1 - s(x)))",
 }
 
 
@@ -97,6 +113,15 @@ def _deep_chain(x):
     return [y]
 
 
+# The MLP activations of microgpt's declared variants (issue 28), built from the class's own ops by pure's own
+# `pure.variants.activate`, the code a variant model runs (a number on the left of some operators: 0.5 * x): a class
+# without gelu or silu methods runs those variants through these. relu2 is relu(x) ** 2; gelu (the erf form)
+# 0.5 x (1 + erf(x / sqrt 2)); gelu_tanh 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); silu x sigmoid(x).
+
+def _activation(name):
+    return lambda x: [activate(x, name)]
+
+
 # ---- the references in torch ---------------------------------------------------------------------------------
 
 def _torch_rmsnorm(x):
@@ -109,6 +134,18 @@ def _torch_attention(q, k, v):
 
 def _torch_cross_entropy(logits, target):
     return torch.nn.functional.cross_entropy(logits[None], torch.tensor([target])).view(1)
+
+
+def _torch_gelu(x):
+    return torch.nn.functional.gelu(x).reshape(1)
+
+
+def _torch_gelu_tanh(x):
+    return torch.nn.functional.gelu(x, approximate="tanh").reshape(1)
+
+
+def _torch_silu(x):
+    return torch.nn.functional.silu(x).reshape(1)
 
 
 # ---- one-line cases ------------------------------------------------------------------------------------------
@@ -137,6 +174,12 @@ def power(e, xs):
 
 MUL_PAIRS = [(0.5, -1.2), (3.0, 0.25), (-2.0, -0.75), (0.0, 1.7), (1.3, 1.3), (1e3, -4e-3), (1e-8, 1e8)]
 DIV_PAIRS = [(1.0, 3.0), (-2.5, 0.4), (0.0, 2.0), (1e-3, -1e-4), (7.0, 1e3), (3.0, 3.0), (-0.6, -1.5)]
+# The activations' inputs: 0, tiny, moderate of both signs, and +-30, where erf and tanh are +-1 to the last bit,
+# e^(-x^2) underflows to 0 and sigmoid's e^30 is 1e13.
+ACTIVATION_XS = [-30.0, -5.0, -1.5, -0.3, -1e-8, 0.0, 1e-8, 0.7, 2.0, 5.0, 30.0]
+ACTIVATION_CASES = [Case({"x": x}) for x in ACTIVATION_XS]
+RELU2_CASES = [Case({"x": x}) for x in (-30.0, -1.5, -1e-3, 1e-3, 0.7, 3.0, 30.0)] + [
+    Case({"x": 0.0}, fd_step=1e-12, note="relu's kink: relu(x)^2 is smooth there, derivative 0")]
 RELU_CASES = [Case({"x": 1.5}), Case({"x": -0.7}), Case({"x": 0.0}, kink=True, note="gradient 0 at exactly 0"),
               Case({"x": 1e-3}), Case({"x": -1e-3}), Case({"x": 1e6}), Case({"x": -1e6})]
 
@@ -205,15 +248,33 @@ def specs():
                 Case({"logits": [8.0, 0.0, -1.0, 0.5]}, {"target": 2}, note="confident and wrong"),
                 Case({"logits": [0.2, 0.2, 0.2]}, {"target": 1}, note="equal logits")],
                kind="composite", uses=("__sub__", "exp", "__truediv__", "log", "__neg__")),
-        # Common extras, checked when the class has them (the model does not use them).
+        # Common extras, checked when the class has them (the seed's model does not use them).
         unary("tanh", lambda x: x.tanh(), lambda x: torch.tanh(x), [-20.0, -1.5, 0.0, 1e-8, 0.3, 2.0, 20.0],
               ("tanh",), extra=True),
         unary("sigmoid", lambda x: x.sigmoid(), lambda x: torch.sigmoid(x), [-30.0, -2.0, 0.0, 1e-8, 0.7, 4.0, 30.0],
               ("sigmoid",), extra=True),
+        unary("erf", lambda x: x.erf(), lambda x: torch.erf(x), ACTIVATION_XS, ("erf",), extra=True),
+        # The variants' activations as methods of their own: gelu is the erf form (torch's F.gelu default),
+        # gelu_tanh the tanh approximation (F.gelu(approximate="tanh")), silu x sigmoid(x) (F.silu).
+        unary("gelu", lambda x: x.gelu(), _torch_gelu, ACTIVATION_XS, ("gelu",), extra=True,
+              lookalike=("GELU's tanh approximation (checked as gelu_tanh)", _torch_gelu_tanh)),
+        unary("gelu_tanh", lambda x: x.gelu_tanh(), _torch_gelu_tanh, ACTIVATION_XS, ("gelu_tanh",), extra=True,
+              lookalike=("GELU's erf form (checked as gelu)", _torch_gelu)),
+        unary("silu", lambda x: x.silu(), _torch_silu, ACTIVATION_XS, ("silu",), extra=True),
         OpSpec("pow(Value)", lambda a, b: [a ** b], lambda a, b: torch.pow(a, b).reshape(1),
                [Case({"a": a, "b": b}) for a, b in
                 [(2.0, 3.0), (0.5, -1.5), (3.0, 0.5), (1.5, 0.0), (1e-3, 2.0), (10.0, -2.0)]],
                uses=("__pow__",), extra=True, probe=lambda cls: cls(2.0) ** cls(3.0)),
+        # The variants' activations built from the class's own ops by pure.variants.activate (what a variant model
+        # runs, with or without the methods above).
+        OpSpec("relu2", _activation("relu2"), lambda x: (torch.relu(x) ** 2).reshape(1), RELU2_CASES,
+               kind="composite", uses=("relu", "__pow__"), extra=True),
+        OpSpec("gelu(erf composite)", _activation("gelu"), _torch_gelu, ACTIVATION_CASES, kind="composite",
+               uses=("__rmul__", "__radd__", "erf"), extra=True),
+        OpSpec("gelu_tanh(composite)", _activation("gelu_tanh"), _torch_gelu_tanh, ACTIVATION_CASES,
+               kind="composite", uses=("__rmul__", "__radd__", "__pow__", "tanh"), extra=True),
+        OpSpec("silu(composite)", _activation("silu"), _torch_silu, ACTIVATION_CASES, kind="composite",
+               uses=("sigmoid",), extra=True),
         # A graph deeper than Python's recursion limit: a recursive topological sort fails here ("limit").
         OpSpec(f"deep chain ({DEEP_CHAIN} adds)", _deep_chain, lambda x: (x + float(DEEP_CHAIN)).reshape(1),
                [Case({"x": 0.25})], uses=("__add__",)),

@@ -8,7 +8,10 @@ JSON lines, read as a stream (a 1000-step trace with every tensor is ~70 MB; mem
     ...
 
 meta may also hold `implementation` (free text), `steps` (the length of the linear lr decay), `lr`, `beta1`,
-`beta2`, `eps` (default: the seed's) and `dtype` ("float32" for a float32 port). A parameter list is either flat,
+`beta2`, `eps`, `weight_decay`, `grad_clip`, `norm_eps` (the port's facts; default: the seed's), `bos`, `eos` (the
+ids of BOS and of a separate end token), `dtype` ("float32" for a float32 port) and `variant` (the deviations
+from microgpt the port declares: parity.variants). A step may carry `lr` (the rate its update used) and several
+documents (`docs`, or `tokens` as a list of id lists). A parameter list is either flat,
 in the seed's order (wte, wpe, lm_head, then per layer attn_wq, attn_wk, attn_wv, attn_wo, mlp_fc1, mlp_fc2,
 each row by row: `params.map(p => p.data)`), or an object with each matrix under the seed's name. A step
 gives `doc` (a string over `chars`) or `tokens` (ids, BOS = len(chars) at both ends); `grads` (after
@@ -32,6 +35,8 @@ from typing import Optional
 
 from pure.model import GPTConfig, param_shapes
 from pure.optim import AdamConfig
+
+from .variants import Declaration
 
 FORMAT = 1  # the version of this format; meta.format, when given, must not be newer
 SEED_STEPS = 1000  # the seed's numSteps: the lr decay's length when meta has no `steps`
@@ -88,14 +93,31 @@ class PortMeta:
     implementation: str = ""
     dtype: Optional[str] = None  # "float32" when the port says it computes in float32
     extra: dict = field(default_factory=dict)
+    declaration: Declaration = field(default_factory=Declaration)  # the port's facts and declared variant
+    bos: Optional[int] = None  # BOS's id (None: len(chars))
+    eos: Optional[int] = None  # the end token's id (None: BOS's)
+
+    @property
+    def bos_id(self):
+        return len(self.chars) if self.bos is None else self.bos
+
+    @property
+    def eos_id(self):
+        return self.bos_id if self.eos is None else self.eos
+
+    def char_ids(self):
+        """Each character's id: 1.. when BOS is 0, else 0.. (chars lists the characters in id order)."""
+        first = 1 if self.bos_id == 0 else 0
+        return {c: first + i for i, c in enumerate(self.chars)}
 
 
 @dataclass
 class PortStep:
     line: int
     step: int
-    tokens: list
+    tokens: list  # ids, BOS at both ends; a list of such lists for a step over several documents
     loss: float
+    lr: Optional[float] = None  # the rate the step's update used, when the trace says
     grads: Optional[list] = None  # flat, the seed's order
     params: Optional[list] = None
     logits: Optional[list] = None  # (n, V)
@@ -183,10 +205,6 @@ def flat_params(value, config, where):
     return _numbers(value, where)
 
 
-def _meta_number(x):
-    return float.fromhex(x) if isinstance(x, str) and _HEX.fullmatch(x) else float(x)
-
-
 def _meta(rec, where, limits=None):
     m = rec.get("meta")
     if not isinstance(m, dict):
@@ -202,8 +220,11 @@ def _meta(rec, where, limits=None):
     chars = m["chars"]
     if not isinstance(chars, str) or not chars or len(set(chars)) != len(chars):
         raise TraceError(f"{where}: meta.chars must be a non-empty string of distinct characters")
+    declaration = Declaration.from_meta(m, lambda message: TraceError(f"{where}: {message}"))
+    bos, eos = _special_ids(m, len(chars), where)
+    vocab = len(chars) + (1 if eos == bos else 2)
     try:
-        config = GPTConfig(**{k: m[k] for k in CONFIG_KEYS}, vocab_size=len(chars) + 1)
+        config = GPTConfig(**{k: m[k] for k in CONFIG_KEYS}, vocab_size=vocab, **declaration.effective.model_fields())
     except ValueError as e:
         raise TraceError(f"{where}: {e}") from None
     limits = limits or Limits()
@@ -215,11 +236,7 @@ def _meta(rec, where, limits=None):
         raise TraceError(f"{where}: replaying this config would take about {need / 2 ** 20:.0f} MB (block_size "
                          f"{config.block_size}, {params} parameters), over the limit of {limits.max_memory_mb:g} MB "
                          f"(--max-memory to allow more)")
-    base = AdamConfig()
-    try:
-        adam = AdamConfig(**{k: _meta_number(m.get(k, getattr(base, k))) for k in ("lr", "beta1", "beta2", "eps")})
-    except (TypeError, ValueError) as e:
-        raise TraceError(f"{where}: meta lr/beta1/beta2/eps must be numbers ({e})") from None
+    adam = declaration.effective.adam_config()
     steps = m.get("steps", SEED_STEPS)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise TraceError(f"{where}: meta.steps must be a positive integer, got {steps!r}")
@@ -227,29 +244,69 @@ def _meta(rec, where, limits=None):
     if dtype not in (None, "float64", "float32"):
         raise TraceError(f"{where}: meta.dtype must be float64 or float32, got {dtype!r}")
     return PortMeta(config, chars, adam, steps, "steps" in m, str(m.get("implementation", "")), dtype,
-                    {k: v for k, v in m.items() if k not in (*CONFIG_KEYS, "chars")})
+                    {k: v for k, v in m.items() if k not in (*CONFIG_KEYS, "chars")}, declaration,
+                    None if bos == len(chars) else bos, None if eos == bos else eos)
 
 
-def _tokens(rec, meta, where):
-    bos = len(meta.chars)
-    if "doc" in rec:
-        doc = rec["doc"]
-        if not isinstance(doc, str) or not doc:
-            raise TraceError(f"{where}: doc must be a non-empty string")
-        bad = sorted(set(doc) - set(meta.chars))
-        if bad:
-            raise TraceError(f"{where}: doc {doc!r} has characters outside meta.chars: {''.join(bad)!r}")
-        index = {c: i for i, c in enumerate(meta.chars)}
-        return [bos] + [index[c] for c in doc] + [bos]
-    tokens = rec.get("tokens")
+def _special_ids(m, n, where):
+    """(bos, eos) from meta: BOS is len(chars) by default, or 0 when the vocabulary starts with it; a separate end
+    token takes the id after the last one."""
+    bos, eos = m.get("bos", n), m.get("eos", None)
+    if isinstance(bos, bool) or bos not in (0, n):
+        raise TraceError(f"{where}: meta.bos must be {n} (after the {n} characters, the seed's) or 0 (before them), "
+                         f"got {bos!r}")
+    if eos is None or eos == bos:
+        return bos, bos
+    if isinstance(eos, bool) or eos != n + 1:
+        raise TraceError(f"{where}: meta.eos must be the same as bos ({bos}) or a separate end token after every "
+                         f"other id ({n + 1}), got {eos!r}")
+    return bos, eos
+
+
+def _doc_tokens(doc, meta, where):
+    if not isinstance(doc, str) or not doc:
+        raise TraceError(f"{where}: doc must be a non-empty string")
+    bad = sorted(set(doc) - set(meta.chars))
+    if bad:
+        raise TraceError(f"{where}: doc {doc!r} has characters outside meta.chars: {''.join(bad)!r}")
+    index = meta.char_ids()
+    return [meta.bos_id] + [index[c] for c in doc] + [meta.eos_id]
+
+
+def _id_list(tokens, meta, where):
+    top = meta.config.vocab_size - 1
     if not isinstance(tokens, list) or len(tokens) < 2:
-        raise TraceError(f"{where}: a step needs doc (a string) or tokens (ids with BOS = {bos} at both ends)")
-    if any(isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= bos for t in tokens):
-        raise TraceError(f"{where}: tokens must be ids in 0..{bos}")
+        raise TraceError(f"{where}: a step needs doc (a string) or tokens (ids with BOS = {meta.bos_id} at the start "
+                         f"and {meta.eos_id} at the end)")
+    if any(isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= top for t in tokens):
+        raise TraceError(f"{where}: tokens must be ids in 0..{top}")
     return tokens
 
 
-FIELDS = {"doc": "doc", "tokens": "doc", "loss": "loss", "grads": "grads", "params": "params", "logits": "logits"}
+def _tokens(rec, meta, where):
+    """The step's token ids (a list), or for a step over several documents a list of such lists."""
+    if "doc" in rec:
+        return _doc_tokens(rec["doc"], meta, where)
+    if "docs" in rec:
+        docs = rec["docs"]
+        if not isinstance(docs, list) or not docs:
+            raise TraceError(f"{where}: docs must be a non-empty list of strings (the step's documents)")
+        out = [_doc_tokens(d, meta, where) for d in docs]
+        return out[0] if len(out) == 1 else out
+    tokens = rec.get("tokens")
+    if isinstance(tokens, list) and tokens and isinstance(tokens[0], list):
+        out = [_id_list(t, meta, where) for t in tokens]
+        return out[0] if len(out) == 1 else out
+    return _id_list(tokens, meta, where)
+
+
+def doc_count(tokens):
+    """How many documents a step's tokens hold."""
+    return len(tokens) if tokens and isinstance(tokens[0], list) else 1
+
+
+FIELDS = {"doc": "doc", "docs": "doc", "tokens": "doc", "loss": "loss", "lr": "lr", "grads": "grads",
+          "params": "params", "logits": "logits"}
 
 
 class _Pending:
@@ -268,7 +325,7 @@ class _Pending:
             if field is None:
                 continue
             if field in self.seen:
-                again = "doc/tokens" if field == "doc" else field
+                again = "doc/docs/tokens" if field == "doc" else field
                 raise TraceError(f"{where}: step {self.step} gives {again} again (first on line {self.seen[field]}); "
                                  f"each field comes once per step, and all lines of step k come before step k+1's "
                                  f"(a repeated step, or steps out of order?)")
@@ -277,6 +334,8 @@ class _Pending:
                 self.s.tokens = _tokens(rec, self.meta, where)
             elif field == "loss":
                 self.s.loss = _number(rec["loss"], f"{where}, loss")
+            elif field == "lr":
+                self.s.lr = _number(rec["lr"], f"{where}, lr")
             elif field == "logits":
                 self.logits = (rec["logits"], where)
             else:
@@ -288,11 +347,13 @@ class _Pending:
             raise TraceError(f"{where}: step {self.step} has no loss (its lines give "
                              f"{', '.join(self.seen) or 'nothing but the step number'})")
         if s.tokens is None:
-            raise TraceError(f"{where}: a step needs doc (a string) or tokens (ids with BOS = {len(self.meta.chars)} "
-                             f"at both ends)")
+            raise TraceError(f"{where}: a step needs doc (a string), docs (strings) or tokens (ids with BOS = "
+                             f"{self.meta.bos_id} at the start and {self.meta.eos_id} at the end)")
         if self.logits is not None:
             rows, lwhere = self.logits
-            n, V = min(self.meta.config.block_size, len(s.tokens) - 1), self.meta.config.vocab_size
+            docs = s.tokens if doc_count(s.tokens) > 1 else [s.tokens]
+            n = sum(min(self.meta.config.block_size, len(t) - 1) for t in docs)  # the documents' rows, stacked
+            V = self.meta.config.vocab_size
             if not isinstance(rows, list) or len(rows) != n or any(type(r) is not list or len(r) != V for r in rows):
                 raise TraceError(f"{lwhere}: logits must be {n} rows (one per position) of {V} numbers")
             s.logits = [_numbers(r, f"{lwhere}, logits") for r in rows]

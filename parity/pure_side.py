@@ -6,15 +6,15 @@ Events, in order: ("init", weights), then per step ("record", step, record) or, 
 ("raised", step, failure as a dict) and nothing after it; then ("samples", samples, rng state) or ("raised", ...).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
 from pure.engine import Value, gc_paused
 from pure.model import param_shapes
-from pure.optim import AdamConfig
 from pure.train import Trainer
+from pure.variants import Variant
 
 from .user_value import ValueClassError, graph_depth, guarded_call
 
@@ -33,6 +33,11 @@ class RunConfig:
     dtype: str = "float64"  # torch_ref's dtype; pure is always float64
     device: str = "cpu"  # torch_ref's device
     engine: Optional[str] = None  # pure's engine: "fused" or "plain"; None: pure.train.default_engine
+    variant: dict = field(default_factory=dict)  # a declared variant's deviations (pure.variants), lr aside
+
+    def declared(self):
+        """The Variant both sides run: the declared deviations, with this run's lr."""
+        return Variant.from_dict(self.variant).with_changes(lr=self.lr)
 
 
 # ---- pure's side: one step, recorded as named float64 arrays -------------------------------------------------
@@ -113,7 +118,7 @@ def pure_events(docs, run, value_cls=Value, on_phase=None):
     try:  # the initial weights are made with the class too
         pure = guarded_call("initialisation", Trainer, docs, value_cls=value_cls, engine=run.engine, seed=run.seed,
                             steps=run.steps, n_layer=run.n_layer, n_embd=run.n_embd, n_head=run.n_head,
-                            block_size=run.block_size, adam=AdamConfig(lr=run.lr))
+                            block_size=run.block_size, variant=run.declared())
         weights = guarded_call("initialisation", pure.flat_values)
     except ValueClassError as failure:
         yield "raised", 1, failure.to_json()

@@ -91,8 +91,9 @@ def forward_names(config):
 
 
 def param_names_backward(config):
-    """Parameters in the order backprop reaches them: lm_head, the last block first, the embeddings last."""
-    names = ["lm_head"]
+    """Parameters in the order backprop reaches them: lm_head, the last block first, the embeddings last (tied
+    embeddings, a variant's, have no lm_head)."""
+    names = [] if config.tie_embeddings else ["lm_head"]
     for i in reversed(range(config.n_layer)):
         names += [f"layer{i}.{p}" for p in ("mlp_fc2", "mlp_fc1", "attn_wo", "attn_wv", "attn_wk", "attn_wq")]
     return names + ["wpe", "wte"]

@@ -42,7 +42,8 @@ def record_torch_step(trainer, tokens, *, intermediates=True, grads=None, tensor
         return rec
     params = trainer.params_by_name()
     for name, p in params.items():
-        rec["grad:" + name] = _np(p.grad) if p.grad is not None else np.zeros(tuple(p.shape))
+        # a copy: a float64 CPU tensor's numpy() is a view, and a variant's gradient clipping scales .grad in place
+        rec["grad:" + name] = _np(p.grad).copy() if p.grad is not None else np.zeros(tuple(p.shape))
     if grads is not None:
         trainer.set_grads(grads)
     trainer.update()

@@ -113,6 +113,12 @@ class Report(ReportForms):
     # then "partial", however well the rest agrees
     unchecked: Optional[str] = None
     verdict_suffix: str = ""  # said at the end of an agree or partial verdict line (how the trace was judged)
+    # A declared variant (parity.variants): its deviations (the JSON's "variant"; None for microgpt itself), the
+    # words an agreeing verdict ends with, and the sentences that make the verdict diverge on the declaration alone
+    # (an undeclared deviation, a contradiction, --strict)
+    variant: Optional[dict] = None
+    variant_words: str = ""
+    declaration_errors: list = field(default_factory=list)
     capture: object = None  # parity.diagnose.StepState of the first diverging step (not in the JSON)
     tally: Tally = field(default_factory=Tally)
     started: float = field(default_factory=time.perf_counter)
@@ -137,20 +143,27 @@ class Report(ReportForms):
     def verdict(self):
         """"diverge" on any failing check; "partial" when all agrees but part of the run could not be checked;
         else "agree"."""
-        if self.first_divergence is not None:
+        if self.first_divergence is not None or self.declaration_errors:
             return "diverge"
         return "partial" if self.unchecked else "agree"
 
     @property
     def verdict_line(self):
         fd = self.first_divergence
+        if self.declaration_errors:  # the port's terms first: they are wrong before any step is
+            line = f"verdict: diverge: {'; '.join(self.declaration_errors)}"
+            return line + (f"; and {self._divergence_line(fd)}" if fd is not None else "")
         if fd is None:
             counts = (f"{self.tally.count} checks over {self.steps} steps, modes "
                       f"{', '.join(m for m in MODES if m in self.tally.modes)}")
             suffix = f"; {self.verdict_suffix}" if self.verdict_suffix else ""
             if self.unchecked:
-                return f"verdict: partial: what the trace holds agrees ({counts}{suffix}); {self.unchecked}"
-            return f"verdict: agree ({counts}{suffix})"
+                return (f"verdict: partial: what the trace holds agrees ({counts}{suffix}){self.variant_words}; "
+                        f"{self.unchecked}")
+            return f"verdict: agree ({counts}{suffix}){self.variant_words}"
+        return self._divergence_line(fd)
+
+    def _divergence_line(self, fd):
         if fd["quantity"] == RAISED:
             if fd["detail"].get("worker"):  # the worker stopped: timed out, crashed, exited
                 return f"first divergence: step {fd['step']} ({fd['mode']}), {fd['detail']['exception']}"
@@ -179,6 +192,8 @@ class Report(ReportForms):
             "first_divergence": self.first_divergence,
             "diagnosis": self.diagnosis,
             "verdict_line": self.verdict_line,
+            "variant": self.variant,
+            "declaration_errors": list(self.declaration_errors),
             "run": self.run,
             "model_config": self.model_config.to_dict() if self.model_config else None,
             "data": self.data,
@@ -216,6 +231,10 @@ class Report(ReportForms):
             text = "\n".join(f"{c.quantity}: step {c.step}, max abs {c.max_abs:.3g}, used {format_used(c.ratio)} of "
                              f"tol {c.tol}" for c in bad)
             out.append(Case(f"{mode}.{fam}", not bad, self.message() if bad else "", text))
+        if self.declaration_errors or self.variant:
+            text = "\n".join(self.declaration_errors)
+            out.insert(0, Case("declaration", not self.declaration_errors,
+                               self.message() if self.declaration_errors else "", text))
         return out
 
     def plot_png(self):

@@ -12,7 +12,6 @@ import numpy as np
 
 from pure.engine import Value
 from pure.model import param_shapes
-from pure.optim import AdamConfig
 
 from .compare import Check, Tol, compare_records
 from .pure_side import RunConfig, pure_events, record_pure_step  # noqa: F401 - RunConfig, record_pure_step: API
@@ -71,8 +70,9 @@ def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, ta
     from .diagnose import StateRecorder
 
     run = run or RunConfig()
+    variant = run.declared()
     kwargs = dict(seed=run.seed, steps=run.steps, n_layer=run.n_layer, n_embd=run.n_embd, n_head=run.n_head,
-                  block_size=run.block_size, adam=AdamConfig(lr=run.lr), dtype=run.dtype, device=run.device)
+                  block_size=run.block_size, variant=variant, dtype=run.dtype, device=run.device)
     torch_sides = {mode: TorchTrainer(docs, **kwargs) for mode in modes}  # lockstep, then free
     if "free" in torch_sides and tamper:
         tamper(torch_sides["free"])
@@ -84,6 +84,8 @@ def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, ta
     run = replace(run, engine=first[2] if first[0] == "init" else run.engine)  # the report says which engine ran
     report = Report("pure", quantities, asdict(run), dtype=run.dtype, model_config=config, samples={},
                     keep_checks=keep_checks, details=details, steps=run.steps)
+    report.variant = variant.deviations() or None  # both sides run it: declared, so nothing is undeclared
+    report.variant_words = f" as a variant of microgpt: {variant.describe()}" if report.variant else ""
     if first[0] == "raised":
         report.add([raised_check(m, first[1], first[2]) for m in modes])
         return report.finish()
@@ -94,7 +96,8 @@ def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, ta
 
     # What a replay of the first diverging step needs (parity.diagnose): the weights and Adam's moments before it,
     # which are the previous step's record (the initial weights and zero moments before step 1).
-    recorder = StateRecorder(config, AdamConfig(lr=run.lr), run.steps, run.dtype, reference="pure")
+    recorder = StateRecorder(config, variant.adam_config(), run.steps, run.dtype, reference="pure",
+                             loss_reduction=variant.loss_reduction)
     zeros = np.zeros(len(initial))
     previous = None  # the record of the step before
     for event in events:
@@ -111,7 +114,7 @@ def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, ta
             torch_sides["lockstep"].load_state(weights, m, v, step - 1)
             if tamper:
                 tamper(torch_sides["lockstep"])
-        tokens = some.tokens_at(step - 1)
+        tokens = some.tokens_at(step - 1) if variant.docs_per_step == 1 else some.docs_at(step - 1)
         step_checks = []
         for mode, trainer in torch_sides.items():
             step_checks += compare_records(mode, step, quantities, pure_rec, record_torch_step(trainer, tokens),

@@ -121,9 +121,15 @@ def describe(cls):
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+# Optional methods `parity ops` checks when a class has them (never required): the common extras tanh and sigmoid,
+# and the MLP activations of the declared variants: erf; gelu, GELU's erf form x Phi(x) (torch's F.gelu); gelu_tanh,
+# its tanh approximation (F.gelu(approximate="tanh")); silu, x sigmoid(x) (F.silu).
+EXTRA_METHODS = ("tanh", "sigmoid", "erf", "gelu", "gelu_tanh", "silu")
+
+
 def present_methods(cls):
-    """The protocol's methods (and the common extras tanh, sigmoid) that instances of cls have."""
-    return {m for m in (*REQUIRED_METHODS, "tanh", "sigmoid") if callable(getattr(cls, m, None))}
+    """The protocol's methods (and the optional EXTRA_METHODS) that instances of cls have."""
+    return {m for m in (*REQUIRED_METHODS, *EXTRA_METHODS) if callable(getattr(cls, m, None))}
 
 
 def check_protocol(cls, name=None, needs=MODEL_METHODS, purpose="run the model"):

@@ -13,9 +13,9 @@ def add_args(parser):
     parser.add_argument("--engine", choices=ENGINES, default="fused", help=ENGINE_HELP)
 
 
-def make_trainer(docs, args, adam):
+def make_trainer(docs, args, variant):
     return Trainer(docs, seed=args.seed, steps=args.steps, n_layer=args.n_layer, n_embd=args.n_embd,
-                   n_head=args.n_head, block_size=args.block_size, adam=adam, engine=args.engine)
+                   n_head=args.n_head, block_size=args.block_size, variant=variant, engine=args.engine)
 
 
 BACKEND = Backend(

@@ -16,6 +16,7 @@ from .outputs import OutputError, OutputPlan, Terminated, handle_sigterm
 from .progress import Progress
 from .rng import Rng
 from .trace import TraceWriter
+from .variants import KEYS, Variant, VariantError, parse_spec, supported_values
 
 INFERENCE_HEADER = "--- inference (new, hallucinated names) ---"
 # A loss above this means the target's probability is below the smallest normal double (2.2e-308, whose -ln
@@ -125,7 +126,7 @@ def internal_error(exc):
 @dataclass
 class Backend:
     name: str  # written into traces and checkpoints
-    make_trainer: Callable  # (docs, args, adam: AdamConfig) -> trainer (see pure.train.Trainer)
+    make_trainer: Callable  # (docs, args, variant: pure.variants.Variant) -> trainer (see pure.train.Trainer)
     sample_checkpoint: Callable  # (ckpt, rng, n, temperature, args) -> list of strings
     add_args: Optional[Callable] = None  # (parser) -> None: backend-only flags, e.g. --dtype
     describe: Optional[Callable] = None  # (args) -> dict of extra trace meta
@@ -172,7 +173,45 @@ def add_model_args(p, steps=1000):
     p.add_argument("--n-embd", type=positive_int, default=16, help="embedding width (default: 16)")
     p.add_argument("--n-head", type=positive_int, default=4, help="attention heads; must divide --n-embd (default: 4)")
     p.add_argument("--block-size", type=positive_int, default=16, help="context length (default: 16)")
-    p.add_argument("--lr", type=positive_float, default=AdamConfig.lr, help="peak Adam learning rate (default: 0.01)")
+    p.add_argument("--lr", type=positive_float, default=None,
+                   help=f"peak Adam learning rate (default: {AdamConfig.lr}); the same as --variant lr=LR")
+    add_variant_arg(p)
+
+
+VARIANT_HELP = ("a declared variant of microgpt: KEY=VALUE[,KEY=VALUE...] with the keys "
+                f"{', '.join(KEYS)} ({supported_values()}); default: microgpt itself")
+
+
+def add_variant_arg(p):
+    p.add_argument("--variant", metavar="KEY=VALUE,...", default="", help=VARIANT_HELP)
+
+
+def variant_of(args):
+    """The run's Variant, from --variant and --lr (which must agree when both give the lr); UsageError if invalid."""
+    try:
+        declared = parse_spec(args.variant)
+        variant = Variant.from_dict(declared)
+    except VariantError as e:
+        raise UsageError(f"--variant: {e}") from None
+    if args.lr is not None:
+        if "lr" in declared and variant.lr != args.lr:
+            raise UsageError(f"--lr {args.lr:g} and --variant lr={variant.lr:g} disagree; give the lr once")
+        variant = variant.with_changes(lr=args.lr)
+    return variant
+
+
+def variant_facts(variant):
+    """What a trace's meta says of a variant: the facts (lr, betas, eps, and the others where set) and the
+    declaration of its deviations, `variant` (absent for microgpt itself)."""
+    facts = {"lr": variant.lr, "beta1": variant.beta1, "beta2": variant.beta2, "eps": variant.eps}
+    for key in ("weight_decay", "norm_eps"):
+        if variant.deviations().get(key) is not None:
+            facts[key] = getattr(variant, key)
+    if variant.grad_clip is not None:
+        facts["grad_clip"] = variant.grad_clip
+    if not variant.is_microgpt:
+        facts["variant"] = variant.deviations()
+    return facts
 
 
 def add_sampling_args(p):
@@ -212,18 +251,23 @@ def build_parser(prog, backend):
 
 
 def check_config(args):
-    """Catch an invalid model config from the flags alone, before the data is read (vocab_size comes later)."""
+    """Catch an invalid model config or variant from the flags alone, before the data is read (vocab_size comes
+    later)."""
     GPTConfig(n_layer=args.n_layer, n_embd=args.n_embd, n_head=args.n_head, block_size=args.block_size)
+    variant = variant_of(args)
+    if variant.lr_schedule == "custom":
+        raise UsageError("--variant lr_schedule=custom: a custom schedule is a port's own rates, read from its trace "
+                         "by `parity check`; train with linear, cosine or constant")
+    return variant
 
 
 def cmd_train(args, backend):
-    check_config(args)
+    variant = check_config(args)
     plan = OutputPlan({"--trace": args.trace, "--save": args.save},
                       inputs={"--data": args.data or os.environ.get(ENV_VAR)}).check()
     with plan:
-        adam = AdamConfig(lr=args.lr)
         docs, _ = load_docs_or_corpus(args.data, warn=lambda text: print(text, file=sys.stderr))
-        trainer = backend.make_trainer(docs, args, adam)
+        trainer = backend.make_trainer(docs, args, variant)
         print(f"num docs: {len(trainer.docs)}")
         print(f"vocab size: {trainer.config.vocab_size}")
         print(f"num params: {trainer.num_params}")
@@ -233,8 +277,8 @@ def cmd_train(args, backend):
                 c = trainer.config
                 trace.meta(format=1, implementation=backend.name, n_layer=c.n_layer, n_embd=c.n_embd,
                            n_head=c.n_head, block_size=c.block_size, chars="".join(trainer.tokenizer.chars),
-                           config=c.to_dict(), seed=args.seed, steps=args.steps, lr=adam.lr, beta1=adam.beta1,
-                           beta2=adam.beta2, eps=adam.eps, temperature=args.temperature, samples=args.samples,
+                           config=c.to_dict(), seed=args.seed, steps=args.steps, **variant_facts(variant),
+                           temperature=args.temperature, samples=args.samples,
                            num_docs=len(trainer.docs), vocab_size=c.vocab_size, num_params=trainer.num_params,
                            **(backend.describe(args) if backend.describe else {}))
                 trace.init(trainer.flat_values())
@@ -244,11 +288,14 @@ def cmd_train(args, backend):
                 grads = [] if trace and step < args.trace_tensors else None
                 loss = trainer.train_step(step, on_grads=None if grads is None else
                                           (lambda t, grads=grads: grads.extend(t.flat_values("grad"))))
-                check_loss(loss, step + 1, args.lr)
+                check_loss(loss, step + 1, variant.lr)
                 progress.update(step + 1, f"step {step + 1:4d} / {args.steps} | loss {loss:.4f}")
                 if trace:
-                    trace.step(step + 1, loss, trainer.lr_at(step), doc=trainer.docs[step % len(trainer.docs)],
-                               grads=grads, params=None if grads is None else trainer.flat_values())
+                    n = variant.docs_per_step
+                    docs_now = [trainer.docs[(step * n + i) % len(trainer.docs)] for i in range(n)]
+                    trace.step(step + 1, loss, trainer.lr_at(step), doc=docs_now[0] if n == 1 else None,
+                               docs=docs_now if n > 1 else None, grads=grads,
+                               params=None if grads is None else trainer.flat_values())
             progress.close()
             rng_state = trainer.rng.get_state()  # before sampling, so `sample --load` repeats these samples
             print(INFERENCE_HEADER)
@@ -261,7 +308,8 @@ def cmd_train(args, backend):
                 save_checkpoint(args.save, Checkpoint(
                     config=trainer.config, chars=trainer.tokenizer.chars, params=trainer.export_params(),
                     rng_state=rng_state,
-                    meta={"implementation": backend.name, "seed": args.seed, "steps": args.steps, "lr": args.lr}))
+                    meta={"implementation": backend.name, "seed": args.seed, "steps": args.steps, "lr": variant.lr,
+                          **({"variant": variant.deviations()} if not variant.is_microgpt else {})}))
         except BaseException:
             if trace:
                 trace.abort()

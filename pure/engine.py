@@ -16,6 +16,7 @@ import gc
 import math
 
 _SQUARING_LIMIT = 1000  # JavaScript engines square-and-multiply integer exponents up to this
+_TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)  # erf's derivative at 0
 
 
 def js_pow(x, e):
@@ -98,6 +99,20 @@ class Value:
         x = self.data
         out = x if (x > 0 or x != x) else 0.0
         return Value(out, (self,), (1 if x > 0 else 0,))  # 1 where x > 0, else 0 (also at x == 0)
+
+    # The activations of microgpt's variants (parity's --variant): not used by the seed's model.
+    def tanh(self):
+        t = math.tanh(self.data)
+        return Value(t, (self,), (1 - t * t,))  # d/dx tanh x = 1 - tanh^2 x
+
+    def sigmoid(self):
+        x = self.data
+        s = 1 / (1 + _exp(-x)) if x == x else x
+        return Value(s, (self,), (s * (1 - s),))  # d/dx s(x) = s(x) (1 - s(x))
+
+    def erf(self):
+        x = self.data
+        return Value(math.erf(x), (self,), (_TWO_OVER_SQRT_PI * _exp(-x * x),))  # d/dx erf x = 2/sqrt(pi) e^(-x^2)
 
     # Composites: no rules of their own, so their gradients follow from the ops above.
     def __neg__(self):

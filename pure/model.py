@@ -7,9 +7,11 @@ globals at call time, which is also what lets a test swap one out.
 """
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Optional
 
 from .engine import Value
+from .variants import ACTIVATIONS, activate
 
 INIT_STD = 0.08  # std of the Gaussian initialisation, as in the seed
 RMS_EPS = 1e-5  # added to the mean square inside rmsnorm
@@ -22,6 +24,10 @@ class GPTConfig:
     n_head: int = 4  # attention heads per block; n_embd must divide evenly
     block_size: int = 16  # longest context; documents are cut to block_size tokens
     vocab_size: int = 27  # characters + 1 for BOS (26 letters for the names data)
+    # A declared variant's model (pure.variants); the defaults are the seed's, and to_dict leaves them out.
+    activation: str = "relu"  # the MLP's nonlinearity
+    norm_eps: Optional[float] = None  # rmsnorm's eps; None: RMS_EPS, the seed's
+    tie_embeddings: bool = False  # lm_head is wte: no lm_head among the parameters
 
     def __post_init__(self):
         for name in ("n_layer", "n_embd", "n_head", "block_size", "vocab_size"):
@@ -31,6 +37,8 @@ class GPTConfig:
         if self.vocab_size < 2:
             raise ValueError(
                 f"invalid config: vocab_size must be at least 2 (one character + BOS), got {self.vocab_size}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"invalid config: activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
         if self.n_embd % self.n_head:
             raise ValueError(
                 f"invalid config: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}); "
@@ -41,14 +49,24 @@ class GPTConfig:
     def head_dim(self):
         return self.n_embd // self.n_head
 
+    @property
+    def rms_eps(self):
+        """rmsnorm's eps: the variant's, else RMS_EPS (looked up now, so a test may swap the module's constant)."""
+        return RMS_EPS if self.norm_eps is None else self.norm_eps
+
     def to_dict(self):
-        return asdict(self)
+        """The fields, leaving out a variant's fields at their defaults (a microgpt config reads as it always did)."""
+        defaults = {f.name: f.default for f in fields(self)}
+        return {k: v for k, v in asdict(self).items()
+                if k in ("n_layer", "n_embd", "n_head", "block_size", "vocab_size") or v != defaults[k]}
 
 
 def param_shapes(config):
     """Every parameter's name and (rows, cols), in the seed's initialisation order."""
     c = config
     shapes = {"wte": (c.vocab_size, c.n_embd), "wpe": (c.block_size, c.n_embd), "lm_head": (c.vocab_size, c.n_embd)}
+    if c.tie_embeddings:  # lm_head is wte
+        del shapes["lm_head"]
     for i in range(c.n_layer):
         shapes[f"layer{i}.attn_wq"] = (c.n_embd, c.n_embd)
         shapes[f"layer{i}.attn_wk"] = (c.n_embd, c.n_embd)
@@ -115,9 +133,9 @@ def linear(x, w, sums=PLAIN_SUMS):
     return sums[2](w, x)
 
 
-def rmsnorm(x, sums=PLAIN_SUMS):
+def rmsnorm(x, sums=PLAIN_SUMS, eps=None):
     ms = sums[1](x, x) / len(x)
-    scale = (ms + RMS_EPS) ** -0.5
+    scale = (ms + (RMS_EPS if eps is None else eps)) ** -0.5
     return [xi * scale for xi in x]
 
 
@@ -149,12 +167,13 @@ def gpt(token_id, pos_id, kv_keys, kv_vals, params, config, tap=None, sums=PLAIN
     head_dim, n_head = config.head_dim, config.n_head
     x = [t + p for t, p in zip(params["wte"][token_id], params["wpe"][pos_id])]  # (C,)
     tap("embed", x)
-    x = rmsnorm(x, sums)
+    eps = config.norm_eps  # None: the seed's RMS_EPS
+    x = rmsnorm(x, sums, eps)
     tap("embed_norm", x)
     for li in range(config.n_layer):
         pre = f"layer{li}."
         x_residual = x
-        x = rmsnorm(x, sums)
+        x = rmsnorm(x, sums, eps)
         tap(pre + "attn_norm", x)
         q = linear(x, params[pre + "attn_wq"], sums)  # (C,)
         k = linear(x, params[pre + "attn_wk"], sums)
@@ -180,14 +199,14 @@ def gpt(token_id, pos_id, kv_keys, kv_vals, params, config, tap=None, sums=PLAIN
         x = residual(linear(x_attn, params[pre + "attn_wo"], sums), x_residual)
         tap(pre + "attn_resid", x)
         x_residual = x
-        x = rmsnorm(x, sums)
+        x = rmsnorm(x, sums, eps)
         tap(pre + "mlp_norm", x)
         x = linear(x, params[pre + "mlp_fc1"], sums)  # (4C,)
         tap(pre + "mlp_pre", x)
-        x = [xi.relu() for xi in x]
+        x = [xi.relu() for xi in x] if config.activation == "relu" else [activate(xi, config.activation) for xi in x]
         tap(pre + "mlp_hidden", x)
         x = residual(linear(x, params[pre + "mlp_fc2"], sums), x_residual)  # (C,)
         tap(pre + "mlp_resid", x)
-    logits = linear(x, params["lm_head"], sums)  # (V,)
+    logits = linear(x, params["wte" if config.tie_embeddings else "lm_head"], sums)  # (V,)
     tap("logits", logits)
     return logits

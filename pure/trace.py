@@ -26,10 +26,12 @@ class TraceWriter(AtomicFile):
     def init(self, flat):
         self.write({"init": flat})
 
-    def step(self, step, loss, lr, doc=None, grads=None, params=None):
+    def step(self, step, loss, lr, doc=None, grads=None, params=None, docs=None):
         rec = {"step": step, "loss": loss, "lr": lr}
         if doc is not None:
             rec["doc"] = doc
+        if docs is not None:  # a variant's several documents a step
+            rec["docs"] = docs
         if grads is not None:
             rec["grads"], rec["params"] = grads, params
         self.write(rec)

@@ -8,8 +8,9 @@ from . import fused
 from .data import Tokenizer
 from .engine import Value, gc_paused
 from .model import PLAIN_SUMS, GPTConfig, flatten, gpt, init_params, softmax
-from .optim import Adam, AdamConfig
+from .optim import Adam
 from .rng import Rng
+from .variants import Variant
 
 
 def doc_loss(tokens, params, config, tap=None, sums=PLAIN_SUMS):
@@ -19,6 +20,15 @@ def doc_loss(tokens, params, config, tap=None, sums=PLAIN_SUMS):
     `tap(name, pos, values)` receives each position's intermediates and finally
     ("loss", None, [loss]).
     """
+    losses = position_losses(tokens, params, config, tap, sums)
+    loss = sums[0](losses) / len(losses)
+    if tap is not None:
+        tap("loss", None, [loss])
+    return loss
+
+
+def position_losses(tokens, params, config, tap=None, sums=PLAIN_SUMS):
+    """-log p(target) at each predicted position of one document (the first block_size)."""
     n = min(config.block_size, len(tokens) - 1)
     kv_keys = [[] for _ in range(config.n_layer)]
     kv_vals = [[] for _ in range(config.n_layer)]
@@ -28,7 +38,25 @@ def doc_loss(tokens, params, config, tap=None, sums=PLAIN_SUMS):
         logits = gpt(tokens[pos], pos, kv_keys, kv_vals, params, config, pos_tap, sums)
         probs = softmax(logits, sums)
         losses.append(-probs[tokens[pos + 1]].log())  # -log p(target)
-    loss = sums[0](losses) / n
+    return losses
+
+
+def batch_loss(docs, params, config, tap=None, sums=PLAIN_SUMS, reduction="token_mean"):
+    """The loss of several documents in one step (a declared variant's docs_per_step): "token_mean", the mean over
+    every predicted position of every document (their summed -log p over their count), or "doc_mean", the mean of
+    each document's own mean. `tap` sees the last document's intermediates, as a hook sees the last forward."""
+    if len(docs) == 1:
+        return doc_loss(docs[0], params, config, tap, sums)
+    taps = [tap if i == len(docs) - 1 else None for i in range(len(docs))]
+    if reduction == "doc_mean":
+        means = []
+        for tokens, t in zip(docs, taps):
+            losses = position_losses(tokens, params, config, t, sums)
+            means.append(sums[0](losses) / len(losses))
+        loss = sums[0](means) / len(means)
+    else:
+        losses = [x for tokens, t in zip(docs, taps) for x in position_losses(tokens, params, config, t, sums)]
+        loss = sums[0](losses) / len(losses)
     if tap is not None:
         tap("loss", None, [loss])
     return loss
@@ -70,7 +98,7 @@ class Trainer:
     """Holds one run's state; `train_step` is one step of the seed's loop."""
 
     def __init__(self, docs, *, seed=42, steps=1000, n_layer=1, n_embd=16, n_head=4, block_size=16,
-                 adam=None, value_cls=Value, engine=None):
+                 adam=None, value_cls=Value, engine=None, variant=None):
         if not docs:
             raise ValueError("no documents to train on")
         if steps < 1:
@@ -84,20 +112,28 @@ class Trainer:
         self.rng = Rng(seed)
         self.seed = seed
         self.docs, self.tokenizer = shuffled(docs, self.rng)
+        self.variant = variant or Variant()  # microgpt's own, unless a variant is declared (pure.variants)
         self.config = GPTConfig(n_layer=n_layer, n_embd=n_embd, n_head=n_head, block_size=block_size,
-                                vocab_size=self.tokenizer.vocab_size)
+                                vocab_size=self.tokenizer.vocab_size, **self.variant.model_fields())
         self.params = init_params(self.config, self.rng, value_cls)
         self.flat_params = flatten(self.params)
-        self.optimizer = Adam(self.flat_params, steps, adam or AdamConfig())
+        self.optimizer = Adam(self.flat_params, steps, adam or self.variant.adam_config())
         self.steps = steps
 
     def tokens_at(self, step):
         """The 0-based step's document, tokenized: documents are used in shuffled order, cycling."""
         return self.tokenizer.encode(self.docs[step % len(self.docs)])
 
+    def docs_at(self, step):
+        """The 0-based step's documents, tokenized: docs_per_step of them, the next ones in shuffled order."""
+        n = self.variant.docs_per_step
+        return [self.tokenizer.encode(self.docs[(step * n + i) % len(self.docs)]) for i in range(n)]
+
     def forward(self, step, tap=None):
-        """Loss of the step's document (a Value, its graph built; no backward yet)."""
-        return doc_loss(self.tokens_at(step), self.params, self.config, tap, self.sums)
+        """Loss of the step's document(s) (a Value, its graph built; no backward yet)."""
+        if self.variant.docs_per_step == 1:
+            return doc_loss(self.tokens_at(step), self.params, self.config, tap, self.sums)
+        return batch_loss(self.docs_at(step), self.params, self.config, tap, self.sums, self.variant.loss_reduction)
 
     def backward(self, loss):
         """Fill in every node's .grad (the engine's own backward: fused graphs are walked by pure.fused)."""

@@ -2,7 +2,8 @@
 
 The third-party engines live in tests/engines/: micrograd_style.py and direct_rules.py are correct and written
 independently of pure (closures and sets, direct sub/div rules, other topological orders); wrong_rules.py holds
-classes with exactly one wrong rule each, and one without relu.
+classes with exactly one wrong rule each, and one without relu; activations.py has the optional activations of the
+declared variants (erf, gelu, gelu_tanh, silu, tanh, sigmoid), right, and with one wrong each.
 """
 
 import json
@@ -41,7 +42,12 @@ WRONG = {
     "WrongRelu": ("relu", "relu"),
     "NoAccumulate": ("reuse", "reuse"),
 }
-EXTRAS = {"tanh", "sigmoid", "pow(Value)"}  # optional ops pure.Value does not have
+EXTRAS = {"gelu", "gelu_tanh", "silu", "pow(Value)"}  # optional ops pure.Value does not have
+# every optional row: the extras and the MLP activations of the declared variants (issue 28), methods and composites
+OPTIONAL = {"tanh", "sigmoid", "erf", "gelu", "gelu_tanh", "silu", "pow(Value)", "relu2", "gelu(erf composite)",
+            "gelu_tanh(composite)", "silu(composite)"}
+ACTIVATIONS = ["erf", "gelu", "gelu_tanh", "silu", "relu2", "gelu(erf composite)", "gelu_tanh(composite)",
+               "silu(composite)"]
 REQUIRED_OPS = ["add", "sub", "mul", "div", "neg", "pow(2)", "pow(3)", "pow(0.5)", "pow(-0.5)", "pow(-1)", "exp",
                 "log", "relu", "softmax", "rmsnorm", "linear", "attention", "cross-entropy", "reuse"]
 
@@ -70,7 +76,7 @@ def test_pure_value_passes_every_op(pure_report):
         assert r.checks == ["torch", "finite-difference"], r.op
         assert r.cases >= 1
     assert pure_report.verdict_line.startswith(f"ops: all {len(pure_report.ops) - len(EXTRAS)} checked agree")
-    assert pure_report.verdict_line.endswith("; n/a: tanh, sigmoid, pow(Value)")
+    assert pure_report.verdict_line.endswith("; n/a: gelu, gelu_tanh, silu, pow(Value)")
 
 
 def test_the_input_table_has_the_edge_cases():
@@ -337,7 +343,7 @@ def test_micrograd_style_without_exp_log_is_checked_for_what_it_has():
     assert report.verdict == "partial" and not report.failing
     assert {op for op, s in status.items() if s == "absent"} == {"exp", "log", "softmax", "attention",
                                                                   "cross-entropy"}
-    assert {op for op, s in status.items() if s == "n/a"} == EXTRAS
+    assert {op for op, s in status.items() if s == "n/a"} == OPTIONAL - {"relu2"}  # relu and ** are there
     for op in ("add", "mul", "pow(2)", "pow(-0.5)", "relu", "neg", "sub", "div", "add(number)", "div(number)",
                "reuse", "rmsnorm", "linear"):
         assert status[op] == "ok", op
@@ -430,3 +436,122 @@ def test_run_reports_a_recursive_engine_past_the_limit_with_depth_and_config():
     assert depth > 1000
     # the same engine runs the default-width model, whose graph is shallower than the limit
     assert run_parity(DOCS, RUN, value_cls=recursive_sort.Value).verdict == "agree"
+
+
+# ---- the MLP activations of the declared variants (issue 28): optional methods and composites
+
+def test_pure_value_passes_the_activation_rows(pure_report):
+    ops_ = by_op(pure_report)
+    for op in ("tanh", "sigmoid", "erf", "relu2", "gelu(erf composite)", "gelu_tanh(composite)", "silu(composite)"):
+        r = ops_[op]
+        assert r.status == "ok" and r.checks == ["torch", "finite-difference"], (op, r.detail)
+        assert not r.required and r.max_grad_error <= GRAD_TOL and r.max_fd_error <= FD_TOL
+    for op in ("gelu", "gelu_tanh", "silu"):  # no methods of their own: n/a, never required, never wrong
+        assert (ops_[op].status, ops_[op].detail, ops_[op].required) == ("n/a", f"lacks {op}", False)
+    assert {s.name for s in ops_cases.specs() if s.extra} == OPTIONAL
+
+
+def test_the_activation_inputs_have_the_edge_cases():
+    specs = {s.name: s for s in ops_cases.specs()}
+    for op in ("erf", "gelu", "gelu_tanh", "silu", "gelu(erf composite)", "gelu_tanh(composite)", "silu(composite)"):
+        xs = [c.inputs["x"] for c in specs[op].cases]
+        assert {0.0, 30.0, -30.0} <= set(xs), op  # zero; erf and tanh saturated, e^(-x^2) underflowing
+        assert any(0 < abs(x) <= 1e-8 for x in xs) and any(x < 0 for x in xs) and any(x > 0 for x in xs), op
+    assert 0.0 in [c.inputs["x"] for c in specs["relu2"].cases]
+    for op, rule in (("erf", "2/sqrt(pi) e^(-x^2)"), ("gelu", "Phi(x) + x phi(x)"), ("silu", "s(x) (1 + x (1 - s(x)))"),
+                     ("gelu_tanh", "0.044715")):
+        assert rule in ops_cases.RULES[op]
+
+
+def test_an_engine_with_every_activation_passes():
+    from tests.engines import activations
+
+    report = run_ops(activations.Activations, seed=2)
+    assert report.verdict == "agree", report.verdict_line
+    assert {r.op for r in report.ops if r.status == "n/a"} == {"pow(Value)"}
+    for op in ACTIVATIONS:
+        assert by_op(report)[op].status == "ok", op
+
+
+@pytest.mark.parametrize("name,failing", [
+    ("WrongErf", ["erf", "gelu(erf composite)"]),  # the composite is built from the class's own erf
+    ("WrongSigmoid", ["sigmoid", "silu(composite)"]),
+    ("WrongSilu", ["silu"]),
+    ("TanhGelu", ["gelu"]),
+])
+def test_a_wrong_activation_rule_fails_its_rows(name, failing):
+    from tests.engines import activations
+
+    report = run_ops(getattr(activations, name))
+    assert [r.op for r in report.failing] == failing and report.verdict == "diverge"
+    first = by_op(report)[failing[0]]
+    assert first.input is not None and first.detail
+    assert report.verdict_line.startswith(f"ops: {len(failing)} of {len(report.checked)} checked wrong: "
+                                          f"{failing[0]} (")
+    json.dumps(report.to_dict(), allow_nan=False)
+
+
+def test_a_wrong_erf_rule_is_a_gradient_failure_at_a_named_input():
+    from tests.engines import activations
+
+    r = by_op(run_ops(activations.WrongErf, only=["erf"]))["erf"]
+    assert r.failed_checks[:1] == ["gradient"] and "finite-difference" in r.failed_checks
+    assert r.max_fwd_error == 0.0 and r.max_grad_error > 0.1  # 1 - sqrt(pi)/2 of the rule missing
+    # the derivative missing 2/sqrt(pi): off by that factor wherever it is not 0
+    got, expected = (float(t.split()[-1]) for t in r.detail.split(" (upstream")[0].split(",")[:2])
+    assert got / expected == pytest.approx(math.sqrt(math.pi) / 2)
+
+
+def test_a_gelu_that_is_the_tanh_approximation_is_named_so():
+    from tests.engines import activations
+
+    report = run_ops(activations.TanhGelu, only=["gelu", "gelu_tanh"])
+    gelu, gelu_tanh = report.ops
+    assert gelu.status == "FAIL" and "forward" in gelu.failed_checks
+    assert gelu.detail.endswith("; every forward value matches GELU's tanh approximation (checked as gelu_tanh)")
+    assert gelu_tanh.status == "ok"
+    # a gelu that is wrong in some other way gets no such note
+    wrong = by_op(run_ops(activations.WrongErf, only=["gelu(erf composite)"]))["gelu(erf composite)"]
+    assert wrong.status == "FAIL" and "matches" not in wrong.detail
+
+
+@pytest.mark.parametrize("cls", [wrong_rules.Engine, micrograd_style.Value, direct_rules.Value])
+def test_a_class_without_the_activations_reads_n_a_and_still_agrees(cls):
+    report = run_ops(cls)
+    status = {r.op: r.status for r in report.ops}
+    assert report.verdict == "agree", report.verdict_line
+    assert status["relu2"] == "ok"  # relu and ** are the model's own: the squared-ReLU variant runs
+    for op in (op for op in ACTIVATIONS if op != "relu2"):
+        assert status[op] == "n/a" and not by_op(report)[op].required, op
+    assert by_op(report)["gelu(erf composite)"].detail == "lacks erf"
+    assert by_op(report)["silu(composite)"].detail == "lacks sigmoid"
+    assert not any(r.status in ("absent", "FAIL") for r in report.ops)
+
+
+def test_cli_ops_writes_json_junit_and_markdown_for_a_wrong_activation(tmp_path, capsys):
+    """Through the worker (a spec runs there): its list of the class's methods has the optional ones."""
+    out, junit, md = tmp_path / "ops.json", tmp_path / "ops.xml", tmp_path / "ops.md"
+    code = main(["ops", "--value", "tests/engines/activations.py:WrongErf", "--json", str(out), "--junit", str(junit),
+                 "--markdown", str(md)])
+    assert code == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith("ops: 2 of ") and " checked wrong: erf (max grad error " in lines[-1]
+    d = json.loads(out.read_text())
+    status = {o["op"]: o["status"] for o in d["ops"]}
+    assert d["verdict"] == "diverge" and [op for op, s in status.items() if s == "FAIL"] == ["erf",
+                                                                                             "gelu(erf composite)"]
+    assert all(status[op] == "ok" for op in ACTIVATIONS if op not in ("erf", "gelu(erf composite)"))
+    assert status["pow(Value)"] == "n/a"
+
+    import xml.etree.ElementTree as ET
+
+    suite = ET.parse(junit).getroot().find("testsuite")
+    cases = {c.get("name"): c for c in suite.findall("testcase")}
+    assert set(cases) == set(ops_cases.op_names()) and suite.get("failures") == "2"
+    assert cases["erf"].find("failure").text.startswith("at x=")
+    assert cases["pow(Value)"].find("skipped") is not None and cases["silu"].find("failure") is None
+    text = md.read_text()
+    assert d["verdict_line"] in text and "failing rows" in text
+    rows = text.split("```text")[1].split("```")[0].splitlines()
+    assert [r.split()[0] for r in rows[3:]] == ["erf", "gelu(erf"]
+

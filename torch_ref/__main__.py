@@ -26,9 +26,9 @@ def add_args(parser):
                         help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
 
 
-def make_trainer(docs, args, adam):
+def make_trainer(docs, args, variant):
     return TorchTrainer(docs, seed=args.seed, steps=args.steps, n_layer=args.n_layer, n_embd=args.n_embd,
-                        n_head=args.n_head, block_size=args.block_size, adam=adam,
+                        n_head=args.n_head, block_size=args.block_size, variant=variant,
                         dtype=DTYPES[args.dtype], device=args.device)
 
 

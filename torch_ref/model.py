@@ -3,6 +3,8 @@
 Differences from a textbook GPT-2 block are the seed's, kept on purpose:
 rmsnorm without a learned gain (nn.RMSNorm, eps 1e-5), an extra rmsnorm right
 after the embeddings, no biases, ReLU in the MLP, no final norm before lm_head.
+A declared variant (pure.variants) changes what its GPTConfig says: the MLP's
+activation (torch's own F.gelu, F.silu, ...), rmsnorm's eps, lm_head tied to wte.
 
 The model sees one document at a time, so activations have no batch dimension:
 T is the sequence length, C = n_embd, H = n_head, D = head_dim, V = vocab_size.
@@ -14,12 +16,22 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pure.model import RMS_EPS, GPTConfig
+from pure.model import GPTConfig
 
 
-def rmsnorm(n_embd):
+def rmsnorm(config):
     """The seed's rmsnorm: x / sqrt(mean(x^2) + eps), with no learned gain (so no parameters)."""
-    return nn.RMSNorm(n_embd, eps=RMS_EPS, elementwise_affine=False)
+    return nn.RMSNorm(config.n_embd, eps=config.rms_eps, elementwise_affine=False)
+
+
+# The MLP's nonlinearity of each variant, in torch's own functions (pure.variants.activate is pure's side).
+ACTIVATIONS = {
+    "relu": F.relu,
+    "relu2": lambda x: F.relu(x).square(),
+    "gelu": F.gelu,  # the exact form, x * Phi(x) with erf
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "silu": F.silu,
+}
 
 
 class KVCache:
@@ -83,9 +95,10 @@ class MLP(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(config.n_embd, 4 * config.n_embd, bias=False)
         self.fc2 = nn.Linear(4 * config.n_embd, config.n_embd, bias=False)
+        self.act = ACTIVATIONS[config.activation]
 
     def forward(self, x):
-        return self.fc2(F.relu(self.fc1(x)))  # (T, 4C) -> (T, 4C) -> (T, C)
+        return self.fc2(self.act(self.fc1(x)))  # (T, 4C) -> (T, 4C) -> (T, C)
 
 
 class Block(nn.Module):
@@ -93,9 +106,9 @@ class Block(nn.Module):
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.attn_norm = rmsnorm(config.n_embd)
+        self.attn_norm = rmsnorm(config)
         self.attn = CausalSelfAttention(config)
-        self.mlp_norm = rmsnorm(config.n_embd)
+        self.mlp_norm = rmsnorm(config)
         self.mlp = MLP(config)
 
     def forward(self, x, cache=None, layer=0):
@@ -110,9 +123,11 @@ class MicroGPT(nn.Module):
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.block_size, config.n_embd)
-        self.embed_norm = rmsnorm(config.n_embd)  # the seed normalises the embeddings before the first block
+        self.embed_norm = rmsnorm(config)  # the seed normalises the embeddings before the first block
         self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_embeddings:  # a variant's: one Parameter read as the embedding and as the output layer
+            self.lm_head.weight = self.wte.weight
         # PyTorch's default init is replaced by the seed's: see torch_ref.weights.init_from_rng.
 
     def _run(self, idx, pos, cache=None):

@@ -7,6 +7,7 @@ block_size predictions. Only the arithmetic is PyTorch's own.
 """
 
 import functools
+import math
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ from pure.data import Tokenizer
 from pure.model import GPTConfig, param_shapes, split_flat
 from pure.optim import AdamConfig
 from pure.rng import Rng
+from pure.variants import Variant, lr_factor
 
 from .model import MicroGPT
 from .weights import checked_state_dict, init_from_rng, load_pure_params, name_map, to_pure_params
@@ -83,18 +85,37 @@ def sample_ids(model, rng, bos, temperature):
     return out
 
 
+def lr_lambda(adam, steps):
+    """LambdaLR's factor of the base lr at 0-based step s, for the schedule of `adam`: the seed's linear decay
+    1 - s / steps (the same expression as pure's Adam.lr_at), a variant's cosine or constant, or a custom
+    schedule's traced rates (its base lr is 1, so the factor is the rate itself; a step past them gets nan, so an
+    update without a traced rate can never pass)."""
+    if adam.lr_schedule == "linear":
+        return lambda step: 1 - step / steps
+    if adam.lr_schedule == "custom":
+        rates = adam.rates
+        return lambda step: rates[step] if 0 <= step < len(rates) else math.nan
+    schedule = adam.lr_schedule
+    return lambda step: lr_factor(schedule, step, steps)
+
+
 def make_optimizer(model, adam, steps):
     """torch.optim.Adam with the seed's hyper-parameters, and LambdaLR for its linear decay to zero over `steps`:
-    the one place both are built (training, `parity run`, `parity check`)."""
+    the one place both are built (training, `parity run`, `parity check`). A declared variant's weight decay is
+    torch.optim.AdamW's, its schedule another LambdaLR (its gradient clipping: TorchTrainer.update)."""
     # foreach=False: the plain per-parameter loop (_single_tensor_adam), which is also what CPU tensors get by
     # default. On CUDA the default would be the multi-tensor (foreach) kernels; pinning the single-tensor path
     # keeps one documented update rule on every device, and with six small weight matrices there is no speed to
     # gain from batching them.
-    optimizer = torch.optim.Adam(model.parameters(), lr=adam.lr, betas=(adam.beta1, adam.beta2), eps=adam.eps,
-                                 foreach=False)
+    base_lr = 1.0 if adam.lr_schedule == "custom" else adam.lr
+    kwargs = dict(lr=base_lr, betas=(adam.beta1, adam.beta2), eps=adam.eps, foreach=False)
+    if adam.weight_decay:
+        optimizer = torch.optim.AdamW(model.parameters(), weight_decay=adam.weight_decay, **kwargs)
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), **kwargs)
     # At 0-based step s the lr is lr * (1 - s / steps): LambdaLR multiplies the base lr by the factor, the same
     # expression as pure's Adam.lr_at.
-    scheduler = LambdaLR(optimizer, lr_lambda=lambda step: 1 - step / steps)
+    scheduler = LambdaLR(optimizer, lr_lambda=lr_lambda(adam, steps))
     return optimizer, scheduler
 
 
@@ -119,7 +140,7 @@ class TorchTrainer:
     steps then take token lists: `forward_backward(tokens)`, `set_grads`, `update`)."""
 
     def __init__(self, docs, *, seed=42, steps=1000, n_layer=1, n_embd=16, n_head=4, block_size=16,
-                 adam=DEFAULT_ADAM, dtype=torch.float64, device="cpu", num_threads=CPU_THREADS):
+                 adam=None, dtype=torch.float64, device="cpu", num_threads=CPU_THREADS, variant=None):
         if not docs:
             raise ValueError("no documents to train on")
         self.rng = Rng(seed)
@@ -127,22 +148,25 @@ class TorchTrainer:
         self.docs = list(docs)
         self.rng.shuffle(self.docs)
         self.tokenizer = Tokenizer.from_docs(self.docs)
+        variant = variant or Variant()
         self._build(GPTConfig(n_layer=n_layer, n_embd=n_embd, n_head=n_head, block_size=block_size,
-                              vocab_size=self.tokenizer.vocab_size), steps, adam, dtype, device, num_threads)
+                              vocab_size=self.tokenizer.vocab_size, **variant.model_fields()), steps,
+                    adam or variant.adam_config(), dtype, device, num_threads, variant)
         init_from_rng(self.model, self.rng)  # the same draws as pure, right after the shuffle
 
     @classmethod
     def from_params(cls, config, params, *, steps=1000, adam=DEFAULT_ADAM, dtype=torch.float64, device="cpu",
-                    num_threads=CPU_THREADS):
-        """A trainer holding `params` (name -> rows, or a flat list in the seed's order) and no documents."""
+                    num_threads=CPU_THREADS, variant=None):
+        """A trainer holding `params` (name -> rows, or a flat list in the seed's order) and no documents. The
+        model's variant is the config's; `variant` adds the loss's reduction over several documents."""
         self = cls.__new__(cls)
         self.rng = self.seed = self.tokenizer = None
         self.docs = []
-        self._build(config, steps, adam, dtype, device, num_threads)
+        self._build(config, steps, adam, dtype, device, num_threads, variant or Variant())
         self.load_params(params)
         return self
 
-    def _build(self, config, steps, adam, dtype, device, num_threads):
+    def _build(self, config, steps, adam, dtype, device, num_threads, variant):
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
         self.dtype, self.device = resolve_dtype(dtype), resolve_device(device)
@@ -152,6 +176,7 @@ class TorchTrainer:
         self.model = MicroGPT(config).to(device=self.device, dtype=self.dtype)
         self.steps = steps
         self.adam = adam
+        self.variant = variant  # docs_per_step and loss_reduction (the model's and optimizer's parts are above)
         self.optimizer, self.scheduler = make_optimizer(self.model, adam, steps)
 
     @property
@@ -166,16 +191,40 @@ class TorchTrainer:
         """The 0-based step's document, tokenized: documents are used in shuffled order, cycling."""
         return self.tokenizer.encode(self.docs[step % len(self.docs)])
 
+    def docs_at(self, step):
+        """The 0-based step's documents, tokenized: docs_per_step of them, the next ones in shuffled order."""
+        n = self.variant.docs_per_step
+        return [self.tokenizer.encode(self.docs[(step * n + i) % len(self.docs)]) for i in range(n)]
+
     def loss_of(self, tokens):
         """(loss, logits (n, V)): the mean cross-entropy of predicting tokens[1:n+1] from tokens[:n],
-        n = min(block_size, len - 1)."""
+        n = min(block_size, len - 1). `tokens` may be several documents (a list of id lists, a variant's
+        docs_per_step): then the loss is the variant's reduction over them and the logits are theirs, stacked."""
+        if tokens and isinstance(tokens[0], (list, tuple)):
+            return self._loss_of_docs(tokens)
         n = min(self.config.block_size, len(tokens) - 1)
         ids = torch.tensor(tokens[:n + 1], device=self.device)  # (n+1,)
         logits = self.model(ids[:-1])  # (n, V)
         return F.cross_entropy(logits, ids[1:]), logits  # mean over the n positions
 
+    def _loss_of_docs(self, docs):
+        """Several documents, one forward each (the model sees one document at a time): token_mean is the mean over
+        every predicted position, doc_mean the mean of each document's mean."""
+        losses, logits = [], []
+        for tokens in docs:
+            n = min(self.config.block_size, len(tokens) - 1)
+            ids = torch.tensor(tokens[:n + 1], device=self.device)  # (n+1,)
+            out = self.model(ids[:-1])  # (n, V)
+            reduction = "mean" if self.variant.loss_reduction == "doc_mean" else "sum"
+            losses.append(F.cross_entropy(out, ids[1:], reduction=reduction))
+            logits.append(out)
+        total = torch.stack(losses).sum()
+        count = len(docs) if self.variant.loss_reduction == "doc_mean" else sum(len(x) for x in logits)
+        return total / count, torch.cat(logits)  # (sum of n, V)
+
     def forward_backward(self, tokens):
-        """(loss, logits) of the document `tokens`, with its gradient in every parameter's .grad (no update)."""
+        """(loss, logits) of the document `tokens` (or documents), with its gradient in every parameter's .grad (no
+        update)."""
         self.optimizer.zero_grad(set_to_none=True)
         loss, logits = self.loss_of(tokens)
         loss.backward()
@@ -187,7 +236,8 @@ class TorchTrainer:
         params = self.params_by_name()
         for name, rows in _named(grads, self.config).items():
             p = params[name]
-            p.grad = torch.as_tensor(np.asarray(rows, dtype=np.float64)).to(dtype=p.dtype, device=p.device)
+            # a copy (np.array): the update may scale .grad in place (a variant's clipping), never the caller's numbers
+            p.grad = torch.from_numpy(np.array(rows, dtype=np.float64)).to(dtype=p.dtype, device=p.device)
 
     def load_params(self, params):
         """Set every weight (name -> rows of floats or Values, or flat in the seed's order), exactly (rounded for
@@ -195,7 +245,11 @@ class TorchTrainer:
         load_pure_params(self.model, _named(params, self.config), self._checked_state_dict)
 
     def update(self):
-        """One Adam update with the current lr, then move the schedule on to the next step's lr."""
+        """One Adam update with the current lr (the gradients clipped first, when the variant clips), then move the
+        schedule on to the next step's lr."""
+        if self.adam.grad_clip is not None:
+            # clip_grad_norm_ scales by max_norm / (norm + 1e-6), pure.optim's CLIP_EPS
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.adam.grad_clip, foreach=False)
         self.optimizer.step()
         self.scheduler.step()
 
@@ -205,7 +259,8 @@ class TorchTrainer:
         if self.scheduler.last_epoch != step:  # the lr comes from the scheduler's position, not from `step`
             raise ValueError(f"train_step({step}) but the schedule is at step {self.scheduler.last_epoch}; "
                              "steps run in order from 0 (or after load_state_from_pure)")
-        loss, _ = self.forward_backward(self.tokens_at(step))
+        tokens = self.tokens_at(step) if self.variant.docs_per_step == 1 else self.docs_at(step)
+        loss, _ = self.forward_backward(tokens)
         if on_grads:
             on_grads(self)
         self.update()
@@ -234,7 +289,7 @@ class TorchTrainer:
     @functools.cached_property
     def _param_map(self):
         named = dict(self.model.named_parameters())
-        return {name: named[key] for name, key in name_map(self.config.n_layer).items()}
+        return {name: named[key] for name, key in name_map(self.config.n_layer, self.config.tie_embeddings).items()}
 
     def params_by_name(self):
         """pure name -> this model's parameter tensor (the same tensors for the trainer's life, weights being loaded

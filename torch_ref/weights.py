@@ -16,13 +16,16 @@ import torch
 from pure.model import INIT_STD, param_shapes
 
 
-def name_map(n_layer):
-    """pure parameter name -> state_dict key, in pure's (the seed's initialisation) order."""
+def name_map(n_layer, tie_embeddings=False):
+    """pure parameter name -> state_dict key, in pure's (the seed's initialisation) order. Tied embeddings (a
+    variant's) have no lm_head: its weight is wte's."""
     names = {
         "wte": "wte.weight",
         "wpe": "wpe.weight",
         "lm_head": "lm_head.weight",
     }
+    if tie_embeddings:
+        del names["lm_head"]
     for i in range(n_layer):
         names[f"layer{i}.attn_wq"] = f"layers.{i}.attn.wq.weight"
         names[f"layer{i}.attn_wk"] = f"layers.{i}.attn.wk.weight"
@@ -60,8 +63,11 @@ def intermediate_map(n_layer):
 def checked_state_dict(model):
     """The model's state_dict and the name map for its config, after checking they describe the same weights."""
     config = model.config
-    names = name_map(config.n_layer)
+    names = name_map(config.n_layer, config.tie_embeddings)
     sd = model.state_dict()
+    if config.tie_embeddings:  # the state_dict names the one shared Parameter twice; the map pairs it once, as wte
+        assert sd["lm_head.weight"].data_ptr() == sd["wte.weight"].data_ptr(), "lm_head is not tied to wte"
+        sd = {k: v for k, v in sd.items() if k != "lm_head.weight"}
     assert len(sd) == len(names), f"state_dict has {len(sd)} tensors, the name map {len(names)}"
     assert set(sd) == set(names.values()), f"state_dict keys {sorted(set(sd) ^ set(names.values()))} do not match"
     for name, (rows, cols) in param_shapes(config).items():

@@ -1,0 +1,252 @@
+"""Declared variants of microgpt (issue 28): the contract (pure.variants), pure and torch_ref under every key and
+value (`parity run --variant`), the traces their own `train --trace --variant` write through `parity check`, and
+the judge's side (parity.variants): a declared deviation agrees as a variant, an undeclared one never does."""
+
+import gzip
+import json
+import subprocess
+import sys
+
+import pytest
+
+import parity
+from pure.corpus import make_corpus
+from pure.variants import KEYS, MICROGPT, Variant, VariantError
+from tests.conftest import ROOT
+
+SMALL = dict(n_layer=1, n_embd=16, n_head=4, block_size=8)
+# Every key, each of its values other than microgpt's (and a few together): pure and torch_ref must agree at
+# every step, in lockstep and free mode, and on the samples.
+EVERY = [
+    "activation=relu2", "activation=gelu", "activation=gelu_tanh", "activation=silu",
+    "lr_schedule=cosine", "lr_schedule=constant",
+    "lr=0.02", "beta1=0.9,beta2=0.95", "beta1=0.9,beta2=0.999", "eps=1e-6",
+    "weight_decay=0.1", "grad_clip=0.5", "norm_eps=1e-6",
+    "tie_embeddings=true",
+    "docs_per_step=3", "docs_per_step=3,loss_reduction=doc_mean",
+    "activation=silu,docs_per_step=2,tie_embeddings=true,grad_clip=0.5,weight_decay=0.1",
+]
+
+
+@pytest.fixture(scope="module")
+def docs():
+    return make_corpus()
+
+
+def _run(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+# ---- the contract ----------------------------------------------------------------------------------------------
+
+def test_defaults_are_microgpt_and_every_key_parses():
+    assert Variant() == MICROGPT and MICROGPT.is_microgpt and MICROGPT.describe() == ""
+    v = Variant.parse("activation=relu2,lr_schedule=cosine,beta1=0.9,beta2=0.95")
+    assert v.deviations() == {"activation": "relu2", "lr_schedule": "cosine", "beta1": 0.9, "beta2": 0.95}
+    assert v.describe() == "activation relu2, lr_schedule cosine, beta1 0.9 (microgpt: 0.85), beta2 0.95 (0.99)"
+    covered = {item.split("=")[0] for spec in EVERY for item in spec.split(",")}
+    assert covered == set(KEYS), f"keys without a run: {set(KEYS) - covered}"
+    assert Variant.from_dict({"beta1": 0.85}).is_microgpt  # microgpt's own value declared is no deviation
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("rope=1", "unsupported variant key 'rope'; supported keys: activation, lr_schedule"),
+    ("activation=swiglu", "unsupported variant activation 'swiglu'; supported: relu, relu2, gelu, gelu_tanh, silu"),
+    ("beta1=high", "variant beta1 must be a number"),
+    ("beta2=1.5", "beta2 must be in [0, 1)"),
+    ("docs_per_step=0", "docs_per_step must be a positive integer"),
+    ("tie_embeddings=maybe", "tie_embeddings must be true or false"),
+    ("lr_schedule", "KEY=VALUE"),
+])
+def test_an_unsupported_declaration_is_named(spec, words):
+    with pytest.raises(VariantError, match=None) as e:
+        Variant.parse(spec)
+    assert words in str(e.value)
+
+
+# ---- pure and torch_ref under every variant --------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec", EVERY)
+def test_parity_run_agrees_under_every_variant(spec, docs):
+    report = parity.run(docs, steps=3, samples=3, variant=spec, isolate=False, **SMALL)
+    assert report.verdict == "agree", report.verdict_line
+    assert report.variant == {k: v for k, v in Variant.parse(spec).deviations().items()}
+    assert report.verdict_line.endswith(f"as a variant of microgpt: {Variant.parse(spec).describe()}")
+    assert report.to_dict()["variant"] == report.variant
+
+
+def test_a_variant_changes_what_is_computed(docs):
+    """The variants are not no-ops: each changes pure's first loss or first update (so the runs above test them)."""
+    from pure.train import Trainer
+
+    def first(spec):
+        t = Trainer(docs, steps=3, variant=Variant.parse(spec), **SMALL)
+        loss = t.train_step(0)
+        t.train_step(1)
+        return loss, t.flat_values()
+
+    base = first("")
+    for spec in EVERY:
+        assert first(spec) != base, spec
+
+
+def test_the_run_says_the_variant_on_the_command_line(tmp_path):
+    out = _run("-m", "parity", "run", "--steps", "2", "--n-embd", "8", "--n-head", "2", "--block-size", "8",
+               "--samples", "0", "--variant", "activation=gelu,lr_schedule=cosine", "--no-table",
+               "--json", str(tmp_path / "r.json"))
+    assert out.returncode == 0, out.stderr
+    assert "as a variant of microgpt: activation gelu, lr_schedule cosine" in out.stdout
+    assert json.loads((tmp_path / "r.json").read_text())["variant"] == {"activation": "gelu", "lr_schedule": "cosine"}
+    bad = _run("-m", "parity", "run", "--variant", "activation=rope")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --variant: unsupported variant activation 'rope'")
+    custom = _run("-m", "parity", "run", "--variant", "lr_schedule=custom")
+    assert custom.returncode == 2 and "custom schedule is a port's own rates" in custom.stderr
+
+
+# ---- their own traces, through parity check ----------------------------------------------------------------------
+
+def _train(tmp_path, package, spec, name):
+    path = tmp_path / name
+    out = _run("-m", package, "train", "--steps", "5", "--n-embd", "8", "--n-head", "2", "--block-size", "8",
+               "--samples", "0", "--variant", spec, "--trace", str(path), "--trace-tensors", "3", "--data",
+               str(_corpus(tmp_path)))
+    assert out.returncode == 0, out.stderr
+    return path
+
+
+def _corpus(tmp_path):
+    from pure.corpus import write_corpus
+
+    path = tmp_path / "corpus.txt"
+    if not path.exists():
+        write_corpus(path)
+    return path
+
+
+def _without_variant(path, out):
+    lines = path.read_text().splitlines()
+    meta = json.loads(lines[0])
+    meta["meta"].pop("variant")
+    out.write_text("\n".join([json.dumps(meta)] + lines[1:]) + "\n")
+    return out
+
+
+@pytest.mark.parametrize("package, spec", [
+    ("pure", "activation=relu2,lr_schedule=cosine,beta1=0.9,beta2=0.95"),
+    ("torch_ref", "activation=gelu,weight_decay=0.1,grad_clip=1.0"),
+    ("pure", "docs_per_step=2,tie_embeddings=true,norm_eps=1e-6"),
+])
+def test_own_traces_agree_declared_and_diverge_undeclared(package, spec, tmp_path):
+    trace = _train(tmp_path, package, spec, "v.jsonl")
+    meta = json.loads(trace.read_text().splitlines()[0])["meta"]
+    assert meta["variant"] == Variant.parse(spec).deviations()
+    report = parity.check_trace(trace)
+    assert report.verdict == "agree", report.verdict_line
+    assert report.verdict_line.endswith(f"as a variant of microgpt: {Variant.parse(spec).describe()}")
+    assert parity.check_trace(trace, strict=True).verdict == "diverge"  # --strict: microgpt itself only
+    if "tie_embeddings" in spec:  # without its declaration the trace's layout cannot be read at all
+        with pytest.raises(parity.InputError, match="numbers, but the config needs"):
+            parity.check_trace(_without_variant(trace, tmp_path / "u.jsonl"))
+        return
+    undeclared = parity.check_trace(_without_variant(trace, tmp_path / "u.jsonl"))
+    assert undeclared.verdict == "diverge" and not undeclared.ok, undeclared.verdict_line
+
+
+def test_swapped_betas_reported_in_meta_but_not_declared_diverge_naming_both(tmp_path):
+    """The hole found by trying the port kit: a port whose betas were swapped, reporting them, read agree."""
+    trace = _train(tmp_path, "pure", "beta1=0.99,beta2=0.85", "swapped.jsonl")
+    plain = _without_variant(trace, tmp_path / "plain.jsonl")
+    report = parity.check_trace(plain)
+    assert report.verdict == "diverge" and report.first_divergence is None  # the numbers agree: the terms do not
+    line = report.verdict_line
+    assert "undeclared deviations from microgpt: beta1 0.99 (microgpt: 0.85), beta2 0.85 (microgpt: 0.99)" in line
+    assert 'if intended, declare them: "variant": {"beta1": 0.99, "beta2": 0.85}' in line
+    out = _run("-m", "parity", "check", str(plain), "--no-table")
+    assert out.returncode == 1 and "beta1 0.99" in out.stdout and "beta2 0.85" in out.stdout
+    assert _run("-m", "parity", "check", str(trace), "--no-table").returncode == 0  # declared: a variant
+    strict = _run("-m", "parity", "check", str(trace), "--no-table", "--strict")
+    assert strict.returncode == 1 and "--strict: the port declares a variant" in strict.stdout
+
+
+def _edited(tmp_path, trace, name, meta_changes=None, step_changes=None):
+    lines = [json.loads(x) for x in trace.read_text().splitlines()]
+    lines[0]["meta"].update(meta_changes or {})
+    for rec in lines:
+        if "step" in rec and "loss" in rec and step_changes:
+            step_changes(rec)
+    out = tmp_path / name
+    out.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    return out
+
+
+def test_an_unsupported_or_contradicting_declaration(tmp_path):
+    trace = _train(tmp_path, "pure", "activation=relu2", "v.jsonl")
+    rope = _edited(tmp_path, trace, "rope.jsonl", {"variant": {"activation": "relu2", "rope": True}})
+    out = _run("-m", "parity", "check", str(rope))
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert out.returncode == 2 and len(errors) == 1, out.stderr
+    assert "unsupported variant key 'rope'; supported keys: activation, lr_schedule" in out.stderr
+    contra = parity.check_trace(_edited(tmp_path, trace, "c.jsonl", {"variant": {"activation": "relu2", "beta1": 0.9}}))
+    assert contra.verdict == "diverge" and "meta says beta1 0.85 but the variant declares beta1 0.9" in \
+        contra.verdict_line
+
+
+def test_a_traced_lr_off_the_declared_schedule_diverges(tmp_path):
+    trace = _train(tmp_path, "pure", "lr_schedule=cosine", "cos.jsonl")
+    linear = parity.check_trace(_edited(tmp_path, trace, "lin.jsonl", {"variant": {}}))
+    assert linear.verdict == "diverge"
+    assert 'declare it: "variant": {"lr_schedule": "cosine"}' in linear.verdict_line
+
+    def custom_rates(rec):
+        rec["lr"] = rec["lr"] * 0.5 if rec["step"] > 3 else rec["lr"]  # steps without tensors: only the losses tell
+
+    custom = _edited(tmp_path, trace, "custom.jsonl", {"variant": {"lr_schedule": "custom"}}, custom_rates)
+    report = parity.check_trace(custom)  # the traced rates are the schedule now: free mode replays them
+    assert report.verdict == "diverge" and report.first_divergence["mode"] == "free", report.verdict_line
+    honest = parity.check_trace(_edited(tmp_path, trace, "honest.jsonl", {"variant": {"lr_schedule": "custom"}}))
+    assert honest.verdict == "agree", honest.verdict_line
+
+
+def test_several_documents_a_step_undeclared(tmp_path):
+    trace = _train(tmp_path, "pure", "docs_per_step=2", "d.jsonl")
+    report = parity.check_trace(_without_variant(trace, tmp_path / "u.jsonl"))
+    assert report.verdict == "diverge"
+    assert '2 documents a step (microgpt: 1); if intended, declare it: "variant": {"docs_per_step": 2}' in \
+        report.verdict_line
+    assert report.first_divergence is None  # replayed with the port's documents, the numbers agree
+
+
+def test_bos_first_and_a_separate_eos(tmp_path):
+    """Facts of layout, never deviations: BOS as id 0 (the characters after it) and a separate end token."""
+    trace = _train(tmp_path, "pure", "activation=relu2", "v.jsonl")
+    lines = [json.loads(x) for x in trace.read_text().splitlines()]
+    chars = lines[0]["meta"]["chars"]
+    n = len(chars)
+    # BOS moved to id 0: every other id moves up by one, so wte's and lm_head's rows rotate with it
+    lines[0]["meta"]["bos"] = 0
+    from pure.model import GPTConfig, param_shapes
+
+    shapes = param_shapes(GPTConfig(n_layer=1, n_embd=8, n_head=2, block_size=8, vocab_size=n + 1))
+
+    def rotate(flat):
+        out, at = [], 0
+        for name, (r, c) in shapes.items():
+            rows = [flat[at + i * c: at + (i + 1) * c] for i in range(r)]
+            if name in ("wte", "lm_head"):
+                rows = rows[-1:] + rows[:-1]
+            out += [x for row in rows for x in row]
+            at += r * c
+        return out
+
+    for rec in lines:
+        for key in ("init", "grads", "params"):
+            if key in rec:
+                rec[key] = rotate(rec[key])
+    path = tmp_path / "bos0.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(json.dumps(x) for x in lines) + "\n")
+    report = parity.check_trace(path)
+    assert report.verdict == "agree", report.verdict_line
+    bad = _edited(tmp_path, trace, "bos5.jsonl", {"bos": 5})
+    with pytest.raises(parity.InputError, match="meta.bos must be"):
+        parity.check_trace(bad)
