@@ -142,20 +142,19 @@ def same(original, copy, dtype="float64"):
                 assert bits(y, dtype) == bits(x, dtype), (a.step, key)
 
 
-@pytest.fixture(scope="module", params=list(LANGS))
-def driver(request, tmp_path_factory):
-    """(lang, a function running the driver on an input text, returning the trace it wrote): one build per run."""
-    lang = request.param
-    tools, builds, command = TOOLCHAINS[lang]
+def build(lang, tmp_path_factory, toolchain=None, driver_file=None):
+    """(lang, a function running the driver on an input text, returning the trace it wrote): one build per call;
+    skipped, with the reason, when the language's toolchain is missing."""
+    tools, builds, command = toolchain or TOOLCHAINS[lang]
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
         pytest.skip(f"the {lang} writer is not tested here: {', '.join(missing)} not found on PATH (install the "
                     f"{lang} toolchain to test it{', e.g. apt-get install golang-go' if lang == 'go' else ''})")
     work = tmp_path_factory.mktemp(lang)
     write_writer(lang, work)
-    shutil.copy(DRIVERS / DRIVER_FILES[lang], work)
-    for build in builds:
-        run(build, work, timeout=300)
+    shutil.copy(DRIVERS / (driver_file or DRIVER_FILES[lang]), work)
+    for build_command in builds:
+        run(build_command, work, timeout=300)
     count = iter(range(1000))
 
     def emit(text, to_stdout=False):
@@ -170,6 +169,12 @@ def driver(request, tmp_path_factory):
         return out
 
     return lang, emit
+
+
+@pytest.fixture(scope="module", params=list(LANGS))
+def driver(request, tmp_path_factory):
+    """(lang, a function running the driver on an input text, returning the trace it wrote): one build per run."""
+    return build(request.param, tmp_path_factory)
 
 
 def test_parity_writer_command(tmp_path, capsys):
@@ -254,3 +259,154 @@ def test_edge_values_and_standard_output(driver, refs, dtype):
     same((trace, steps[:1]), copy, dtype=dtype)
     if dtype == "float64":
         assert struct.pack("<d", copy[0].init[0]) == struct.pack("<d", -0.0)
+
+
+# --- declared variants (issue 28): facts and meta.variant in meta, steps with lr and over several documents ---
+
+VARIANT_FILES = {"c": "variant.c", "js": "variant.mjs", "rust": "variant.rs", "java": "Variant.java",
+                 "go": "variant.go"}
+RENAME = {"driver": "variant", "./driver": "./variant", "Driver": "Variant",
+          **{DRIVER_FILES[lang]: VARIANT_FILES[lang] for lang in LANGS}}
+
+
+def variant_toolchain(lang):
+    """TOOLCHAINS[lang] with the variant driver in place of the driver."""
+    tools, builds, command = TOOLCHAINS[lang]
+    return tools, [[RENAME.get(a, a) for a in b] for b in builds], [RENAME.get(a, a) for a in command]
+
+
+ADAM = {"lr": 0.01, "beta1": 0.9, "beta2": 0.95, "eps": 1e-8}  # meta's own facts: beta1 0.9, as the variant says
+FACTS = [("number", "weight_decay", 0.1), ("number", "grad_clip", 1.5), ("number", "norm_eps", 1e-6),
+         ("int", "bos", 0), ("int", "eos", 27)]
+VARIANT = [("string", "activation", "relu2"), ("string", "lr_schedule", "cosine"), ("number", "beta1", 0.9),
+           ("number", "beta2", 0.95), ("number", "lr", 0.01 * 2 / 3), ("number", "eps", 1e-10),
+           ("bool", "tie_embeddings", False), ("int", "docs_per_step", 2), ("number", "weight_decay", 0.1),
+           ("number", "grad_clip", 1.5), ("number", "norm_eps", 1e-6), ("string", "loss_reduction", "doc_mean"),
+           ("bool", "x_flag", True), ("string", "x_note", 'say "hi" \\ é ✓')]  # any key; strings escaped
+STEPS = [("doc_lr", ["emma"], 3.2958368660043291, 0.01),
+         ("docs_lr", ["olivia", 'a "q" \\ é ✓'], 2.9999999999999996, 0.009999999776482582),
+         ("doc", ["ava"], 2.5, None),
+         ("docs_lr", ["x", "y", "z"], 1 / 3, 0.01 / 3)]
+INIT = [0.5, -0.25, 1 / 3]
+CHARS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def variant_input(facts, variant, steps, init=INIT):
+    """The variant drivers' input, one item a line: meta's arguments, the facts and the variant's keys (kind, key,
+    value), init, then each step (form; the document, or the count and the documents; the loss; the lr)."""
+    def value(kind, v):
+        return {"bool": lambda: str(v).lower(), "int": lambda: str(v), "number": lambda: fmt(v)}.get(kind, lambda: v)()
+
+    out = ["float64", 1, 8, 2, 8, len(steps), CHARS, *map(fmt, ADAM.values())]
+    for declared in (facts, variant):
+        out += [len(declared)] + [x for kind, key, v in declared for x in (kind, key, value(kind, v))]
+    out += [len(init), *map(fmt, init), len(steps)]
+    for form, docs, loss, lr in steps:
+        out += [form, *([len(docs), *docs] if form == "docs_lr" else docs), fmt(loss)]
+        out += [] if lr is None else [fmt(lr)]
+    return "".join(f"{x}\n" for x in out)
+
+
+def expected_lines(lang, facts, variant, steps, init=INIT):
+    meta = {"format": 1, "implementation": f'variant "{lang}"', "n_layer": 1, "n_embd": 8, "n_head": 2,
+            "block_size": 8, "chars": CHARS, "steps": len(steps), **ADAM, "dtype": "float64",
+            **{key: v for _, key, v in facts}}
+    if variant:
+        meta["variant"] = {key: v for _, key, v in variant}
+    lines = [{"meta": meta}, {"init": init}]
+    for k, (form, docs, loss, lr) in enumerate(steps, 1):
+        line = {"step": k, **({"docs": docs} if form == "docs_lr" else {"doc": docs[0]}), "loss": loss}
+        lines.append(line if lr is None else {**line, "lr": lr})
+    return lines
+
+
+def typed(x):
+    """x with every key's order and every value's type made part of its value: 1 != 1.0 != True here."""
+    if isinstance(x, dict):
+        return [(key, typed(v)) for key, v in x.items()]
+    if isinstance(x, list):
+        return [typed(v) for v in x]
+    return type(x).__name__, x
+
+
+def read_json_lines(path):
+    return [json.loads(line, parse_constant=pytest.fail) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module", params=list(LANGS))
+def variant_driver(request, tmp_path_factory):
+    lang = request.param
+    return build(lang, tmp_path_factory, variant_toolchain(lang), VARIANT_FILES[lang])
+
+
+def test_declared_variant_and_facts_are_written_as_declared(variant_driver):
+    """Every fact and variant key in the order declared, each of its own JSON type (a bool a bool, an int an int, a
+    float the same float), and steps with the lr their update used, over one document or several."""
+    lang, emit = variant_driver
+    got = read_json_lines(emit(variant_input(FACTS, VARIANT, STEPS)))
+    want = expected_lines(lang, FACTS, VARIANT, STEPS)
+    assert typed(got) == typed(want)
+    meta = got[0]["meta"]
+    assert meta["variant"]["tie_embeddings"] is False and meta["variant"]["x_flag"] is True
+    assert type(meta["variant"]["docs_per_step"]) is int and type(meta["bos"]) is int
+    assert meta["variant"]["lr"] == 0.01 * 2 / 3 and meta["beta1"] == meta["variant"]["beta1"] == 0.9
+
+
+def test_without_declarations_meta_and_steps_are_as_before(variant_driver):
+    """No fact, no variant, no lr: meta holds exactly format 1's keys (no "variant"), steps only doc and loss."""
+    lang, emit = variant_driver
+    steps = [("doc", ["emma"], 3.25, None)]
+    # the config's 1264 numbers (V 27, E 8, B 8, 1 layer), none a whole number (C and Go write 1.0 as 1)
+    init = [(i % 7 - 3.5) / 8 for i in range(1264)]
+    path = emit(variant_input([], [], steps, init), to_stdout=True)
+    got = read_json_lines(path)
+    assert typed(got) == typed(expected_lines(lang, [], [], steps, init))
+    assert list(got[0]["meta"]) == ["format", "implementation", "n_layer", "n_embd", "n_head", "block_size", "chars",
+                                    "steps", "lr", "beta1", "beta2", "eps", "dtype"]
+    trace, read = load(path)  # still a format-1 trace the reader takes
+    assert (trace.meta.chars, trace.meta.steps, read[0].loss) == (CHARS, 1, 3.25)
+
+
+def test_variant_only_or_facts_only(variant_driver):
+    lang, emit = variant_driver
+    for facts, variant in ((FACTS[:1], []), ([], VARIANT[:1])):
+        got = read_json_lines(emit(variant_input(facts, variant, STEPS[:1])))
+        assert typed(got) == typed(expected_lines(lang, facts, variant, STEPS[:1]))
+
+
+C_FLAGS = ["-Wall", "-Wextra", "-pedantic", "-Werror", "-O1"]
+
+
+def test_c_header_is_also_cpp17_and_writes_the_same(tmp_path):
+    """microgpt_trace.h compiles as C99 and as C++17 (-Wall -Wextra -pedantic -Werror); both write the same trace."""
+    missing = [t for t in ("gcc", "g++") if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"the C header is not compiled as C and C++ here: {', '.join(missing)} not found on PATH")
+    write_writer("c", tmp_path)
+    shutil.copy(DRIVERS / "variant.c", tmp_path)
+    run(["gcc", "-std=c99", *C_FLAGS, "-o", "variant_c", "variant.c"], tmp_path)
+    run(["g++", "-x", "c++", "-std=c++17", *C_FLAGS, "-o", "variant_cpp", "variant.c"], tmp_path)
+    (tmp_path / "in.txt").write_text(variant_input(FACTS, VARIANT, STEPS), encoding="utf-8")
+    outputs = [run([f"./{exe}", "in.txt", "-"], tmp_path).stdout for exe in ("variant_c", "variant_cpp")]
+    assert outputs[0] == outputs[1]
+    assert typed([json.loads(line) for line in outputs[0].splitlines()]) == \
+           typed(expected_lines("c", FACTS, VARIANT, STEPS))
+
+
+@pytest.mark.parametrize("case", ["25 keys", "a long string", "a long key"])
+def test_c_a_declaration_that_does_not_fit_is_refused_and_close_fails(tmp_path, case):
+    """The C writer keeps declarations in its struct (no malloc): past 24 keys, or a key over 23 bytes or a string
+    over 39, the call returns -1, the key is left out (never cut), the rest is written, and trace_close fails."""
+    if shutil.which("gcc") is None:
+        pytest.skip("the C writer is not tested here: gcc not found on PATH")
+    write_writer("c", tmp_path)
+    shutil.copy(DRIVERS / "variant.c", tmp_path)
+    run(["gcc", "-std=c99", *C_FLAGS, "-o", "variant", "variant.c"], tmp_path)
+    variant = {"25 keys": [("int", f"k{i}", i) for i in range(25)],
+               "a long string": [("string", "activation", "x" * 40), ("int", "docs_per_step", 2)],
+               "a long key": [("bool", "k" * 24, True), ("int", "docs_per_step", 2)]}[case]
+    (tmp_path / "in.txt").write_text(variant_input([], variant, STEPS[:1]), encoding="utf-8")
+    r = subprocess.run(["./variant", "in.txt", "out.jsonl"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 4 and "a declaration was refused" in r.stderr
+    kept = [d for d in variant if d[1] != "k24" and len(d[1]) < 24 and len(str(d[2])) < 40]
+    assert typed(read_json_lines(tmp_path / "out.jsonl")) == typed(expected_lines("c", [], kept, STEPS[:1]))

@@ -8,7 +8,7 @@
  *   for (int step = 0; step < numSteps; step++) {
  *       // ... forward, loss, loss.backward(); then, before Adam zeroes the gradients:
  *       trace.begin(step + 1, "grads"); for (Value p : params) trace.value(p.grad); trace.end();
- *       trace.step(step + 1, doc, loss.data);
+ *       trace.step(step + 1, doc, loss.data);                  // or step(.., lr): the lr the update used
  *       // ... Adam update; then the updated weights:
  *       trace.begin(step + 1, "params"); for (Value p : params) trace.value(p.data); trace.end();
  *   }
@@ -17,15 +17,22 @@
  * in the seed's order: wte, wpe, lm_head, then per layer attn_wq, attn_wk, attn_wv, attn_wo, mlp_fc1, mlp_fc2,
  * each row by row (not a HashMap's order). Numbers: Double.toString, or Float.toString after meta dtype
  * "float32"; NaN, Infinity, -Infinity as such. Write errors surface as UncheckedIOException.
+ * A variant, before meta: trace.variant("activation", "relu2"); variant("beta1", 0.9); variant("tie_embeddings",
+ * true); variant("docs_per_step", 2); facts beyond meta's arguments: metaNumber("weight_decay", 0.1),
+ * metaInt("bos", 0). Several documents a step: step(k, docs, loss, lr) (a String[] or a List<String>).
  */
 import java.io.*;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.List;
+import java.util.StringJoiner;
 
 public final class MicrogptTrace implements AutoCloseable {
     private final Writer out;
     private final boolean stdout;
-    private boolean f32, rows;
+    private boolean f32, rows, metaWritten;
     private int n;
+    private final StringBuilder facts = new StringBuilder(), variant = new StringBuilder(); // ", \"key\": value"...
 
     public MicrogptTrace(String path) throws IOException {
         stdout = path.equals("-");
@@ -55,13 +62,29 @@ public final class MicrogptTrace implements AutoCloseable {
         return f32 ? Float.toString((float) x) : Double.toString(x); // NaN, Infinity, -0.0, 1.0E-7: all JSON
     }
 
+    /** Before meta, each written in the order called: facts beyond meta's arguments (weight_decay, grad_clip,
+     *  norm_eps; bos, eos) and meta.variant, the deviations from microgpt the port means to have. */
+    public void metaNumber(String key, double x) { declare(facts, key, Double.toString(x)); }
+    public void metaInt(String key, long n) { declare(facts, key, Long.toString(n)); }
+    public void variant(String key, String s) { declare(variant, key, string(s)); }
+    public void variant(String key, double x) { declare(variant, key, Double.toString(x)); }
+    public void variant(String key, boolean b) { declare(variant, key, Boolean.toString(b)); }
+    public void variant(String key, long n) { declare(variant, key, Long.toString(n)); }
+
+    private void declare(StringBuilder to, String key, String value) {
+        if (metaWritten) throw new IllegalStateException("microgpt trace: " + key + " declared after meta");
+        to.append(", ").append(string(key)).append(": ").append(value);
+    }
+
     public void meta(String implementation, int nLayer, int nEmbd, int nHead, int blockSize, String chars,
                      int steps, double lr, double beta1, double beta2, double eps, String dtype) {
         put("{\"meta\": {\"format\": 1, \"implementation\": " + string(implementation) + ", \"n_layer\": " + nLayer
             + ", \"n_embd\": " + nEmbd + ", \"n_head\": " + nHead + ", \"block_size\": " + blockSize + ", \"chars\": "
             + string(chars) + ", \"steps\": " + steps + ", \"lr\": " + lr + ", \"beta1\": " + beta1 + ", \"beta2\": "
-            + beta2 + ", \"eps\": " + eps + ", \"dtype\": " + string(dtype) + "}}\n");
+            + beta2 + ", \"eps\": " + eps + ", \"dtype\": " + string(dtype) + facts
+            + (variant.length() > 0 ? ", \"variant\": {" + variant.substring(2) + "}" : "") + "}}\n");
         f32 = dtype.equals("float32");
+        metaWritten = true;
     }
 
     /** Streaming: begin(k, "grads" | "params" | "logits") or begin(0, "init"); value(x) for each number
@@ -104,8 +127,21 @@ public final class MicrogptTrace implements AutoCloseable {
         end();
     }
 
-    public void step(int k, String doc, double loss) {
-        put("{\"step\": " + k + ", \"doc\": " + string(doc) + ", \"loss\": " + number(loss) + "}\n");
+    public void step(int k, String doc, double loss) { stepLine(k, "\"doc\": " + string(doc), loss, ""); }
+
+    /** lr: the learning rate the step's update used; docs: a step over several documents ("docs") */
+    public void step(int k, String doc, double loss, double lr) {
+        stepLine(k, "\"doc\": " + string(doc), loss, ", \"lr\": " + lr);
+    }
+    public void step(int k, String[] docs, double loss, double lr) { step(k, Arrays.asList(docs), loss, lr); }
+    public void step(int k, List<String> docs, double loss, double lr) {
+        StringJoiner list = new StringJoiner(", ", "\"docs\": [", "]");
+        for (String d : docs) list.add(string(d));
+        stepLine(k, list.toString(), loss, ", \"lr\": " + lr);
+    }
+
+    private void stepLine(int k, String docs, double loss, String lr) {
+        put("{\"step\": " + k + ", " + docs + ", \"loss\": " + number(loss) + lr + "}\n");
         flush();
     }
 

@@ -4,7 +4,9 @@ Each writes the port-trace format (format 1, parity/porttrace.py) with the same 
 standard output), meta, init, and per step k from 1: step (doc, loss), grads, params and optionally logits, each
 on its own line carrying the step number (the reader merges them), whole arrays or streamed number by number
 (begin, value, end). float64 numbers at full round-trip precision, float32 ones (meta dtype "float32") as
-float32; nan and inf as NaN, Infinity, -Infinity.
+float32; nan and inf as NaN, Infinity, -Infinity. A declared variant: facts (weight_decay, grad_clip, norm_eps,
+bos, eos) and meta.variant's keys, declared before meta is written, in the order declared; a step may carry the
+lr its update used, and a step over several documents writes "docs".
 """
 
 from importlib import resources

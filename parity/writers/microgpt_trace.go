@@ -3,38 +3,37 @@
 //
 //	trace, err := OpenTrace("run.jsonl") // "-": stdout
 //	trace.Meta("my Go port", nLayer, nEmbd, nHead, blockSize, chars, numSteps,
-//		0.01, 0.85, 0.99, 1e-8, "float64") // chars: the vocabulary in id order
+//		0.01, 0.85, 0.99, 1e-8, "float64") // chars: the vocabulary in id order; a variant: TraceVariant below
 //	trace.Begin(0, "init"); for _, p := range params { trace.Value(p.Data) }; trace.End()
 //	for step := 0; step < numSteps; step++ {
 //		// ... forward, loss, loss.Backward(); then, before Adam zeroes the gradients:
 //		trace.Begin(step+1, "grads"); for _, p := range params { trace.Value(p.Grad) }; trace.End()
-//		trace.Step(step+1, doc, loss.Data)
+//		trace.Step(step+1, doc, loss.Data) // or Step(.., lr): the lr the update used; StepDocs(k, docs, loss, lr)
 //		// ... Adam update; then the updated weights:
 //		trace.Begin(step+1, "params"); for _, p := range params { trace.Value(p.Data) }; trace.End()
 //	}
 //	err = trace.Close()
 //
-// Arrays: Init(v), Grads(k, v), Params(k, v) take []float64, Logits(k, rows) [][]float64; a float32 port
-// passes float64(x) to Value. Parameters go in the seed's order: wte, wpe, lm_head, then per layer attn_wq,
-// attn_wk, attn_wv, attn_wo, mlp_fc1, mlp_fc2, each row by row (not a map's order). Numbers are printed exactly
-// (FormatFloat -1; as float32 after Meta's dtype "float32"), nan and inf as NaN, Infinity, -Infinity (not
-// with encoding/json, which refuses NaN). The first write error is returned by Close.
+// Arrays: Init(v), Grads(k, v), Params(k, v) take []float64, Logits(k, rows) [][]float64; a float32 port passes
+// float64(x) to Value. Parameters go in the seed's order: wte, wpe, lm_head, then per layer attn_wq, attn_wk,
+// attn_wv, attn_wo, mlp_fc1, mlp_fc2, each row by row (not a map's order). Numbers are printed exactly (FormatFloat
+// -1; float32 after dtype "float32"); NaN, Infinity, -Infinity (not encoding/json, which refuses NaN). Close
+// returns the first write error.
 package main
 
 import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"strconv"
 )
 
 type Trace struct {
-	w       *bufio.Writer
-	f       *os.File // nil for stdout
-	bits, n int      // bits: 64, or 32 after Meta(..., "float32")
-	rows    bool
+	w         *bufio.Writer
+	f         *os.File // nil for stdout
+	bits      int      // 64, or 32 after Meta(..., "float32")
+	sep, tail string   // before the next Value; after the last
 }
 
 // OpenTrace opens a trace file, or standard output when path is "-".
@@ -51,27 +50,45 @@ func jsonString(s string) string {
 	return string(b)
 }
 
-func (t *Trace) number(x float64) string {
-	switch {
-	case math.IsNaN(x):
-		return "NaN"
-	case math.IsInf(x, 1):
-		return "Infinity"
-	case math.IsInf(x, -1):
-		return "-Infinity"
-	case x == 0 && math.Signbit(x):
-		return "-0.0" // JSON's -0 reads as +0
+var special = map[string]string{"+Inf": "Infinity", "-Inf": "-Infinity", "-0": "-0.0"} // JSON's -0 reads as +0
+func number(x float64, bits int) string {
+	s := strconv.FormatFloat(x, 'g', -1, bits) // NaN stays NaN
+	if j, ok := special[s]; ok {
+		return j
 	}
-	return strconv.FormatFloat(x, 'g', -1, t.bits)
+	return s
+}
+
+// Meta's optional last arguments, written after its own keys in the order given: TraceFact(key, value), a fact
+// beyond them (weight_decay, grad_clip, norm_eps; bos, eos), and TraceVariant(key, value), in meta.variant: the
+// port's deviations from microgpt: TraceVariant("activation", "relu2"), TraceVariant("docs_per_step", 2), ...
+type TraceKey [2]string
+
+func TraceFact(key string, value interface{}) TraceKey    { return TraceKey{jsonKey(key, value), ""} }
+func TraceVariant(key string, value interface{}) TraceKey { return TraceKey{"", jsonKey(key, value)} }
+
+func jsonKey(key string, value interface{}) string {
+	b, _ := json.Marshal(value) // a string, a bool, an int
+	if x, ok := value.(float64); ok {
+		b = []byte(number(x, 64)) // NaN and infinities too
+	}
+	return ", " + jsonString(key) + ": " + string(b)
 }
 
 func (t *Trace) Meta(implementation string, nLayer, nEmbd, nHead, blockSize int, chars string, steps int,
-	lr, beta1, beta2, eps float64, dtype string) {
+	lr, beta1, beta2, eps float64, dtype string, keys ...TraceKey) {
+	var part TraceKey // the facts, the variant
+	for _, key := range keys {
+		part[0], part[1] = part[0]+key[0], part[1]+key[1]
+	}
+	if part[1] != "" {
+		part[1] = ", \"variant\": {" + part[1][2:] + "}"
+	}
 	fmt.Fprintf(t.w, "{\"meta\": {\"format\": 1, \"implementation\": %s, \"n_layer\": %d, \"n_embd\": %d, "+
 		"\"n_head\": %d, \"block_size\": %d, \"chars\": %s, \"steps\": %d, \"lr\": %s, \"beta1\": %s, "+
-		"\"beta2\": %s, \"eps\": %s, \"dtype\": %s}}\n", jsonString(implementation), nLayer, nEmbd, nHead,
-		blockSize, jsonString(chars), steps, t.number(lr), t.number(beta1), t.number(beta2), t.number(eps),
-		jsonString(dtype))
+		"\"beta2\": %s, \"eps\": %s, \"dtype\": %s%s%s}}\n", jsonString(implementation), nLayer, nEmbd, nHead,
+		blockSize, jsonString(chars), steps, number(lr, 64), number(beta1, 64), number(beta2, 64), number(eps, 64),
+		jsonString(dtype), part[0], part[1])
 	if dtype == "float32" {
 		t.bits = 32
 	}
@@ -80,71 +97,61 @@ func (t *Trace) Meta(implementation string, nLayer, nEmbd, nHead, blockSize int,
 // Begin starts a streamed array: Begin(k, "grads" | "params" | "logits") or Begin(0, "init"); then Value for
 // each number (Row before each row of logits); then End.
 func (t *Trace) Begin(k int, key string) {
+	head, tail := fmt.Sprintf("{\"step\": %d, %s: [", k, jsonString(key)), "]}\n"
 	if key == "init" {
-		t.w.WriteString("{\"init\": [")
-	} else {
-		fmt.Fprintf(t.w, "{\"step\": %d, %s: [", k, jsonString(key))
+		head = "{\"init\": ["
+	} else if key == "logits" {
+		head, tail = head+"[", "]]}\n"
 	}
-	t.rows, t.n = key == "logits", 0
-	if t.rows {
-		t.w.WriteByte('[')
-	}
+	t.w.WriteString(head)
+	t.sep, t.tail = "", tail
 }
 
-func (t *Trace) Value(x float64) {
-	if t.n > 0 {
-		t.w.WriteString(", ")
-	}
-	t.n++
-	t.w.WriteString(t.number(x))
-}
-
+func (t *Trace) Value(x float64) { t.w.WriteString(t.sep + number(x, t.bits)); t.sep = ", " }
+func (t *Trace) End()            { t.w.WriteString(t.tail); t.w.Flush() }
 func (t *Trace) Row() {
-	if t.n > 0 {
+	if t.sep != "" {
 		t.w.WriteString("], [")
 	}
-	t.n = 0
+	t.sep = ""
 }
 
-func (t *Trace) End() {
-	if t.rows {
-		t.w.WriteByte(']')
-	}
-	t.w.WriteString("]}\n")
-	t.w.Flush()
-}
-
-func (t *Trace) array(k int, key string, v []float64) {
-	t.Begin(k, key)
+func (t *Trace) values(v []float64) {
 	for _, x := range v {
 		t.Value(x)
 	}
-	t.End()
 }
 
-func (t *Trace) Init(v []float64)          { t.array(0, "init", v) }
-func (t *Trace) Grads(k int, v []float64)  { t.array(k, "grads", v) }
-func (t *Trace) Params(k int, v []float64) { t.array(k, "params", v) }
+func (t *Trace) Init(v []float64)          { t.Begin(0, "init"); t.values(v); t.End() }
+func (t *Trace) Grads(k int, v []float64)  { t.Begin(k, "grads"); t.values(v); t.End() }
+func (t *Trace) Params(k int, v []float64) { t.Begin(k, "params"); t.values(v); t.End() }
 
 func (t *Trace) Logits(k int, rows [][]float64) {
 	t.Begin(k, "logits")
 	for _, r := range rows {
 		t.Row()
-		for _, x := range r {
-			t.Value(x)
-		}
+		t.values(r)
 	}
 	t.End()
 }
 
-func (t *Trace) Step(k int, doc string, loss float64) {
-	fmt.Fprintf(t.w, "{\"step\": %d, \"doc\": %s, \"loss\": %s}\n", k, jsonString(doc), t.number(loss))
+func (t *Trace) Step(k int, doc string, loss float64, lr ...float64) { t.step(k, "doc", doc, loss, lr) }
+func (t *Trace) StepDocs(k int, docs []string, loss float64, lr ...float64) {
+	t.step(k, "docs", docs, loss, lr)
+}
+
+func (t *Trace) step(k int, key string, docs interface{}, loss float64, lr []float64) {
+	b, _ := json.Marshal(docs) // a string, or a list of them
+	fmt.Fprintf(t.w, "{\"step\": %d, \"%s\": %s, \"loss\": %s", k, key, b, number(loss, t.bits))
+	for _, x := range lr {
+		t.w.WriteString(", \"lr\": " + number(x, 64))
+	}
+	t.w.WriteString("}\n")
 	t.w.Flush()
 }
 
-func (t *Trace) Close() error {
-	err := t.w.Flush()
-	if t.f != nil {
+func (t *Trace) Close() (err error) {
+	if err = t.w.Flush(); t.f != nil {
 		if cerr := t.f.Close(); err == nil {
 			err = cerr
 		}

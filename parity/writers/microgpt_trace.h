@@ -8,13 +8,17 @@
  *   for (step = 0; step < num_steps; step++) {
  *       ... forward, loss, backward ...                     // then, before Adam zeroes the gradients:
  *       trace_begin(&t, step + 1, "grads"); for (i..) trace_value(&t, params[i]->grad); trace_end(&t);
- *       trace_step(&t, step + 1, doc, loss->data);
+ *       trace_step(&t, step + 1, doc, loss->data);          // or trace_step_lr(.., lr_t): the lr it used
  *       ... Adam update ...                                 // then the updated weights:
  *       trace_begin(&t, step + 1, "params"); for (i..) trace_value(&t, params[i]->data); trace_end(&t);
  *   }
  *   trace_close(&t);
- * Arrays: trace_init(&t, v, n), trace_grads/trace_params(&t, k, v, n) take double *, the _f forms float *;
- * trace_logits(&t, k, v, rows, vocab). Parameters go in the seed's order: wte, wpe, lm_head, then per layer
+ * A variant, before trace_meta: trace_variant_string(&t, "activation", "relu2"), trace_variant_number(&t, "beta1",
+ * 0.9), trace_variant_bool(&t, "tie_embeddings", 1), trace_variant_int(&t, "docs_per_step", 2); other facts than
+ * meta's arguments: trace_meta_number(&t, "weight_decay", 0.1), trace_meta_int(&t, "bos", 0). Several documents
+ * a step: trace_step_docs(&t, step + 1, docs, n_docs, loss->data, lr_t) (docs: const char *const *). Arrays:
+ * trace_init(&t, v, n), trace_grads/trace_params(&t, k, v, n) take double *, the _f forms float *; trace_logits(&t,
+ * k, v, rows, vocab): a row per position. Parameters go in the seed's order: wte, wpe, lm_head, then per layer
  * attn_wq, attn_wk, attn_wv, attn_wo, mlp_fc1, mlp_fc2, each row by row. Numbers: %.17g, or %.9g of a float
  * after meta dtype "float32"; nan and inf as NaN, Infinity, -Infinity.
  */
@@ -22,10 +26,11 @@
 #define MICROGPT_TRACE_H
 #include <stdio.h>
 
-typedef struct { FILE *f; int own, f32, n, rows; } MicrogptTrace;
+typedef struct { char key[24], value[40]; int kind; } MicrogptTraceKey; /* kind: 1 a fact, 2 variant; +4 string */
+typedef struct { FILE *f; int own, f32, n, rows, meta, bad, nkeys; MicrogptTraceKey keys[24]; } MicrogptTrace;
 
 static inline int trace_open_file(MicrogptTrace *t, FILE *f) {
-    t->f = f; t->own = 0; t->f32 = 0; t->n = 0; t->rows = 0;
+    t->f = f; t->own = 0; t->f32 = 0; t->n = 0; t->rows = 0; t->meta = 0; t->bad = 0; t->nkeys = 0;
     return f ? 0 : -1;
 }
 static inline int trace_open(MicrogptTrace *t, const char *path) { /* 0, or -1 (errno says why) */
@@ -44,21 +49,41 @@ static inline void trace_string(MicrogptTrace *t, const char *s) {
     }
     fputc('"', t->f);
 }
-static inline void trace_number(MicrogptTrace *t, double x) {
-    char buf[40];
-    if (x != x) { fputs("NaN", t->f); return; }
-    if (x > 1.7976931348623157e308) { fputs("Infinity", t->f); return; }
-    if (x < -1.7976931348623157e308) { fputs("-Infinity", t->f); return; }
-    if (t->f32) snprintf(buf, sizeof buf, "%.9g", (double)(float)x);
-    else snprintf(buf, sizeof buf, "%.17g", x);
-    fputs(buf[0] == '-' && buf[1] == '0' && !buf[2] ? "-0.0" : buf, t->f); /* JSON's -0 reads as +0 */
+static inline const char *trace_format(char *buf, double x, int f32) { /* buf: 40 chars */
+    if (x != x) return "NaN";
+    if (x > 1.7976931348623157e308) return "Infinity";
+    if (x < -1.7976931348623157e308) return "-Infinity";
+    if (f32) snprintf(buf, 40, "%.9g", (double)(float)x);
+    else snprintf(buf, 40, "%.17g", x);
+    return buf[0] == '-' && buf[1] == '0' && !buf[2] ? "-0.0" : buf; /* JSON's -0 reads as +0 */
 }
+static inline void trace_number(MicrogptTrace *t, double x) { char buf[40]; fputs(trace_format(buf, x, t->f32), t->f); }
+/* Before trace_meta, written in the order called: facts (weight_decay, grad_clip, norm_eps; bos, eos) and meta.variant.
+ * 0, or -1 (and trace_close fails) after trace_meta, past 24 keys, a key over 23 bytes or a string over 39. */
+static inline int trace_key(MicrogptTrace *t, int kind, const char *key, const char *value, double x) {
+    MicrogptTraceKey *d = &t->keys[t->nkeys < 24 ? t->nkeys : 23];
+    char v[40];
+    if (t->meta || t->nkeys == 24 || snprintf(d->key, sizeof d->key, "%s", key) >= (int)sizeof d->key
+        || snprintf(d->value, sizeof d->value, "%s", value ? value : trace_format(v, x, 0)) >= (int)sizeof d->value)
+        return t->bad = -1;
+    d->kind = kind; t->nkeys++;
+    return 0;
+}
+static inline int trace_meta_number(MicrogptTrace *t, const char *key, double x) { return trace_key(t, 1, key, 0, x); }
+static inline int trace_meta_int(MicrogptTrace *t, const char *key, long n) { return trace_key(t, 1, key, 0, n); }
+static inline int trace_variant_number(MicrogptTrace *t, const char *key, double x) {
+    return trace_key(t, 2, key, 0, x); }
+static inline int trace_variant_int(MicrogptTrace *t, const char *key, long n) { return trace_key(t, 2, key, 0, n); }
+static inline int trace_variant_bool(MicrogptTrace *t, const char *key, int b) {
+    return trace_key(t, 2, key, b ? "true" : "false", 0); }
+static inline int trace_variant_string(MicrogptTrace *t, const char *key, const char *s) {
+    return trace_key(t, 6, key, s, 0); }
 static inline void trace_meta(MicrogptTrace *t, const char *implementation, int n_layer, int n_embd,
                               int n_head, int block_size, const char *chars, int steps, double lr,
                               double beta1, double beta2, double eps, const char *dtype) {
     const char *a = dtype, *b = "float32";
+    int i, v = 0;
     while (*a && *a == *b) { a++; b++; }
-    t->f32 = *a == *b;
     fputs("{\"meta\": {\"format\": 1, \"implementation\": ", t->f);
     trace_string(t, implementation);
     fprintf(t->f, ", \"n_layer\": %d, \"n_embd\": %d, \"n_head\": %d, \"block_size\": %d, \"chars\": ",
@@ -67,10 +92,18 @@ static inline void trace_meta(MicrogptTrace *t, const char *implementation, int 
     fprintf(t->f, ", \"steps\": %d, \"lr\": %.17g, \"beta1\": %.17g, \"beta2\": %.17g, \"eps\": %.17g, "
             "\"dtype\": ", steps, lr, beta1, beta2, eps);
     trace_string(t, dtype);
-    fputs("}}\n", t->f);
+    for (i = 0; i < 2 * t->nkeys; i++) { /* the facts, then the variant */
+        MicrogptTraceKey *d = &t->keys[i % t->nkeys];
+        if ((d->kind & 1) != (i < t->nkeys)) continue;
+        fputs(i < t->nkeys || v++ ? ", " : ", \"variant\": {", t->f);
+        trace_string(t, d->key); fputs(": ", t->f);
+        if (d->kind & 4) trace_string(t, d->value); else fputs(d->value, t->f);
+    }
+    fputs(v ? "}}}\n" : "}}\n", t->f);
+    t->f32 = *a == *b; t->meta = 1;
 }
-/* Streaming: trace_begin(t, k, "grads" | "params" | "logits"), or (t, 0, "init"); then trace_value for
- * each number (and trace_row before each row of logits); then trace_end. */
+/* Streaming: trace_begin(t, k, "grads" | "params" | "logits") or (t, 0, "init"); trace_value per number
+ * (trace_row before each row of logits); trace_end. */
 static inline void trace_begin(MicrogptTrace *t, int k, const char *key) {
     if (key[0] == 'i') fputs("{\"init\": [", t->f);
     else fprintf(t->f, "{\"step\": %d, \"%s\": [", k, key);
@@ -78,26 +111,29 @@ static inline void trace_begin(MicrogptTrace *t, int k, const char *key) {
     if (t->rows) fputc('[', t->f);
     t->n = 0;
 }
-static inline void trace_value(MicrogptTrace *t, double x) {
-    if (t->n++) fputs(", ", t->f);
-    trace_number(t, x);
-}
-static inline void trace_row(MicrogptTrace *t) {
-    if (t->n) fputs("], [", t->f);
-    t->n = 0;
-}
+static inline void trace_value(MicrogptTrace *t, double x) { if (t->n++) fputs(", ", t->f); trace_number(t, x); }
+static inline void trace_row(MicrogptTrace *t) { if (t->n) fputs("], [", t->f); t->n = 0; }
 static inline void trace_end(MicrogptTrace *t) { fputs(t->rows ? "]]}\n" : "]}\n", t->f); }
-
-static inline void trace_step(MicrogptTrace *t, int k, const char *doc, double loss) {
-    fprintf(t->f, "{\"step\": %d, \"doc\": ", k);
-    trace_string(t, doc);
-    fputs(", \"loss\": ", t->f);
+/* n < 0: one document, "doc"; else n of them, "docs". lr: the learning rate the update used, or 0 for none. */
+static inline void trace_step_line(MicrogptTrace *t, int k, const char *const *docs, int n, double loss,
+                                   const double *lr) {
+    char v[40];
+    int i;
+    fprintf(t->f, "{\"step\": %d, \"doc%s", k, n < 0 ? "\": " : "s\": [");
+    for (i = 0; i < (n < 0 ? 1 : n); i++) { if (i) fputs(", ", t->f); trace_string(t, docs[i]); }
+    fputs(n < 0 ? ", \"loss\": " : "], \"loss\": ", t->f);
     trace_number(t, loss);
+    if (lr) fprintf(t->f, ", \"lr\": %s", trace_format(v, *lr, 0));
     fputs("}\n", t->f);
     fflush(t->f);
 }
-static inline void trace_array(MicrogptTrace *t, int k, const char *key, const double *d, const float *f,
-                               long n) {
+static inline void trace_step(MicrogptTrace *t, int k, const char *doc, double loss) {
+    trace_step_line(t, k, &doc, -1, loss, 0); }
+static inline void trace_step_lr(MicrogptTrace *t, int k, const char *doc, double loss, double lr) {
+    trace_step_line(t, k, &doc, -1, loss, &lr); }
+static inline void trace_step_docs(MicrogptTrace *t, int k, const char *const *docs, int n, double loss, double lr) {
+    trace_step_line(t, k, docs, n, loss, &lr); }
+static inline void trace_array(MicrogptTrace *t, int k, const char *key, const double *d, const float *f, long n) {
     long i;
     trace_begin(t, k, key);
     for (i = 0; i < n; i++) trace_value(t, d ? d[i] : f[i]);
@@ -105,30 +141,18 @@ static inline void trace_array(MicrogptTrace *t, int k, const char *key, const d
 }
 static inline void trace_init(MicrogptTrace *t, const double *v, long n) { trace_array(t, 0, "init", v, 0, n); }
 static inline void trace_init_f(MicrogptTrace *t, const float *v, long n) { trace_array(t, 0, "init", 0, v, n); }
-static inline void trace_grads(MicrogptTrace *t, int k, const double *v, long n) {
-    trace_array(t, k, "grads", v, 0, n);
-}
-static inline void trace_grads_f(MicrogptTrace *t, int k, const float *v, long n) {
-    trace_array(t, k, "grads", 0, v, n);
-}
-static inline void trace_params(MicrogptTrace *t, int k, const double *v, long n) {
-    trace_array(t, k, "params", v, 0, n);
-}
-static inline void trace_params_f(MicrogptTrace *t, int k, const float *v, long n) {
-    trace_array(t, k, "params", 0, v, n);
-}
-/* logits: rows (one per position) x vocab numbers, row by row */
+static inline void trace_grads(MicrogptTrace *t, int k, const double *v, long n) { trace_array(t, k, "grads", v, 0, n); }
+static inline void trace_grads_f(MicrogptTrace *t, int k, const float *v, long n) { trace_array(t, k, "grads", 0, v, n); }
+static inline void trace_params(MicrogptTrace *t, int k, const double *v, long n) { trace_array(t, k, "params", v, 0, n); }
+static inline void trace_params_f(MicrogptTrace *t, int k, const float *v, long n) { trace_array(t, k, "params", 0, v, n); }
 static inline void trace_logits(MicrogptTrace *t, int k, const double *v, long rows, long vocab) {
     long i;
     trace_begin(t, k, "logits");
-    for (i = 0; i < rows * vocab; i++) {
-        if (i % vocab == 0) trace_row(t);
-        trace_value(t, v[i]);
-    }
+    for (i = 0; i < rows * vocab; i++) { if (i % vocab == 0) trace_row(t); trace_value(t, v[i]); }
     trace_end(t);
 }
-static inline int trace_close(MicrogptTrace *t) { /* 0, or EOF if a write failed */
-    int bad = fflush(t->f) != 0 || ferror(t->f);
+static inline int trace_close(MicrogptTrace *t) { /* 0, or EOF if a write (or a declaration) failed */
+    int bad = fflush(t->f) != 0 || ferror(t->f) || t->bad;
     if (t->own && fclose(t->f) != 0) bad = 1;
     t->f = 0;
     return bad ? EOF : 0;

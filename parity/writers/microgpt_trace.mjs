@@ -5,12 +5,14 @@
 //   const trace = openTrace('run.jsonl');                   // '-': stdout
 //   trace.meta({ implementation: 'my JS port', n_layer: nLayer, n_embd: nEmbd, n_head: nHead,
 //     block_size: blockSize, chars: uchars.join(''), steps: numSteps, lr: learningRate, beta1, beta2,
-//     eps: epsAdam, dtype: 'float64' });
+//     eps: epsAdam, dtype: 'float64',                      // and, for a variant (facts, then the intent):
+//     weight_decay: 0.1, variant: { activation: 'relu2', lr_schedule: 'cosine', docs_per_step: 2 } });
 //   trace.init(params.map(p => p.data));
 //   for (let step = 0; step < numSteps; step++) {
 //     ... forward, loss, loss.backward();
 //     trace.grads(step + 1, params.map(p => p.grad));       // before the Adam loop zeroes them
-//     trace.step(step + 1, doc, loss.data);
+//     trace.step(step + 1, doc, loss.data, lr);             // lr (optional): the rate the update used;
+//                                                           // doc: a list of them for several documents a step
 //     ... Adam update ...
 //     trace.params(step + 1, params.map(p => p.data));      // after the update
 //   }
@@ -21,9 +23,18 @@
 // row by row. Numbers are doubles, written exactly (String(x)); NaN and infinities as NaN, Infinity, -Infinity.
 import { closeSync, openSync, writeSync } from 'node:fs';
 
-function num(x) {
-  if (typeof x !== 'number') throw new TypeError(`microgpt trace: expected a number, got ${typeof x}`);
+function num(x, what = 'a number') {
+  if (typeof x !== 'number') throw new TypeError(`microgpt trace: expected ${what}, got ${typeof x}`);
   return Object.is(x, -0) ? '-0.0' : String(x); // String(NaN) is NaN, String(-Infinity) is -Infinity
+}
+
+const FACTS = ['weight_decay', 'grad_clip', 'norm_eps', 'bos', 'eos']; // meta keys beyond the config and Adam's
+const INTS = ['bos', 'eos', 'docs_per_step'];
+
+function declared(key, v, fact) { // a fact: a number (bos, eos: an integer); a variant's key: a string or boolean too
+  if (!fact && (typeof v === 'string' || typeof v === 'boolean')) return JSON.stringify(v);
+  if (INTS.includes(key) && !Number.isInteger(v)) throw new TypeError(`microgpt trace: ${key} must be an integer`);
+  return num(v, `${fact ? 'a number' : 'a string, a boolean or a number'} for ${key}`);
 }
 
 export class Trace {
@@ -42,14 +53,19 @@ export class Trace {
     else writeSync(this.fd, text);
   }
 
+  // Facts beyond the config and Adam's (weight_decay, grad_clip, norm_eps, bos, eos) go in the order given, then
+  // variant: { key: value, ... }, the deviations from microgpt the port means to have, in its own order.
   meta({ implementation = '', n_layer, n_embd, n_head, block_size, chars, steps,
-    lr = 0.01, beta1 = 0.85, beta2 = 0.99, eps = 1e-8, dtype = 'float64' }) {
+    lr = 0.01, beta1 = 0.85, beta2 = 0.99, eps = 1e-8, dtype = 'float64', variant, ...rest }) {
     const m = { format: 1, implementation, n_layer, n_embd, n_head, block_size, chars, steps, lr, beta1, beta2,
       eps, dtype };
     const fields = Object.entries(m).map(([key, v]) => {
       if (v === undefined) throw new TypeError(`microgpt trace: meta needs ${key}`);
       return `"${key}": ${typeof v === 'number' ? num(v) : JSON.stringify(v)}`;
     });
+    const pair = (fact) => ([key, v]) => `${JSON.stringify(key)}: ${declared(key, v, fact)}`;
+    fields.push(...Object.entries(rest).filter(([key, v]) => FACTS.includes(key) && v != null).map(pair(true)));
+    if (variant != null) fields.push(`"variant": {${Object.entries(variant).map(pair(false)).join(', ')}}`);
     this.write(`{"meta": {${fields.join(', ')}}}\n`);
   }
 
@@ -93,8 +109,12 @@ export class Trace {
     this.end();
   }
 
-  step(k, doc, loss) {
-    this.write(`{"step": ${k}, "doc": ${JSON.stringify(doc)}, "loss": ${num(loss)}}\n`);
+  // doc: the document, or a list of them (a step over several documents: "docs"); lr: the rate the update used
+  step(k, doc, loss, lr) {
+    const docs = Array.isArray(doc) ? `"docs": [${doc.map((d) => JSON.stringify(d)).join(', ')}]`
+      : `"doc": ${JSON.stringify(doc)}`;
+    const rate = lr === undefined ? '' : `, "lr": ${num(lr)}`;
+    this.write(`{"step": ${k}, ${docs}, "loss": ${num(loss)}${rate}}\n`);
   }
 
   close() {

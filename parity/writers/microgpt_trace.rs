@@ -8,15 +8,18 @@
 //!     for step in 0..num_steps {
 //!         // ... forward, loss, loss.backward(); then, before Adam zeroes the gradients:
 //!         trace.begin(step + 1, "grads"); for p in &params { trace.value(p.grad()); } trace.end();
-//!         trace.step(step + 1, doc, loss.data());
+//!         trace.step(step + 1, doc, loss.data());           // or step_lr(.., lr_t): the lr the update used
 //!         // ... Adam update; then the updated weights:
 //!         trace.begin(step + 1, "params"); for p in &params { trace.value(p.data()); } trace.end();
 //!     }
 //!     trace.close();
+//! A variant, before meta: trace.variant_str("activation", "relu2"), variant_number("beta1", 0.9),
+//! variant_bool("tie_embeddings", true), variant_int("docs_per_step", 2); facts beyond meta's arguments:
+//! meta_number("weight_decay", 0.1), meta_int("bos", 0). Several documents a step: step_docs(k, &docs, loss, lr).
 //! Parameters go in the seed's order: wte, wpe, lm_head, then per layer attn_wq, attn_wk, attn_wv, attn_wo,
 //! mlp_fc1, mlp_fc2, each row by row (not a HashMap's order). Arrays may be &[f64] or &[f32]. Numbers are
 //! printed exactly: as f64, or as f32 after meta dtype "float32"; nan and inf as NaN, Infinity, -Infinity.
-//! A failed write panics ("microgpt trace: ...").
+//! A failed write panics ("microgpt trace: ..."), as does a declaration (variant_*, meta_*) after meta.
 #![allow(dead_code)]
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -26,6 +29,8 @@ pub struct Trace {
     f32: bool,
     n: usize,
     rows: bool,
+    meta: bool,
+    facts: String, variant: String, // `, "key": value` per meta_number and meta_int, per variant_*: meta writes them
 }
 
 fn json_string(s: &str) -> String {
@@ -41,37 +46,50 @@ fn json_string(s: &str) -> String {
     o + "\""
 }
 
+fn number(x: f64, f32: bool) -> String { // the shortest digits that give back the same f64 (f32); -0.0 stays -0.0
+    if x.is_nan() { "NaN".into() } else if x.is_infinite() { (if x > 0.0 { "Infinity" } else { "-Infinity" }).into() }
+    else if f32 { format!("{:?}", x as f32) } else { format!("{:?}", x) }
+}
+
 impl Trace {
     pub fn open(path: &str) -> io::Result<Trace> {
         let out: Box<dyn Write> = if path == "-" { Box::new(io::stdout()) } else { Box::new(File::create(path)?) };
-        Ok(Trace { out: Box::new(BufWriter::new(out)), f32: false, n: 0, rows: false })
+        let (facts, variant) = (String::new(), String::new());
+        Ok(Trace { out: Box::new(BufWriter::new(out)), f32: false, n: 0, rows: false, meta: false, facts, variant })
     }
 
     fn put(&mut self, text: &str) {
         self.out.write_all(text.as_bytes()).expect("microgpt trace: write failed");
     }
 
-    fn number(&self, x: f64) -> String {
-        if x.is_nan() {
-            "NaN".into()
-        } else if x.is_infinite() {
-            (if x > 0.0 { "Infinity" } else { "-Infinity" }).into()
-        } else if self.f32 {
-            format!("{:?}", x as f32) // the shortest digits that give back the same f32
-        } else {
-            format!("{:?}", x) // the shortest digits that give back the same f64; -0.0 stays -0.0
-        }
+    /// Before meta, each written in the order called: facts beyond meta's arguments (weight_decay, grad_clip,
+    /// norm_eps; bos, eos) and meta.variant, the deviations from microgpt the port means to have.
+    pub fn meta_number(&mut self, key: &str, x: f64) { self.declare(false, key, number(x, false)); }
+    pub fn meta_int(&mut self, key: &str, n: usize) { self.declare(false, key, n.to_string()); }
+    pub fn variant_str(&mut self, key: &str, s: &str) { self.declare(true, key, json_string(s)); }
+    pub fn variant_number(&mut self, key: &str, x: f64) { self.declare(true, key, number(x, false)); }
+    pub fn variant_bool(&mut self, key: &str, b: bool) { self.declare(true, key, b.to_string()); }
+    pub fn variant_int(&mut self, key: &str, n: usize) { self.declare(true, key, n.to_string()); }
+
+    fn declare(&mut self, variant: bool, key: &str, value: String) {
+        assert!(!self.meta, "microgpt trace: {} declared after meta", key);
+        let to = if variant { &mut self.variant } else { &mut self.facts };
+        to.push_str(&format!(", {}: {}", json_string(key), value));
     }
 
     #[allow(clippy::too_many_arguments)]
     pub fn meta(&mut self, implementation: &str, n_layer: usize, n_embd: usize, n_head: usize, block_size: usize,
                 chars: &str, steps: usize, lr: f64, beta1: f64, beta2: f64, eps: f64, dtype: &str) {
+        let variant = if self.variant.is_empty() { String::new() }
+                      else { format!(", \"variant\": {{{}}}", &self.variant[2..]) };
         let line = format!("{{\"meta\": {{\"format\": 1, \"implementation\": {}, \"n_layer\": {}, \"n_embd\": {}, \
             \"n_head\": {}, \"block_size\": {}, \"chars\": {}, \"steps\": {}, \"lr\": {:?}, \"beta1\": {:?}, \
-            \"beta2\": {:?}, \"eps\": {:?}, \"dtype\": {}}}}}\n", json_string(implementation), n_layer, n_embd,
-            n_head, block_size, json_string(chars), steps, lr, beta1, beta2, eps, json_string(dtype));
+            \"beta2\": {:?}, \"eps\": {:?}, \"dtype\": {}{}{}}}}}\n", json_string(implementation), n_layer, n_embd,
+            n_head, block_size, json_string(chars), steps, lr, beta1, beta2, eps, json_string(dtype), self.facts,
+            variant);
         self.put(&line);
         self.f32 = dtype == "float32";
+        self.meta = true;
     }
 
     /// Streaming: begin(k, "grads" | "params" | "logits") or begin(0, "init"); value(x) for each number
@@ -85,7 +103,7 @@ impl Trace {
     }
 
     pub fn value<T: Into<f64>>(&mut self, x: T) {
-        let text = self.number(x.into());
+        let text = number(x.into(), self.f32);
         if self.n > 0 { self.put(", "); }
         self.n += 1;
         self.put(&text);
@@ -97,8 +115,7 @@ impl Trace {
     }
 
     pub fn end(&mut self) {
-        let tail = if self.rows { "]]}\n" } else { "]}\n" };
-        self.put(tail);
+        self.put(if self.rows { "]]}\n" } else { "]}\n" });
         self.out.flush().expect("microgpt trace: write failed");
     }
 
@@ -114,15 +131,25 @@ impl Trace {
 
     pub fn logits<T: Into<f64> + Copy>(&mut self, k: usize, rows: &[Vec<T>]) {
         self.begin(k, "logits");
-        for r in rows {
-            self.row();
-            for &x in r { self.value(x); }
-        }
+        for r in rows { self.row(); for &x in r { self.value(x); } }
         self.end();
     }
 
     pub fn step<T: Into<f64>>(&mut self, k: usize, doc: &str, loss: T) {
-        let line = format!("{{\"step\": {}, \"doc\": {}, \"loss\": {}}}\n", k, json_string(doc), self.number(loss.into()));
+        self.step_line(k, format!("\"doc\": {}", json_string(doc)), loss.into(), None);
+    }
+    /// lr: the learning rate the step's update used; step_docs: a step over several documents ("docs")
+    pub fn step_lr<T: Into<f64>>(&mut self, k: usize, doc: &str, loss: T, lr: f64) {
+        self.step_line(k, format!("\"doc\": {}", json_string(doc)), loss.into(), Some(lr));
+    }
+    pub fn step_docs<S: AsRef<str>, T: Into<f64>>(&mut self, k: usize, docs: &[S], loss: T, lr: f64) {
+        let docs: Vec<String> = docs.iter().map(|d| json_string(d.as_ref())).collect();
+        self.step_line(k, format!("\"docs\": [{}]", docs.join(", ")), loss.into(), Some(lr));
+    }
+
+    fn step_line(&mut self, k: usize, docs: String, loss: f64, lr: Option<f64>) {
+        let lr = lr.map_or(String::new(), |x| format!(", \"lr\": {}", number(x, false)));
+        let line = format!("{{\"step\": {}, {}, \"loss\": {}{}}}\n", k, docs, number(loss, self.f32), lr);
         self.put(&line);
         self.out.flush().expect("microgpt trace: write failed");
     }
