@@ -544,7 +544,10 @@ def diagnose(state, bugs=None):
     reference = {"fwd": fwd, "opt": opt}
     ref_miss = _max_abs(seed, state, names)
     ref_rss = _miss(seed, state, names)
-    candidates = [b for b in bugs if b.kind != "slip" and b.phase == state.phase]
+    # a deviation of the model can first show in the backward (the gist's earlier revision starts mlp_fc2 and attn_wo
+    # at zero, so relu^2 changes no loss at step 1, only gradients): those are tried there too
+    candidates = [b for b in bugs if b.kind != "slip" and (b.phase == state.phase or (
+        b.variant and b.kind == "model" and state.phase == "backward"))]
     slips = [b for b in bugs if b.kind == "slip"]
     trials = _trials_of_bugs(state, candidates, reference) + _trial_slips(state, slips, reference)
     trials += _trial_layouts(state, slips)

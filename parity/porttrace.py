@@ -106,9 +106,10 @@ class PortMeta:
         return self.bos_id if self.eos is None else self.eos
 
     def char_ids(self):
-        """Each character's id: 1.. when BOS is 0, else 0.. (chars lists the characters in id order)."""
-        first = 1 if self.bos_id == 0 else 0
-        return {c: first + i for i, c in enumerate(self.chars)}
+        """Each character's id: the ids that BOS and EOS do not take, in order (chars lists them in id order)."""
+        special = {self.bos_id, self.eos_id}
+        ids = [i for i in range(len(self.chars) + len(special)) if i not in special]
+        return dict(zip(self.chars, ids))
 
 
 @dataclass
@@ -249,17 +250,15 @@ def _meta(rec, where, limits=None):
 
 
 def _special_ids(m, n, where):
-    """(bos, eos) from meta: BOS is len(chars) by default, or 0 when the vocabulary starts with it; a separate end
-    token takes the id after the last one."""
-    bos, eos = m.get("bos", n), m.get("eos", None)
-    if isinstance(bos, bool) or bos not in (0, n):
-        raise TraceError(f"{where}: meta.bos must be {n} (after the {n} characters, the seed's) or 0 (before them), "
-                         f"got {bos!r}")
-    if eos is None or eos == bos:
-        return bos, bos
-    if isinstance(eos, bool) or eos != n + 1:
-        raise TraceError(f"{where}: meta.eos must be the same as bos ({bos}) or a separate end token after every "
-                         f"other id ({n + 1}), got {eos!r}")
+    """(bos, eos) from meta: BOS is len(chars) by default; a separate end token (eos) makes the vocabulary one
+    larger. The characters take the other ids, in order: BOS 0 puts them after it, BOS 0 and EOS 1 after both."""
+    bos = m.get("bos", n)
+    eos = m.get("eos", bos)
+    size = n + (1 if eos == bos else 2)
+    for key, value in (("bos", bos), ("eos", eos)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
+            raise TraceError(f"{where}: meta.{key} must be a token id in 0..{size - 1} (the {n} characters and "
+                             f"{size - n} special token(s) BOS{'/EOS' if size - n == 2 else ''}), got {value!r}")
     return bos, eos
 
 

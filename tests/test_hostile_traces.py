@@ -113,6 +113,10 @@ def test_a_trace_choosing_lr_0_is_not_a_full_check(tmp_path):
     trace = [json.loads(line) for line in path.read_text().splitlines()]
     trace[0]["meta"]["lr"] = 0
     path.write_text("".join(json.dumps(r) + "\n" for r in trace))
+    undeclared = parity.check_trace(path)  # lr 0 is not microgpt's: without a declaration, never agree
+    assert undeclared.verdict == "diverge" and "undeclared deviation from microgpt: lr 0" in undeclared.verdict_line
+    trace[0]["meta"]["variant"] = {"lr": 0}
+    path.write_text("".join(json.dumps(r) + "\n" for r in trace))
     report = parity.check_trace(path)
     assert report.verdict == "partial", report.verdict_line
     assert report.verdict_line.endswith("meta's lr is 0, so the weights never move and no update is checked: trace "

@@ -201,7 +201,7 @@ def test_the_same_field_twice_for_a_step_names_both_lines(tmp_path):
     assert "line 6: step 1 gives grads again (first on line 3)" in str(e.value)
     path = write(tmp_path, [META, {"init": [0.0] * N}, {"step": 1, "doc": "cat", "loss": 1.0},
                             {"step": 1, "tokens": [8, 0, 8], "loss": 2.0}])
-    with pytest.raises(TraceError, match="line 4: step 1 gives doc/tokens again .first on line 3."):
+    with pytest.raises(TraceError, match="line 4: step 1 gives doc/docs/tokens again .first on line 3."):
         steps(path)
 
 

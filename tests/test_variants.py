@@ -247,6 +247,41 @@ def test_bos_first_and_a_separate_eos(tmp_path):
         f.write("\n".join(json.dumps(x) for x in lines) + "\n")
     report = parity.check_trace(path)
     assert report.verdict == "agree", report.verdict_line
-    bad = _edited(tmp_path, trace, "bos5.jsonl", {"bos": 5})
-    with pytest.raises(parity.InputError, match="meta.bos must be"):
+    bad = _edited(tmp_path, trace, "bos99.jsonl", {"bos": 99})
+    with pytest.raises(parity.InputError, match="meta.bos must be a token id in 0..19"):
         parity.check_trace(bad)
+
+
+def _pure_trace(path, spec, bug=None, steps=3, tensors=2):
+    """A trace of pure's own run under a variant, with one catalogue bug injected (parity.bugs), as a port writes it."""
+    from parity.bugs import by_id, injected
+    from pure.train import Trainer
+
+    variant = Variant.parse(spec)
+    trainer = Trainer(make_corpus(), steps=steps, variant=variant, **SMALL)
+    meta = {"n_layer": 1, "n_embd": 16, "n_head": 4, "block_size": 8, "chars": "".join(trainer.tokenizer.chars),
+            "steps": steps, "lr": variant.lr, "beta1": variant.beta1, "beta2": variant.beta2, "eps": variant.eps,
+            "variant": variant.deviations()}
+    lines = [{"meta": meta}, {"init": trainer.flat_values()}]
+    with injected(by_id(bug).patches(trainer.config) if bug else ()):
+        for k in range(steps):
+            grads = []
+            loss = trainer.train_step(k, on_grads=lambda t: grads.extend(t.flat_values("grad")))
+            rec = {"step": k + 1, "doc": trainer.docs[k % len(trainer.docs)], "loss": loss}
+            if k < tensors:
+                rec.update(grads=grads, params=trainer.flat_values())
+            lines.append(rec)
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("spec, bug", [("activation=relu2", "exp-grad-one"),
+                                       ("lr_schedule=cosine,beta1=0.9,beta2=0.95", "adam-no-bias-correction")])
+def test_a_bug_in_a_variant_port_is_named_as_that_bug(spec, bug, tmp_path):
+    """The diagnosis replays the diverging step under the port's own variant: a wrong exp rule in a relu^2 port is
+    named as exp, not as the variant."""
+    assert parity.check_trace(_pure_trace(tmp_path / "right.jsonl", spec)).verdict == "agree"
+    report = parity.check_trace(_pure_trace(tmp_path / "wrong.jsonl", spec, bug))
+    assert report.verdict == "diverge" and report.diagnosis is not None, report.verdict_line
+    assert report.diagnosis["id"] == bug, report.diagnosis
+    assert report.verdict_line.startswith("first divergence: step 1")
