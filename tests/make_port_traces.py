@@ -1,6 +1,7 @@
 """Regenerate tests/fixtures/ports/*.jsonl.gz: port traces written by real programs no one here wrote.
 
-    python tests/make_port_traces.py [--bun PATH] [--microgpt-py PATH] [--only NAMES]
+    python tests/make_port_traces.py [--bun PATH] [--microgpt-py PATH] [--gist-history PATH] [--ports PATH]
+                                     [--undeclared DIR] [--only NAMES]
 
 Copies the seed program (../shared/seed/microgpt.ts, run under bun) and Karpathy's microgpt.py (a public copy
 fetched into a git-ignored folder: --microgpt-py PATH or $MICROGPT_PY; without it the gist variants are skipped,
@@ -8,10 +9,20 @@ saying so) into a scratch folder, patches in only the print lines of the port-tr
 format (and, per variant, a config or one deliberate bug), gives them the project's synthetic corpus
 (pure/corpus.py: never the names data, since a trace holds the documents), runs them and keeps what they
 print. Nothing of their code is committed: only these traces, the figures they printed.
+
+The `variant_*` group (issue 28) runs programs that deviate from the final gist ON PURPOSE: Karpathy's own earlier
+revisions of microgpt.py (relu(x)^2, Adam betas 0.9/0.95, a cosine lr, BOS as id 0, tied embeddings; the gist's
+history is public in a fork: --gist-history PATH or $MICROGPT_GIST_HISTORY, a bare git dir of it or a folder of
+<hash>.py files) and published ports (--ports PATH or $MICROGPT_PORTS: a folder holding OWNER+NAME/<path in repo>,
+or OWNER+NAME/repo or OWNER+NAME as a bare git dir, such as the `fetch` tool's mirror folder). Each is patched with
+the print lines only: meta with the program's own facts (lr, betas, eps, steps, weight decay, clip, bos/eos) and a
+`variant` object declaring exactly its deviations, on a small config. --undeclared DIR also writes each such trace
+with meta.variant removed (the same numbers, undeclared), for trying the judge both ways.
 """
 
 import argparse
 import gzip
+import json
 import os
 import re
 import shutil
@@ -180,22 +191,236 @@ def run_variant(name, bun, gist, scratch):
     print(f"{name}: {len(out.splitlines())} lines", flush=True)
 
 
+# ---- variant_*: programs that deviate from the final gist on purpose (issue 28) ------------------------------------
+# name: (source, patch, steps, steps with tensors). A source is ("gist", revision): microgpt.py at that revision of
+# the gist's history, or ("port", "OWNER+NAME", commit, path): a published port. Of the gist's history, every
+# revision whose arithmetic differs from the final one is here (the others changed comments, flags or prints).
+DEVIATING = {
+    # 2026-02-11, the first revision: BOS 0 and EOS 1 apart, lm_head tied to wte, relu^2, betas 0.9/0.95; also, not
+    # declarable: no rmsnorm after the embedding, and a backward per position (the KV cache's shared nodes pass
+    # their gradient on again at each later backward)
+    "variant_gist_2d7d2d2c_first": (("gist", "2d7d2d2c9b32b27282bb572ca72224f5c3d5c120"), "gist_first", 8, 3),
+    # 2026-02-11: BOS 0 only, lm_head untied, relu^2, betas 0.9/0.95, the linear lr (argparse flags)
+    "variant_gist_b4ddd362_relu2_betas": (("gist", "b4ddd3620318bcc695a83effe4d5aca624356aae"), "gist_bos0", 8, 3),
+    # 2026-02-12: the final tokenizer (BOS last), relu^2, betas 0.9/0.95, a cosine lr
+    "variant_gist_9cdb8119_cosine": (("gist", "9cdb81197130b7f9aaebd86e56de41ede4da5b85"), "gist_cosine", 8, 3),
+    # NJX-njx/microgpt (fetched as its fork vaibhavnegi123/microgpt), Python: BOS 0, tied embeddings, relu^2,
+    # betas 0.9/0.95, a cosine lr, AdamW weight decay 1e-4, gradient clipping at global norm 1
+    "variant_port_njx_cosine_clip_tied": (
+        ("port", "vaibhavnegi123+microgpt", "f908a19fad2e2b1dacb07723d238d45378365ce5", "microgpt.py"), "njx", 8, 3),
+    # danilop/micro-gpt-and-beyond 04_pytorch_batched (PyTorch, float32): several documents a step; its first
+    # version also relu^2, betas 0.9/0.95, a cosine lr; its latest otherwise the final gist's
+    "variant_port_danilop_batched_first": (
+        ("port", "danilop+micro-gpt-and-beyond", "64a61de141c62e821af084f4ae5fc359cf8160a1",
+         "04_pytorch_batched/main.py"), "danilop_first", 6, 3),
+    "variant_port_danilop_batched": (
+        ("port", "danilop+micro-gpt-and-beyond", "345b812dc30a4409cc725ae441fcd2685b9fb80e",
+         "labs/04_pytorch_batched/main.py"), "danilop", 6, 3),
+}
+# What each program declares (the keys that differ from microgpt's; numbers are the program's own variables)
+# and the facts it reports; `chars` is the vocabulary without BOS (and EOS) in id order.
+_PY_META = ("import json as _json\n"
+            "print(_json.dumps({{'meta': {{'format': 1, 'implementation': {impl!r}, 'n_layer': n_layer, "
+            "'n_embd': n_embd, 'n_head': n_head, 'block_size': block_size, 'chars': {chars}, 'steps': {steps}, "
+            "'lr': {lr}, 'beta1': {beta1}, 'beta2': {beta2}, 'eps': {eps}, {facts}'variant': {variant}}}}}))\n"
+            "print(_json.dumps({{'init': {flat}}}))\n")
+_PY_STEP = ("{indent}print(_json.dumps({{'step': step + 1, {what}, 'loss': {loss}, 'lr': {lr}, **({{'grads': _grads, "
+            "'params': {flat}}} if step < {tensor_steps} else {{}})}}))\n")
+
+
+def _config_lines(src, config, steps, names=("n_embd", "n_head", "n_layer", "block_size", "num_steps")):
+    values = dict(config, num_steps=steps)
+    for name in names:
+        src, n = re.subn(rf"^{name} = \d+", f"{name} = {values[name]}", src, flags=re.M)
+        assert n == 1, name
+    return src
+
+
+def patch_deviating(src, patch, name, steps, tensor_steps):
+    """The print lines of the port-trace format (and the small config) patched into one deviating program."""
+    c = SMALL
+    impl = f"{name[len('variant_'):]} (public code, print lines patched in)"
+    flat = "[p.data for p in params]"
+    if patch in ("gist_first", "gist_bos0"):  # argparse: the config comes from the command line
+        betas = "'beta1': beta1, 'beta2': beta2"
+        if patch == "gist_first":
+            meta = _PY_META.format(impl=impl, chars="''.join(chars[2:])", steps="args.num_steps",
+                                   lr="learning_rate", beta1="beta1", beta2="beta2", eps="eps_adam",
+                                   facts="'bos': BOS, 'eos': EOS, ", flat=flat,
+                                   variant=f"{{'activation': 'relu2', {betas}, 'tie_embeddings': True}}")
+        else:
+            meta = _PY_META.format(impl=impl, chars="''.join(chars[1:])", steps="args.num_steps",
+                                   lr="learning_rate", beta1="beta1", beta2="beta2", eps="eps_adam",
+                                   facts="'bos': BOS, ", flat=flat, variant=f"{{'activation': 'relu2', {betas}}}")
+        src = sub(src, "v = [0.0] * len(params) # second moment\n", "v = [0.0] * len(params) # second moment\n" + meta)
+        if patch == "gist_first":  # one backward per position: the gradients are complete before the update
+            src = sub(src, "    # Adam update (optimizer)\n", "    _grads = [p.grad for p in params]\n"
+                      "    # Adam update (optimizer)\n")
+            step = _PY_STEP.format(indent="    ", what="'tokens': tokens", loss="lossf", lr="lr_t", flat=flat,
+                                   tensor_steps=tensor_steps)
+            src = sub(src, '    print(f"step {step+1} / {args.num_steps} | loss {lossf:.4f}")\n', step)
+        else:
+            src = sub(src, "    loss.backward()\n", "    loss.backward()\n    _grads = [p.grad for p in params]\n")
+            step = _PY_STEP.format(indent="    ", what="'doc': doc", loss="loss.data", lr="lr_t", flat=flat,
+                                   tensor_steps=tensor_steps)
+            src = sub(src, '    print(f"step {step+1} / {args.num_steps} | loss {loss.data:.4f}")\n', step)
+        return src
+    if patch in ("gist_cosine", "njx"):
+        src = _config_lines(src, c, steps)
+        if patch == "gist_cosine":
+            meta = _PY_META.format(impl=impl, chars="''.join(uchars)", steps="num_steps", lr="learning_rate",
+                                   beta1="beta1", beta2="beta2", eps="eps_adam", facts="", flat=flat,
+                                   variant="{'activation': 'relu2', 'lr_schedule': 'cosine', 'beta1': beta1, "
+                                           "'beta2': beta2}")
+            progress = '    print(f"step {step+1:4d} / {num_steps:4d} | loss {loss.data:.4f}")\n'
+        else:
+            meta = _PY_META.format(impl=impl, chars="''.join(chars[1:])", steps="num_steps", lr="learning_rate",
+                                   beta1="beta1", beta2="beta2", eps="eps_adam", flat=flat,
+                                   facts="'bos': BOS, 'weight_decay': weight_decay, 'grad_clip': max_grad_norm, ",
+                                   variant="{'activation': 'relu2', 'lr_schedule': 'cosine', 'beta1': beta1, "
+                                           "'beta2': beta2, 'weight_decay': weight_decay, 'grad_clip': max_grad_norm, "
+                                           "'tie_embeddings': True}")
+            progress = ('    print(f"step {step+1:4d}/{num_steps:4d} | loss {loss.data:.4f} | '
+                        '{(time.time()-t0)*1000:.0f}ms")\n')
+        line = re.search(r"^num_steps = \d+.*\n", src, flags=re.M)
+        src = src[:line.end()] + meta + src[line.end():]
+        # the gradients as backward left them (before the clipping, which the judge applies as declared)
+        src = sub(src, "    loss.backward()\n", "    loss.backward()\n    _grads = [p.grad for p in params]\n")
+        step = _PY_STEP.format(indent="    ", what="'doc': doc", loss="loss.data", lr="lr_t", flat=flat,
+                               tensor_steps=tensor_steps)
+        return sub(src, progress, step)
+    if patch in ("danilop", "danilop_first"):  # torch, float32, a batch of documents a step (wte's PAD row unused)
+        src = _config_lines(src, dict(c, batch_size=4), steps,
+                            names=("n_embd", "n_head", "n_layer", "block_size", "batch_size", "num_steps"))
+        src, n = re.subn(r"^input_path = .*$", "input_path = 'input.txt'", src, flags=re.M)
+        assert n == 1, "input_path"
+        flat_fn = ("def _flat(get):\n"
+                   "    mats = [model.wte, model.wpe, model.lm_head] + [m for L in model.layers for m in (L.attn.wq, "
+                   "L.attn.wk, L.attn.wv, L.attn.wo, L.mlp.fc1, L.mlp.fc2)]\n"
+                   "    out = []\n"
+                   "    for i, m in enumerate(mats):\n"
+                   "        w = get(m.weight)\n"
+                   "        out += (w[:vocab_size] if i == 0 else w).reshape(-1).tolist()\n"
+                   "    return out\n")
+        group = "optimizer.param_groups[0]"
+        meta = flat_fn + _PY_META.format(
+            impl=impl, chars="''.join(uchars)", steps="num_steps", lr=f"{group}['lr']", beta1=f"{group}['betas'][0]",
+            beta2=f"{group}['betas'][1]", eps=f"{group}['eps']", facts="'dtype': 'float32', ",
+            flat="_flat(lambda w: w.detach())",
+            variant=("{'docs_per_step': batch_size}" if patch == "danilop" else
+                     f"{{'docs_per_step': batch_size, 'activation': 'relu2', 'lr_schedule': 'cosine', "
+                     f"'beta1': {group}['betas'][0], 'beta2': {group}['betas'][1]}}"))
+        opt = re.search(r"^optimizer = torch\.optim\.Adam\(.*\)\n", src, flags=re.M)
+        src = src[:opt.end()] + meta + src[opt.end():]
+        src = sub(src, "    loss.backward()\n", "    loss.backward()\n    _grads = _flat(lambda w: w.grad)\n")
+        docs = "'docs': [docs[(step * batch_size + i) % len(docs)] for i in range(batch_size)]"
+        step = _PY_STEP.format(indent="    ", what=docs, loss="loss.item()", lr="lr_t",
+                               flat="_flat(lambda w: w.detach())", tensor_steps=tensor_steps)
+        src = sub(src, "    optimizer.step()\n", "    optimizer.step()\n" + step)
+        return src
+    raise ValueError(patch)
+
+
+def _git_dir(path):
+    """`path` itself or its `repo` or `.git` folder when that is a git directory, else None."""
+    for candidate in (path, path / "repo", path / ".git"):
+        if (candidate / "objects").is_dir() and (candidate / "HEAD").is_file():
+            return candidate
+    return None
+
+
+def read_deviating(source, gist_history, ports):
+    """(text, None) of a deviating program's public copy, or (None, why it is not at hand)."""
+    if source[0] == "gist":
+        rev, path, base, flag = source[1], "microgpt.py", gist_history, "--gist-history PATH or $MICROGPT_GIST_HISTORY"
+        files = [f"{rev}.py", f"{rev[:8]}.py"]
+    else:
+        _, key, rev, path = source
+        base, flag = ports and Path(ports) / key, "--ports PATH or $MICROGPT_PORTS"
+        files = [path]
+    if not base or not Path(base).exists():
+        return None, f"{'the gist history' if source[0] == 'gist' else source[1]} not found (pass {flag})"
+    base = Path(base)
+    for f in files:
+        if (base / f).is_file():
+            return (base / f).read_text(), None
+    git = _git_dir(base)
+    if git:
+        done = subprocess.run(["git", "--git-dir", str(git), "show", f"{rev}:{path}"], capture_output=True, text=True)
+        if done.returncode == 0:
+            return done.stdout, None
+        return None, f"git show {rev[:8]}:{path} failed in {git}: {done.stderr.strip()[:200]}"
+    return None, f"{path} at {rev[:8]} not found under {base}"
+
+
+def strip_variant(out):
+    """The same trace with meta.variant removed: the deviations undeclared."""
+    lines = out.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.startswith('{"meta"'):
+            record = json.loads(line)
+            record["meta"].pop("variant", None)
+            lines[i] = json.dumps(record) + "\n"
+            break
+    return "".join(lines)
+
+
+def run_deviating(name, text, scratch, undeclared):
+    source, patch, steps, tensor_steps = DEVIATING[name]
+    work = scratch / name
+    work.mkdir(parents=True)
+    write_corpus(work / "input.txt")
+    (work / "microgpt.py").write_text(patch_deviating(text, patch, name, steps, tensor_steps))
+    cmd = [sys.executable, "microgpt.py"]
+    if patch in ("gist_first", "gist_bos0"):  # its config is argparse's
+        cmd += [f"--{k}={v}" for k, v in dict(SMALL, num_steps=steps).items()]
+    done = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=600)
+    if done.returncode:
+        raise SystemExit(f"{name}: {' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
+    out = done.stdout
+    OUT.mkdir(parents=True, exist_ok=True)
+    with gzip.open(OUT / f"{name}.jsonl.gz", "wt", encoding="utf-8", compresslevel=9) as f:
+        f.write(out)
+    if undeclared:
+        Path(undeclared).mkdir(parents=True, exist_ok=True)
+        with gzip.open(Path(undeclared) / f"{name}.undeclared.jsonl.gz", "wt", encoding="utf-8", compresslevel=9) as f:
+            f.write(strip_variant(out))
+    print(f"{name}: {len(out.splitlines())} lines", flush=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bun", help="the bun executable (default: $BUN, PATH, .bench/node_modules/.bin/bun)")
     p.add_argument("--microgpt-py", help="a public copy of Karpathy's microgpt.py (default: $MICROGPT_PY)")
+    p.add_argument("--gist-history", help="the gist's history: a bare git dir of it, or a folder of <hash>.py files "
+                                          "(default: $MICROGPT_GIST_HISTORY); for the variant_gist_* traces")
+    p.add_argument("--ports", help="fetched public ports: a folder of OWNER+NAME/<path>, or of OWNER+NAME git dirs "
+                                   "(default: $MICROGPT_PORTS); for the variant_port_* traces")
+    p.add_argument("--undeclared", metavar="DIR", help="also write each variant_* trace without meta.variant to DIR")
     p.add_argument("--only", help="comma-separated variant names (default: all)")
     args = p.parse_args()
-    bun = find_bun(args.bun)
     gist = args.microgpt_py or os.environ.get("MICROGPT_PY")
-    names = args.only.split(",") if args.only else list(VARIANTS)
+    history = args.gist_history or os.environ.get("MICROGPT_GIST_HISTORY")
+    ports = args.ports or os.environ.get("MICROGPT_PORTS")
+    names = args.only.split(",") if args.only else list(VARIANTS) + list(DEVIATING)
+    unknown = [n for n in names if n not in VARIANTS and n not in DEVIATING]
+    if unknown:
+        raise SystemExit(f"unknown variant {unknown[0]!r}; the variants are "
+                         f"{', '.join(list(VARIANTS) + list(DEVIATING))}")
+    bun = find_bun(args.bun) if any(n in VARIANTS and VARIANTS[n][0] == "seed" for n in names) else None
     with tempfile.TemporaryDirectory() as scratch:
         for name in names:
+            if name in DEVIATING:
+                text, why = read_deviating(DEVIATING[name][0], history, ports)
+                if text is None:
+                    print(f"{name}: skipped: {why}")
+                    continue
+                run_deviating(name, text, Path(scratch), args.undeclared)
+                continue
             if VARIANTS[name][0] == "gist" and not (gist and Path(gist).is_file()):
                 print(f"{name}: skipped: microgpt.py not found (pass --microgpt-py PATH or set MICROGPT_PY)")
                 continue
             run_variant(name, bun, gist, Path(scratch))
-
 
 if __name__ == "__main__":
     main()

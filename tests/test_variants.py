@@ -266,7 +266,7 @@ def _pure_trace(path, spec, bug=None, steps=3, tensors=2):
     with injected(by_id(bug).patches(trainer.config) if bug else ()):
         for k in range(steps):
             grads = []
-            loss = trainer.train_step(k, on_grads=lambda t: grads.extend(t.flat_values("grad")))
+            loss = trainer.train_step(k, on_grads=lambda t, grads=grads: grads.extend(t.flat_values("grad")))
             rec = {"step": k + 1, "doc": trainer.docs[k % len(trainer.docs)], "loss": loss}
             if k < tensors:
                 rec.update(grads=grads, params=trainer.flat_values())
