@@ -99,7 +99,8 @@ def grade_one(path, kind, terms, options):
             if differs:
                 return dict(row, verdict="not comparable", first_divergence=None, diagnosis=None,
                             detail=f"the trace's terms are not the grade's: {differs}")
-            report = api.check_trace(path, dtype=terms["dtype"], limits=limits)
+            # grading pins its terms: a declared variant (meta.variant) is not the assignment (strict)
+            report = api.check_trace(path, dtype=terms["dtype"], limits=limits, strict=True)
             reports = [report]
         else:
             spec = f"{path}:{options['class_name']}"

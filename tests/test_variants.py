@@ -252,14 +252,14 @@ def test_bos_first_and_a_separate_eos(tmp_path):
         parity.check_trace(bad)
 
 
-def _pure_trace(path, spec, bug=None, steps=3, tensors=2):
+def _pure_trace(path, spec, bug=None, steps=3, tensors=2, config=SMALL):
     """A trace of pure's own run under a variant, with one catalogue bug injected (parity.bugs), as a port writes it."""
     from parity.bugs import by_id, injected
     from pure.train import Trainer
 
     variant = Variant.parse(spec)
-    trainer = Trainer(make_corpus(), steps=steps, variant=variant, **SMALL)
-    meta = {"n_layer": 1, "n_embd": 16, "n_head": 4, "block_size": 8, "chars": "".join(trainer.tokenizer.chars),
+    trainer = Trainer(make_corpus(), steps=steps, variant=variant, **config)
+    meta = {**config, "chars": "".join(trainer.tokenizer.chars),
             "steps": steps, "lr": variant.lr, "beta1": variant.beta1, "beta2": variant.beta2, "eps": variant.eps,
             "variant": variant.deviations()}
     lines = [{"meta": meta}, {"init": trainer.flat_values()}]
@@ -285,3 +285,16 @@ def test_a_bug_in_a_variant_port_is_named_as_that_bug(spec, bug, tmp_path):
     assert report.verdict == "diverge" and report.diagnosis is not None, report.verdict_line
     assert report.diagnosis["id"] == bug, report.diagnosis
     assert report.verdict_line.startswith("first divergence: step 1")
+
+
+def test_grading_pins_microgpt_a_declared_variant_does_not_pass(tmp_path):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    seed = dict(n_layer=1, n_embd=16, n_head=4, block_size=16)  # the grade's terms: the seed's
+    _pure_trace(folder / "alice.jsonl", "", config=seed)
+    _pure_trace(folder / "bob.jsonl", "activation=relu2", config=seed)
+    out = _run("-m", "parity", "grade", str(folder), "--json", str(tmp_path / "g.json"))
+    assert out.returncode == 1, out.stdout + out.stderr
+    rows = {r["name"]: r for r in json.loads((tmp_path / "g.json").read_text())["submissions"]}
+    assert rows["alice.jsonl"]["verdict"] == "agree"
+    assert rows["bob.jsonl"]["verdict"] == "diverge", rows["bob.jsonl"]
