@@ -18,7 +18,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from pure.variants import FACT_KEYS, KEYS, MICROGPT, Variant, VariantError, lr_factor, supported_values
+from pure.variants import FACT_KEYS, MICROGPT, Variant, VariantError, lr_factor, supported_values
 
 # A step line's `lr` against the declared schedule, relative to the peak lr. A float32 port rounds its rate to
 # 24 bits (relative 6e-8) and a float64 one may order the expression otherwise (1e-16); a real deviation is far
@@ -99,10 +99,6 @@ class Declaration:
                 self.undeclared[key] = value
         return self
 
-    def facts_note(self):
-        """The replay's terms when they are not microgpt's, in words."""
-        return self.effective.describe()
-
     # ---- what the steps show ------------------------------------------------------------------------------------
 
     def step_docs(self, step, count):
@@ -151,16 +147,4 @@ class Declaration:
 
     def to_json(self):
         """The JSON's top-level `variant`: the declared deviations (null for microgpt itself)."""
-        return None if self.declared.is_microgpt else _json_values(self.declared.deviations())
-
-
-def _json_values(d):
-    return {k: v for k, v in d.items()}
-
-
-def declaration_for_run(variant):
-    """`parity run --variant`: pure and torch_ref both run the declaration, so there is nothing undeclared."""
-    return Declaration(variant, variant)
-
-
-__all__ = ["Declaration", "DeclarationError", "KEYS", "LR_RTOL", "declaration_for_run"]
+        return None if self.declared.is_microgpt else self.declared.deviations()

@@ -21,17 +21,6 @@ class AdamConfig:
     grad_clip: Optional[float] = None  # scale the gradients so that their global L2 norm is at most this
     rates: tuple = field(default=(), repr=False)  # the custom schedule: the lr of each 0-based step, as traced
 
-    def facts(self):
-        """lr, beta1, beta2, eps, and whichever of the variant's fields differ from the seed's (a JSON dict)."""
-        out = {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
-        if self.lr_schedule != "linear":
-            out["lr_schedule"] = self.lr_schedule
-        if self.weight_decay:
-            out["weight_decay"] = self.weight_decay
-        if self.grad_clip is not None:
-            out["grad_clip"] = self.grad_clip
-        return out
-
 
 # clip_grad_norm_'s own guard: the gradients are scaled by max_norm / (total_norm + CLIP_EPS), when that is below 1
 CLIP_EPS = 1e-6
