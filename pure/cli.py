@@ -209,6 +209,8 @@ def variant_facts(variant):
             facts[key] = getattr(variant, key)
     if variant.grad_clip is not None:
         facts["grad_clip"] = variant.grad_clip
+        if "grad_clip_eps" in variant.deviations():
+            facts["grad_clip_eps"] = variant.grad_clip_eps
     if not variant.is_microgpt:
         facts["variant"] = variant.deviations()
     return facts

@@ -19,11 +19,9 @@ class AdamConfig:
     lr_schedule: str = "linear"  # linear, cosine, constant, or custom: `rates` below
     weight_decay: float = 0.0  # decoupled, as torch.optim.AdamW: p *= 1 - lr_t * weight_decay before the update
     grad_clip: Optional[float] = None  # scale the gradients so that their global L2 norm is at most this
+    grad_clip_eps: float = 1e-6  # ... by grad_clip / (norm + grad_clip_eps): clip_grad_norm_'s 1e-6; 0: c / norm
     rates: tuple = field(default=(), repr=False)  # the custom schedule: the lr of each 0-based step, as traced
 
-
-# clip_grad_norm_'s own guard: the gradients are scaled by max_norm / (total_norm + CLIP_EPS), when that is below 1
-CLIP_EPS = 1e-6
 
 
 class Adam:
@@ -51,13 +49,14 @@ class Adam:
 
     def clip_scale(self):
         """clip_grad_norm_'s factor for the current gradients: min(1, grad_clip / (norm + 1e-6)), the norm summed
-        left to right over the parameters in order (1 without clipping)."""
+        left to right over the parameters in order (1 without clipping; a variant may drop the 1e-6)."""
         if self.config.grad_clip is None:
             return 1.0
         total = 0.0
         for p in self.params:
             total += p.grad * p.grad
-        return min(1.0, self.config.grad_clip / (math.sqrt(total) + CLIP_EPS))
+        norm = math.sqrt(total) + self.config.grad_clip_eps
+        return min(1.0, self.config.grad_clip / norm) if norm > 0 else 1.0
 
     def bias_corrections(self, step):
         """(1 - beta1^t, 1 - beta2^t) for t = step + 1: undo the moments' pull towards their zero start.

@@ -36,6 +36,7 @@ class Variant:
     eps: float = 1e-8  # Adam's eps, added to sqrt(v_hat)
     weight_decay: float = 0.0  # decoupled weight decay, as torch.optim.AdamW applies it
     grad_clip: Optional[float] = None  # the largest global L2 norm of the gradients (clip_grad_norm_); None: none
+    grad_clip_eps: float = 1e-6  # the clipping's scale is grad_clip / (norm + this): clip_grad_norm_'s; 0: c / norm
     norm_eps: float = 1e-5  # rmsnorm's eps, inside the square root
     tie_embeddings: bool = False  # lm_head is wte (one matrix; no lm_head among the parameters)
     docs_per_step: int = 1  # documents in one step's loss
@@ -47,7 +48,7 @@ class Variant:
             if getattr(self, key) not in allowed:
                 raise VariantError(f"unsupported variant {key} {getattr(self, key)!r}; supported: "
                                    f"{', '.join(allowed)}")
-        for key in ("lr", "beta1", "beta2", "eps", "weight_decay", "norm_eps"):
+        for key in ("lr", "beta1", "beta2", "eps", "weight_decay", "norm_eps", "grad_clip_eps"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise VariantError(f"variant {key} must be a finite number, got {value!r}")
@@ -55,8 +56,8 @@ class Variant:
         for key in ("beta1", "beta2"):
             if not 0 <= getattr(self, key) < 1:
                 raise VariantError(f"variant {key} must be in [0, 1), got {getattr(self, key)!r}")
-        if self.lr < 0 or self.eps < 0 or self.weight_decay < 0 or self.norm_eps < 0:
-            raise VariantError("variant lr, eps, weight_decay and norm_eps must not be negative")
+        if min(self.lr, self.eps, self.weight_decay, self.norm_eps, self.grad_clip_eps) < 0:
+            raise VariantError("variant lr, eps, weight_decay, norm_eps and grad_clip_eps must not be negative")
         if self.grad_clip is not None:
             g = self.grad_clip
             if isinstance(g, bool) or not isinstance(g, (int, float)) or not (math.isfinite(g) and g > 0):
@@ -129,6 +130,7 @@ class Variant:
 
         return AdamConfig(lr=self.lr, beta1=self.beta1, beta2=self.beta2, eps=self.eps,
                           lr_schedule=self.lr_schedule, weight_decay=self.weight_decay, grad_clip=self.grad_clip,
+                          grad_clip_eps=self.grad_clip_eps,
                           **changes)
 
     def with_changes(self, **changes):
@@ -139,7 +141,7 @@ KEYS = tuple(f.name for f in fields(Variant))
 MICROGPT = Variant()
 # Keys a port reports about itself at meta's top level (facts), which are deviations when they differ from
 # microgpt's; the config and layout facts (n_layer, ..., steps, chars, bos, eos, dtype) never are.
-FACT_KEYS = ("lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip", "norm_eps")
+FACT_KEYS = ("lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip", "grad_clip_eps", "norm_eps")
 
 
 def parse_spec(spec):
@@ -164,7 +166,7 @@ def parse_spec(spec):
 def supported_values():
     return (f"activation: {' | '.join(ACTIVATIONS)}; lr_schedule: {' | '.join(LR_SCHEDULES)}; loss_reduction: "
             f"{' | '.join(LOSS_REDUCTIONS)}; tie_embeddings: true | false; docs_per_step: a positive integer; "
-            f"lr, beta1, beta2, eps, weight_decay, grad_clip, norm_eps: numbers")
+            f"lr, beta1, beta2, eps, weight_decay, grad_clip, grad_clip_eps, norm_eps: numbers")
 
 
 def _value(key, text):

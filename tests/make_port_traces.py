@@ -216,6 +216,11 @@ DEVIATING = {
     "variant_port_danilop_batched": (
         ("port", "danilop+micro-gpt-and-beyond", "345b812dc30a4409cc725ae441fcd2685b9fb80e",
          "labs/04_pytorch_batched/main.py"), "danilop", 6, 3),
+    # MeKo-Christian/go-microgpt, its --fast path (tensor_train.go), Go, float32: documents drawn with replacement,
+    # several a step, cut to block_size tokens; rmsnorm's eps 1e-8; the lr decay reads the 1-indexed step
+    # (lr(1 - (t+1)/steps)), declared as the custom schedule its step lines carry. The whole package is built (go)
+    "variant_port_meko_fast_go": (("port", "MeKo-Christian+go-microgpt", "e853ff55e61095a358a91de9aceb84b6b74bace4",
+                                   "."), "meko_go", 6, 3),
 }
 # What each program declares (the keys that differ from microgpt's; numbers are the program's own variables)
 # and the facts it reports; `chars` is the vocabulary without BOS (and EOS) in id order.
@@ -276,10 +281,11 @@ def patch_deviating(src, patch, name, steps, tensor_steps):
         else:
             meta = _PY_META.format(impl=impl, chars="''.join(chars[1:])", steps="num_steps", lr="learning_rate",
                                    beta1="beta1", beta2="beta2", eps="eps_adam", flat=flat,
-                                   facts="'bos': BOS, 'weight_decay': weight_decay, 'grad_clip': max_grad_norm, ",
+                                   facts="'bos': BOS, 'weight_decay': weight_decay, 'grad_clip': max_grad_norm, "
+                                         "'grad_clip_eps': 0, ",  # it scales by max_norm / norm
                                    variant="{'activation': 'relu2', 'lr_schedule': 'cosine', 'beta1': beta1, "
                                            "'beta2': beta2, 'weight_decay': weight_decay, 'grad_clip': max_grad_norm, "
-                                           "'tie_embeddings': True}")
+                                           "'grad_clip_eps': 0, 'tie_embeddings': True}")
             progress = ('    print(f"step {step+1:4d}/{num_steps:4d} | loss {loss.data:.4f} | '
                         '{(time.time()-t0)*1000:.0f}ms")\n')
         line = re.search(r"^num_steps = \d+.*\n", src, flags=re.M)
@@ -321,6 +327,169 @@ def patch_deviating(src, patch, name, steps, tensor_steps):
     raise ValueError(patch)
 
 
+# The Go port's trace lines: a file of its own in the package (the numbers as float32, 'g' -1 32), three calls in
+# TensorTrain, and a driver doing cmd/microgpt's --fast path (seed 42, its shuffle) on the small config without cobra.
+_GO_TRACE = r"""package microgpt
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+func traceNum(x float32) string { return strconv.FormatFloat(float64(x), 'g', -1, 32) }
+
+func traceFlat(mats ...[]float32) string {
+	var parts []string
+	for _, m := range mats {
+		for _, x := range m {
+			parts = append(parts, traceNum(x))
+		}
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+func traceParams(m *TensorModel) string {
+	return traceFlat(m.TokEmb, m.PosEmb, m.Wlm, m.Wq, m.Wk, m.Wv, m.Wo, m.Wf1, m.Wf2)
+}
+
+func traceMeta(m *TensorModel, tok *Tokenizer, opts TrainOptions) {
+	c := m.Cfg
+	fmt.Printf("{\"meta\": {\"format\": 1, \"implementation\": %s, \"n_layer\": 1, \"n_embd\": %d, "+
+		"\"n_head\": %d, \"block_size\": %d, \"chars\": %s, \"steps\": %d, \"lr\": %v, \"beta1\": %v, "+
+		"\"beta2\": %v, \"eps\": %v, \"norm_eps\": 1e-8, \"dtype\": \"float32\", \"variant\": "+
+		"{\"docs_per_step\": %d, \"lr_schedule\": \"custom\", \"norm_eps\": 1e-8}}}\n", strconv.Quote(IMPL),
+		c.DModel, c.NHeads, c.BlockSize, strconv.Quote(string(tok.Chars)), opts.NumSteps, opts.LearningRate,
+		opts.Beta1, opts.Beta2, opts.EpsAdam, c.Batch)
+	fmt.Printf("{\"init\": %s}\n", traceParams(m))
+}
+
+func traceStep(step int, toks [][]int, loss float32, lr float32, grads string, m *TensorModel, tensorSteps int) {
+	var docs []string
+	for _, t := range toks {
+		var ids []string
+		for _, id := range t {
+			ids = append(ids, strconv.Itoa(id))
+		}
+		docs = append(docs, "["+strings.Join(ids, ", ")+"]")
+	}
+	extra := ""
+	if step < tensorSteps {
+		extra = ", \"grads\": " + grads + ", \"params\": " + traceParams(m)
+	}
+	fmt.Printf("{\"step\": %d, \"tokens\": [%s], \"loss\": %s, \"lr\": %s%s}\n", step+1, strings.Join(docs, ", "),
+		traceNum(loss), traceNum(lr), extra)
+}
+"""
+_GO_MAIN = """package main
+
+import (
+	"math/rand"
+
+	microgpt "go-microgpt"
+)
+
+func main() {
+	rng := rand.New(rand.NewSource(42))
+	docs, err := microgpt.LoadDocs("input.txt")
+	if err != nil {
+		panic(err)
+	}
+	microgpt.ShuffleStrings(rng, docs)
+	tok := microgpt.NewTokenizer(docs)
+	cfg := microgpt.TensorConfig{DModel: N_EMBD, NHeads: N_HEAD, DFF: 4 * N_EMBD, VocabSize: tok.VocabSize(),
+		BlockSize: BLOCK_SIZE, Batch: BATCH}
+	tm := microgpt.NewTensorModel(cfg, rng)
+	opts := microgpt.DefaultTrainOptions()
+	opts.NumSteps = STEPS
+	if err := microgpt.TensorTrain(tm, tok, docs, opts, nil); err != nil {
+		panic(err)
+	}
+}
+"""
+
+
+def _go_env(work):
+    return dict(os.environ, GOFLAGS="-mod=mod", GOPROXY="off", GOPATH=str(work / ".gopath"),
+                GOCACHE=str(work / ".gocache"), GOTOOLCHAIN="local")
+
+
+def go_downgrade(pkg, work):
+    """Let a Go toolchain older than 1.22 build the package: only the loops `go build` reports as ranging over an
+    int become counted loops, and the min builtin a generic helper (no closure captures a loop variable there)."""
+    for _ in range(10):
+        done = subprocess.run(["go", "build", "-gcflags=-e", "."], cwd=pkg, capture_output=True, text=True,
+                              env=_go_env(work))
+        if done.returncode == 0:
+            return
+        errors = re.findall(r"^\./(\S+?\.go):(\d+):\d+: (.*)$", done.stderr, flags=re.M)
+        if not errors:
+            raise SystemExit(f"go build failed:\n{done.stderr[-2000:]}")
+        for file, line, message in errors:
+            ranged = re.match(r"cannot range over (.+) \((?:variable|value) of type int\)", message)
+            if message in ("undefined: min", "undefined: max"):
+                (pkg / "zz_go119_builtins.go").write_text(
+                    "package microgpt\n\ntype ordered interface{ ~int | ~float32 | ~float64 }\n\n"
+                    "func min[T ordered](a, b T) T {\n\tif b < a {\n\t\treturn b\n\t}\n\treturn a\n}\n\n"
+                    "func max[T ordered](a, b T) T {\n\tif b > a {\n\t\treturn b\n\t}\n\treturn a\n}\n")
+                continue
+            if not ranged:
+                raise SystemExit(f"go build failed:\n{done.stderr[-2000:]}")
+            expr, lines = ranged.group(1), (pkg / file).read_text().split("\n")
+            i = int(line) - 1
+            lines[i], n = re.subn(rf"for (\w+) := range {re.escape(expr)} \{{",
+                                  lambda m, e=expr: f"for {m[1]} := 0; {m[1]} < {e}; {m[1]}++ {{", lines[i])
+            if not n:  # `for range n {`
+                lines[i], n = re.subn(rf"for range {re.escape(expr)} \{{", f"for i_ := 0; i_ < {expr}; i_++ {{",
+                                      lines[i])
+            assert n == 1, (file, line)
+            (pkg / file).write_text("\n".join(lines))
+    raise SystemExit("go build: the downgrade did not converge")
+
+
+def build_meko_go(pkg, work, name, steps, tensor_steps):
+    """Patch the trace lines into go-microgpt's TensorTrain, build a driver; returns the command to run."""
+    if not shutil.which("go"):
+        raise SystemExit(f"{name}: go not found (a Go toolchain builds this port)")
+    shutil.rmtree(pkg / "cmd", ignore_errors=True)  # cobra's CLI: the driver below does its --fast path
+    mod = (pkg / "go.mod").read_text()
+    (pkg / "go.mod").write_text(mod.split("\nrequire")[0] + "\n")  # no dependency is left without cmd/
+    version = subprocess.run(["go", "env", "GOVERSION"], capture_output=True, text=True).stdout.strip()
+    minor = re.match(r"go1\.(\d+)", version)
+    if minor and int(minor[1]) < 22:
+        (pkg / "go.mod").write_text(re.sub(r"^go 1\.\d+.*$", f"go 1.{minor[1]}", (pkg / "go.mod").read_text(),
+                                           flags=re.M))
+        go_downgrade(pkg, work)
+    f = pkg / "tensor_train.go"
+    src = f.read_text()
+    loop = re.search(r"\trng := rand\.New\(rand\.NewSource\(42\)\)\n\n\tfor step := .*\{\n", src)
+    src = (src[:loop.start()] + "\trng := rand.New(rand.NewSource(42))\n\ttraceMeta(m, tokenizer, opts)\n\n"
+           + loop[0].split("\n\n")[1] + "\t\tvar traceToks [][]int\n" + src[loop.end():])
+    src = sub(src, "\t\t\tc.SeqLens[b] = seqLen\n",
+              "\t\t\tc.SeqLens[b] = seqLen\n\t\t\ttraceToks = append(traceToks, tokens[:seqLen])\n")
+    src = sub(src, "\t\tBackward(m, c, g)\n\n\t\t// Adam step (1-indexed)\n"
+                   "\t\tadam.Step(paramSlices, gradSlices, step+1, opts.NumSteps)\n",
+              "\t\tBackward(m, c, g)\n\t\ttraceGrads := traceFlat(g.TokEmb, g.PosEmb, g.Wlm, g.Wq, g.Wk, g.Wv, g.Wo, "
+              "g.Wf1, g.Wf2)\n\n\t\t// Adam step (1-indexed)\n"
+              "\t\tadam.Step(paramSlices, gradSlices, step+1, opts.NumSteps)\n"
+              "\t\ttraceStep(step, traceToks, loss, adam.LR*(1.0-float32(step+1)/float32(opts.NumSteps)), traceGrads, "
+              f"m, {tensor_steps})\n")
+    f.write_text(src)
+    impl = f"{name[len('variant_'):]} (public code, print lines patched in)"
+    (pkg / "zz_trace.go").write_text(_GO_TRACE.replace("IMPL", json.dumps(impl)))
+    (pkg / "cmd" / "trace").mkdir(parents=True)
+    main = _GO_MAIN
+    for key, value in (("N_EMBD", SMALL["n_embd"]), ("N_HEAD", SMALL["n_head"]), ("BLOCK_SIZE", SMALL["block_size"]),
+                       ("BATCH", 4), ("STEPS", steps)):
+        main = main.replace(key, str(value))
+    (pkg / "cmd" / "trace" / "main.go").write_text(main)
+    done = subprocess.run(["go", "build", "-o", str(work / "microgpt_trace"), "./cmd/trace"], cwd=pkg,
+                          capture_output=True, text=True, env=_go_env(work))
+    if done.returncode:
+        raise SystemExit(f"{name}: go build failed:\n{done.stderr[-2000:]}")
+    return [str(work / "microgpt_trace")]
+
+
 def _git_dir(path):
     """`path` itself or its `repo` or `.git` folder when that is a git directory, else None."""
     for candidate in (path, path / "repo", path / ".git"):
@@ -341,6 +510,9 @@ def read_deviating(source, gist_history, ports):
     if not base or not Path(base).exists():
         return None, f"{'the gist history' if source[0] == 'gist' else source[1]} not found (pass {flag})"
     base = Path(base)
+    if path == ".":  # a whole package: (the folder to copy, None) or (the git dir to archive, None)
+        return (base, None) if (base / "go.mod").is_file() else (_git_dir(base), None) if _git_dir(base) else \
+            (None, f"{source[1]} at {rev[:8]} not found under {base}")
     for f in files:
         if (base / f).is_file():
             return (base / f).read_text(), None
@@ -370,8 +542,20 @@ def run_deviating(name, text, scratch, undeclared):
     work = scratch / name
     work.mkdir(parents=True)
     write_corpus(work / "input.txt")
-    (work / "microgpt.py").write_text(patch_deviating(text, patch, name, steps, tensor_steps))
-    cmd = [sys.executable, "microgpt.py"]
+    if patch == "meko_go":  # a Go package: `text` is its folder, or the git dir to archive it from
+        pkg = work / "pkg"
+        if (text / "go.mod").is_file():
+            shutil.copytree(text, pkg)
+        else:
+            pkg.mkdir()
+            archive = subprocess.run(["git", "--git-dir", str(text), "archive", source[2]], capture_output=True)
+            if archive.returncode:
+                raise SystemExit(f"{name}: git archive failed: {archive.stderr.decode()[-500:]}")
+            subprocess.run(["tar", "-x", "-C", str(pkg)], input=archive.stdout, check=True)
+        cmd = build_meko_go(pkg, work, name, steps, tensor_steps)
+    else:
+        (work / "microgpt.py").write_text(patch_deviating(text, patch, name, steps, tensor_steps))
+        cmd = [sys.executable, "microgpt.py"]
     if patch in ("gist_first", "gist_bos0"):  # its config is argparse's
         cmd += [f"--{k}={v}" for k, v in dict(SMALL, num_steps=steps).items()]
     done = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=600)

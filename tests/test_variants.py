@@ -21,7 +21,7 @@ EVERY = [
     "activation=relu2", "activation=gelu", "activation=gelu_tanh", "activation=silu",
     "lr_schedule=cosine", "lr_schedule=constant",
     "lr=0.02", "beta1=0.9,beta2=0.95", "beta1=0.9,beta2=0.999", "eps=1e-6",
-    "weight_decay=0.1", "grad_clip=0.5", "norm_eps=1e-6",
+    "weight_decay=0.1", "grad_clip=0.5", "grad_clip=0.5,grad_clip_eps=0", "norm_eps=1e-6",
     "tie_embeddings=true",
     "docs_per_step=3", "docs_per_step=3,loss_reduction=doc_mean",
     "activation=silu,docs_per_step=2,tie_embeddings=true,grad_clip=0.5,weight_decay=0.1",
@@ -298,3 +298,52 @@ def test_grading_pins_microgpt_a_declared_variant_does_not_pass(tmp_path):
     rows = {r["name"]: r for r in json.loads((tmp_path / "g.json").read_text())["submissions"]}
     assert rows["alice.jsonl"]["verdict"] == "agree"
     assert rows["bob.jsonl"]["verdict"] == "diverge", rows["bob.jsonl"]
+
+
+# ---- programs no one here wrote: earlier revisions of Karpathy's gist and published ports -----------------------
+# tests/make_port_traces.py patched print lines (meta with the program's own facts and a declaration of exactly its
+# deviations) into each and ran it on the synthetic corpus; only what they printed is kept.
+PORTS = ROOT / "tests" / "fixtures" / "ports"
+DECLARED = {  # fixture -> what the verdict must say it is a variant of
+    "variant_gist_b4ddd362_relu2_betas": "activation relu2, beta1 0.9 (microgpt: 0.85), beta2 0.95 (0.99)",
+    "variant_gist_9cdb8119_cosine": "activation relu2, lr_schedule cosine, beta1 0.9 (microgpt: 0.85), beta2 0.95 "
+                                    "(0.99)",
+    "variant_port_njx_cosine_clip_tied": "activation relu2, lr_schedule cosine, beta1 0.9 (microgpt: 0.85), beta2 "
+                                         "0.95 (0.99), weight_decay 0.0001 (0), grad_clip 1 (none), grad_clip_eps 0 "
+                                         "(1e-06), tie_embeddings true",
+    "variant_port_danilop_batched_first": "activation relu2, lr_schedule cosine, beta1 0.9 (microgpt: 0.85), beta2 "
+                                          "0.95 (0.99), docs_per_step 4",
+    "variant_port_danilop_batched": "docs_per_step 4",
+    "variant_port_meko_fast_go": "lr_schedule custom, norm_eps 1e-08 (microgpt: 1e-05), docs_per_step 4",
+}
+
+
+def _strip(name, tmp_path):
+    lines = [json.loads(x) for x in gzip.open(PORTS / f"{name}.jsonl.gz", "rt") if x.startswith("{")]
+    for rec in lines:
+        if "meta" in rec:
+            rec["meta"].pop("variant", None)
+    out = tmp_path / f"{name}.undeclared.jsonl"
+    out.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(DECLARED))
+def test_published_programs_agree_declared_and_never_undeclared(name, tmp_path):
+    report = parity.check_trace(PORTS / f"{name}.jsonl.gz")
+    assert report.verdict == "agree", report.verdict_line
+    assert report.verdict_line.endswith(f"as a variant of microgpt: {DECLARED[name]}")
+    if "tie_embeddings" in DECLARED[name]:  # without its declaration a tied port's layout cannot be read
+        with pytest.raises(parity.InputError, match="tie_embeddings"):
+            parity.check_trace(_strip(name, tmp_path))
+        return
+    undeclared = parity.check_trace(_strip(name, tmp_path))
+    assert undeclared.verdict == "diverge" and "declare" in undeclared.verdict_line + str(undeclared.diagnosis)
+
+
+def test_the_first_gist_revision_is_not_expressible_and_diverges(tmp_path):
+    """2d7d2d2c: no rmsnorm after the embeddings (not a variant key) and one backward per position (a bug of that
+    revision): its declaration covers the rest, and it still diverges, with the diagnosis made, never a crash."""
+    report = parity.check_trace(PORTS / "variant_gist_2d7d2d2c_first.jsonl.gz")
+    assert report.verdict == "diverge" and report.first_divergence["step"] == 1, report.verdict_line
+    assert report.diagnosis is not None

@@ -248,8 +248,14 @@ class TorchTrainer:
         """One Adam update with the current lr (the gradients clipped first, when the variant clips), then move the
         schedule on to the next step's lr."""
         if self.adam.grad_clip is not None:
-            # clip_grad_norm_ scales by max_norm / (norm + 1e-6), pure.optim's CLIP_EPS
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.adam.grad_clip, foreach=False)
+            if self.adam.grad_clip_eps == 1e-6:  # clip_grad_norm_'s own: max_norm / (norm + 1e-6)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.adam.grad_clip, foreach=False)
+            else:  # another guard (ports that scale by max_norm / norm): the same norm, the scale written out
+                grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+                norm = torch.nn.utils.get_total_norm(grads, foreach=False)
+                scale = torch.clamp(self.adam.grad_clip / (norm + self.adam.grad_clip_eps), max=1.0)
+                for g in grads:
+                    g.mul_(scale)
         self.optimizer.step()
         self.scheduler.step()
 
