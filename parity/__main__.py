@@ -110,6 +110,9 @@ def build_parser(prog="python -m parity"):
     c.add_argument("--strict", action="store_true",
                    help="require microgpt itself: a declared variant (meta.variant) is a divergence too (default: a "
                         "declared variant is checked as declared)")
+    c.add_argument("--names", metavar="FILE",
+                   help='the port\'s names for its matrices, a JSON object {"tok_emb": "wte", "layers.0.attn.wq": '
+                        '"layer0.attn_wq", ...} (over meta.names; default: the seed\'s names)')
     add_report_args(c)
     add_ci_args(c)
     add_trace_limit_args(c)
@@ -137,11 +140,13 @@ def build_parser(prog="python -m parity"):
                                                   "the synthetic corpus)")
     g.add_argument("--json", metavar="FILE", help='write {"submissions": [...], "summary": {...}} as JSON')
     add_ci_args(g)
-    w = sub.add_parser("writer", help="write a dependency-free trace writer for a port in C, JS/TS, Rust, Java or Go",
+    w = sub.add_parser("writer", help="write a dependency-free trace writer for a port in C/C++, JS/TS, Rust, Java, "
+                                      "Go or Python",
                        description="Write the port-trace writer for LANG into DIR: one file (two for JavaScript: the "
                                    "module and its TypeScript types) to copy into a port; each opens with a usage "
                                    "example. See the README's porting guide. Exit 0 written, 2 usage error.")
-    w.add_argument("lang", metavar="LANG", help="c, js (also for TypeScript), rust, java or go")
+    w.add_argument("lang", metavar="LANG", help="c (also for C++: cpp), js (also for TypeScript), rust, java, go or "
+                                                "python")
     w.add_argument("-o", "--out", metavar="DIR", default=".", help="folder to write into (default: here)")
     w.add_argument("--force", action="store_true", help="overwrite a file of the same name with other contents")
     sub.add_parser("diagnoses", help="list the known bugs a divergence is replayed under (id, phase, summary)",
@@ -303,7 +308,7 @@ def cmd_check(args):
     print(f"parity check: {args.trace} vs torch_ref on {args.device}, modes {shown_modes(args.modes)}")
     report = api.check_trace(args.trace, dtype=args.dtype, device=args.device, modes=args.modes, plot=args.plot,
                              details=args.details, **outputs(args), diagnose=not args.no_diagnosis,
-                             limits=trace_limits(args), strict=args.strict,
+                             limits=trace_limits(args), strict=args.strict, names=args.names,
                              progress=step_progress(), log=lambda text: print(text, file=sys.stderr)
                              if text.startswith(("reading", "diagnosing")) else print(text))
     finish(args, report, report.notes)

@@ -314,8 +314,11 @@ def check_trace(path: PathLike, *, dtype: Optional[str] = None, device: str = "c
                 plot: Optional[PathLike] = None, junit: Optional[PathLike] = None,
                 markdown: Optional[PathLike] = None, details: Optional[PathLike] = None, diagnose: bool = True,
                 limits=None, progress: Optional[Callable] = None, log: Optional[Callable[[str], None]] = None,
-                strict: bool = False):
+                strict: bool = False, names: Union[None, PathLike, dict] = None):
     """`parity check`: judge a port in any language from the trace it writes (see the README's port-trace format).
+
+    names: the port's names for its matrices, {port's name: the seed's name} (a dict, or a JSON file holding one:
+    `--names FILE`), over the trace's meta.names; a matrix not named goes by the seed's name.
 
     A port's declared variant (meta.variant) is replayed as declared and agrees "as a variant of microgpt"; a
     deviation it does not declare diverges; strict: any declared variant diverges too (report.variant holds the
@@ -343,7 +346,7 @@ def check_trace(path: PathLike, *, dtype: Optional[str] = None, device: str = "c
             log("reading the whole trace first, so that an unusable line is found before any work ...")
             # read once, in a process of its own while this one imports torch (about a second); len() waits for
             # it and raises its TraceError naming the line
-            trace = PortTrace(path, limits).spool(background=True)
+            trace = PortTrace(path, limits, names).spool(background=True)
             try:
                 from torch_ref.train import preload, resolve_device
 

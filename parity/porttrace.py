@@ -13,7 +13,11 @@ ids of BOS and of a separate end token), `dtype` ("float32" for a float32 port) 
 from microgpt the port declares: parity.variants). A step may carry `lr` (the rate its update used) and several
 documents (`docs`, or `tokens` as a list of id lists). A parameter list is either flat,
 in the seed's order (wte, wpe, lm_head, then per layer attn_wq, attn_wk, attn_wv, attn_wo, mlp_fc1, mlp_fc2,
-each row by row: `params.map(p => p.data)`), or an object with each matrix under the seed's name. A step
+each row by row: `params.map(p => p.data)`), or an object with each matrix under the seed's name (pure.model's
+param_shapes: no lm_head with tied embeddings), which may be spread over lines, down to one matrix a line
+(`{"init": {"wte": rows}}`, `{"step": k, "grads": {"wte": rows}}`), merged in any order: each matrix once, init's
+before the first step, a step's before the next step's. meta.names (and `parity check --names FILE`) maps the port's
+own names to the seed's: {"tok_emb": "wte", ...}. A step
 gives `doc` (a string over `chars`) or `tokens` (ids, BOS = len(chars) at both ends); `grads` (after
 backward, before the update), `params` (after the update) and `logits` (one row per position) are optional,
 on any steps, either on the step's line or on lines of their own carrying `"step": k` (merged into step k, in
@@ -28,6 +32,7 @@ import difflib
 import gzip
 import json
 import math
+import os
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -175,35 +180,167 @@ def expected_order(config):
     return total, f"{order}{more}, each row by row"
 
 
-def flat_params(value, config, where):
+def _tied_hint(config, count):
+    """What a count that is exactly the config's without lm_head means: a tied lm_head, undeclared."""
+    if not config.tie_embeddings and count == expected_order(config)[0] - config.vocab_size * config.n_embd:
+        return ("; that is the count without lm_head: if lm_head is wte (tied embeddings), declare it: \"variant\": "
+                "{\"tie_embeddings\": true}")
+    return ""
+
+
+def flat_params(value, config, where, names=None):
     """A flat list of floats in the seed's order, from a flat list or a {name: rows} object; TraceError if the
-    count or a shape does not fit the config."""
-    shapes = param_shapes(config)
-    total, order = expected_order(config)
+    count or a shape does not fit the config. names: a Names (the port's names for the matrices)."""
     if isinstance(value, dict):
-        names = list(shapes)
-        unknown = [n for n in value if n not in shapes]
-        missing = [n for n in names if n not in value]
-        if unknown:
-            near = difflib.get_close_matches(str(unknown[0]), missing or names, n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise TraceError(f"{where}: unknown key {unknown[0]!r}{hint}; the keys are {', '.join(names)}")
-        if missing:
-            raise TraceError(f"{where}: missing key {missing[0]!r}" + (f" and {len(missing) - 1} more" if
-                             len(missing) > 1 else "") + f"; the keys are {', '.join(names)}")
-        flat = []
-        for name, (rows, cols) in shapes.items():
-            m = value[name]
-            if not isinstance(m, list) or len(m) != rows or any(not isinstance(r, list) or len(r) != cols for r in m):
-                raise TraceError(f"{where}: {name} must be {rows} rows of {cols} numbers")
-            for row in m:
-                flat += _numbers(row, f"{where}, {name}")
-        return flat
+        line, _, field = where.rpartition(", ")
+        named = Named(config, names, field)
+        named.add(value, 0, line)
+        named.complete(where)
+        return named.flat()
+    total, order = expected_order(config)
     if not isinstance(value, list):
         raise TraceError(f"{where}: expected a list of numbers or an object of matrices")
     if len(value) != total:
-        raise TraceError(f"{where}: {len(value)} numbers, but the config needs {total}: {order}")
+        raise TraceError(f"{where}: {len(value)} numbers, but the config needs {total}: {order}"
+                         f"{_tied_hint(config, len(value))}")
     return _numbers(value, where)
+
+
+class Names:
+    """The port's names for the matrices: {port's name: the seed's name} (meta.names, `parity check --names FILE`);
+    a matrix not in the map goes by the seed's name. The map is checked against the config's parameters
+    (pure.model.param_shapes: tied embeddings have no lm_head)."""
+
+    def __init__(self, config, mapping=None, where="names"):
+        self.shapes = param_shapes(config)
+        self.tied = config.tie_embeddings
+        self.to_seed = _name_map(mapping, self.shapes, self.tied, where) if mapping is not None else {}
+        self.shown = {seed: port for port, seed in self.to_seed.items() if port != seed}
+
+    def show(self, seed):
+        """A parameter as the port names it: `tok_emb (wte)` when the map renames it."""
+        port = self.shown.get(seed)
+        return seed if port is None else f"{port} ({seed})"
+
+    def listing(self):
+        return ", ".join(map(self.show, self.shapes))
+
+    def keys(self, seeds):
+        """The keys a port may write for these parameters: its own name where the map gives one, else the seed's."""
+        return [self.shown.get(n, n) for n in seeds]
+
+    def seed(self, key, where, missing):
+        """The seed's name for a key of the trace; TraceError naming the nearest expected key if none."""
+        name = self.to_seed.get(key, key)
+        if name in self.shapes:
+            return name
+        near = difflib.get_close_matches(str(key), self.keys(missing) or self.keys(self.shapes), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        if key == "lm_head" and self.tied:
+            hint = " (tied embeddings: lm_head is wte, so there is no lm_head)"
+        raise TraceError(f"{where}: unknown key {key!r}{hint}; the keys are {self.listing()}")
+
+
+def _name_map(mapping, shapes, tied, where):
+    expected = ", ".join(shapes)
+    if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                for k, v in mapping.items()):
+        raise TraceError(f'{where}: the names must be an object of strings, {{"the port\'s name": "the seed\'s '
+                         f'name", ...}}; the seed\'s names are {expected}')
+    first = {}
+    for port, seed in mapping.items():
+        if seed not in shapes:
+            near = difflib.get_close_matches(seed, [n for n in shapes if n not in first] or list(shapes), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            if seed == "lm_head" and tied:
+                hint = " (tied embeddings: lm_head is wte, so there is no lm_head)"
+            raise TraceError(f"{where}: {port!r} is named as {seed!r}, which is no parameter{hint}; the names are "
+                             f"{expected}")
+        if seed in first:
+            raise TraceError(f"{where}: both {first[seed]!r} and {port!r} are named as {seed!r}; each parameter has "
+                             f"one name; the names are {expected}")
+        first[seed] = port
+    return dict(mapping)
+
+
+def merge_names(config, meta_names, file_names, meta_where, file_where):
+    """A Names from meta.names and a --names file's object (the file's entries win for the same port name); each is
+    checked on its own first, so that an error names where it came from."""
+    if meta_names is None and file_names is None:
+        return Names(config)
+    if meta_names is not None:
+        Names(config, meta_names, meta_where)
+    if file_names is None:
+        return Names(config, meta_names, meta_where)
+    Names(config, file_names, file_where)
+    if meta_names is None:
+        return Names(config, file_names, file_where)
+    return Names(config, {**meta_names, **file_names}, f"{meta_where} with {file_where}")
+
+
+def load_names(path):
+    """The JSON object of a --names FILE; TraceError naming the file if it cannot be read or is not JSON."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except OSError as e:
+        raise TraceError(f"cannot read names file {path}: {e.strerror or e}") from None
+    except (ValueError, RecursionError) as e:
+        raise TraceError(f"names file {path}: not JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise TraceError(f'names file {path}: expected a JSON object, {{"the port\'s name": "the seed\'s name", '
+                         f'...}}')
+    return value
+
+
+class Named:
+    """One parameter list (init, or a step's grads or params) as named matrices, merged over the lines that give
+    them: each matrix once, checked against its shape on its own line; complete() once the list's lines are done."""
+
+    def __init__(self, config, names, field, step=None):
+        self.names = names or Names(config)
+        self.shapes, self.field, self.step = self.names.shapes, field, step
+        self.got = {}  # seed name -> (flat numbers, line)
+        self.lines = []  # the lines that gave any (an empty object too)
+
+    def add(self, value, lineno, line):
+        """line: where the line is ("TRACE: line N")."""
+        where = f"{line}, {self.field}"
+        self.lines.append(lineno)
+        for key, m in value.items():
+            name = self.names.seed(key, where, [n for n in self.shapes if n not in self.got])
+            if name in self.got:
+                whose = self.field if self.step is None else f"step {self.step} {self.field}"
+                raise TraceError(f"{line}: {whose} gives {self.names.show(name)} again (first on line "
+                                 f"{self.got[name][1]}); each matrix comes once"
+                                 + ("" if self.step is None else " per step"))
+            rows, cols = self.shapes[name]
+            if not isinstance(m, list) or len(m) != rows or any(not isinstance(r, list) or len(r) != cols for r in m):
+                raise TraceError(f"{where}: {self.names.show(name)} must be {rows} rows of {cols} numbers")
+            flat = []
+            for row in m:
+                flat += _numbers(row, f"{where}, {name}")
+            self.got[name] = (flat, lineno)
+
+    def where(self, path):
+        """"TRACE: line(s) ..., FIELD": the lines that gave the list's matrices."""
+        seen = sorted(set(self.lines))
+        lines = f"line {seen[0]}" if len(seen) == 1 else f"lines {', '.join(map(str, seen))}"
+        return f"{path}: {lines}, {self.field if self.step is None else f'step {self.step} {self.field}'}"
+
+    def complete(self, where, ended=""):
+        """TraceError naming the first missing matrix (and the expected keys), unless every one is here."""
+        missing = [n for n in self.shapes if n not in self.got]
+        if missing:
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            raise TraceError(f"{where}: missing key {self.names.keys(missing)[0]!r}{more}; the keys are "
+                             f"{self.names.listing()}{ended}")
+
+    def flat(self):
+        out = []
+        for name in self.shapes:
+            out += self.got[name][0]
+        return out
 
 
 def _meta(rec, where, limits=None):
@@ -311,9 +448,10 @@ FIELDS = {"doc": "doc", "docs": "doc", "tokens": "doc", "loss": "loss", "lr": "l
 class _Pending:
     """The lines of one step, merged: each field once, from whichever line gave it."""
 
-    def __init__(self, path, meta, step, lineno):
-        self.path, self.meta, self.step, self.first = path, meta, step, lineno
+    def __init__(self, path, meta, step, lineno, names=None):
+        self.path, self.meta, self.step, self.first, self.names = path, meta, step, lineno, names
         self.seen = {}  # field -> line number
+        self.named = {}  # "grads" / "params" -> Named: matrices given by name, merged over the step's lines
         self.s = PortStep(lineno, step, None, None)
         self.logits = None  # (rows, where): checked once the tokens are known
 
@@ -322,6 +460,9 @@ class _Pending:
         for key in rec:
             field = FIELDS.get(key)
             if field is None:
+                continue
+            if field in self.named and isinstance(rec[key], dict):
+                self.named[field].add(rec[key], lineno, where)
                 continue
             if field in self.seen:
                 again = "doc/docs/tokens" if field == "doc" else field
@@ -337,6 +478,9 @@ class _Pending:
                 self.s.lr = _number(rec["lr"], f"{where}, lr")
             elif field == "logits":
                 self.logits = (rec["logits"], where)
+            elif isinstance(rec[field], dict):
+                self.named[field] = Named(self.meta.config, self.names, field, self.step)
+                self.named[field].add(rec[field], lineno, where)
             else:
                 setattr(self.s, field, flat_params(rec[field], self.meta.config, f"{where}, {field}"))
 
@@ -356,6 +500,10 @@ class _Pending:
             if not isinstance(rows, list) or len(rows) != n or any(type(r) is not list or len(r) != V for r in rows):
                 raise TraceError(f"{lwhere}: logits must be {n} rows (one per position) of {V} numbers")
             s.logits = [_numbers(r, f"{lwhere}, logits") for r in rows]
+        for key, named in self.named.items():
+            named.complete(named.where(self.path), f"; every matrix of a step comes before step {self.step + 1}'s "
+                                                   f"lines")
+            setattr(s, key, named.flat())
         return s
 
 
@@ -374,11 +522,16 @@ class PortTrace:
     the file and line.
     """
 
-    def __init__(self, path, limits=None):
+    def __init__(self, path, limits=None, names=None):
+        """names: the port's names for the matrices, {port's name: the seed's name} (an object, or the path of a JSON
+        file holding one: `--names FILE`), over meta.names (the file's entry wins for the same port name)."""
+        names_where = "--names"
+        if isinstance(names, (str, os.PathLike)):
+            names, names_where = load_names(names), f"names file {names}"
         self.path = str(path)
         self.limits = limits or Limits()
         self._file = None
-        self.meta, self.init = None, None
+        self.meta, self.init, self.names, self._init = None, None, None, None
         self._lines = self._records()
         for lineno, rec in self._lines:
             where = f"{self.path}: line {lineno}"
@@ -386,16 +539,34 @@ class PortTrace:
                 if self.meta is not None:
                     raise TraceError(f"{where}: a second meta line")
                 self.meta = _meta(rec, where, self.limits)
+                self.names = merge_names(self.meta.config, rec["meta"].get("names"), names, f"{where}, meta.names",
+                                         names_where)
             elif "init" in rec:
                 if self.meta is None:
                     raise TraceError(f"{where}: init before meta (meta must come first)")
-                self.init = flat_params(rec["init"], self.meta.config, f"{where}, init")
+                if isinstance(rec["init"], dict):  # named matrices, merged until every one is given
+                    self._init = self._init or Named(self.meta.config, self.names, "init")
+                    self._init.add(rec["init"], lineno, where)
+                    if len(self._init.got) < len(self._init.shapes):
+                        continue
+                    self.init = self._init.flat()
+                elif self._init is not None:
+                    raise TraceError(f"{where}: init gives a flat list after named matrices ({self._init.where('')[2:]}"
+                                     f"); give every matrix by name, or one flat list")
+                else:
+                    self.init = flat_params(rec["init"], self.meta.config, f"{where}, init")
+                self._init_line = lineno
                 break
             elif "step" in rec:
+                if self._init is not None:
+                    self._init.complete(self._init.where(self.path), f"; every matrix of init comes before the "
+                                                                     f"first step (line {lineno})")
                 raise TraceError(f"{where}: a step before {'meta' if self.meta is None else 'init'} "
                                  f"(the trace starts with a meta line, then an init line)")
         else:
             self.close()
+            if self._init is not None:
+                self._init.complete(self._init.where(self.path), "; the trace ended before every matrix of init")
             raise TraceError(f"{self.path}: no {'meta' if self.meta is None else 'init'} line (a port trace starts "
                              f"with {{\"meta\": ...}} and {{\"init\": [...]}}; see the README's port-trace section)")
 
@@ -465,6 +636,11 @@ class PortTrace:
         expected, pending = 1, None
         for lineno, rec in self._lines:
             if "step" not in rec:
+                if isinstance(rec.get("init"), dict):  # a named matrix once init is complete: given twice
+                    init = self._init or Named(self.meta.config, self.names, "init")
+                    if self._init is None:  # the flat init gave every matrix on its line
+                        init.got = {n: ([], self._init_line) for n in init.shapes}
+                    init.add(rec["init"], lineno, f"{self.path}: line {lineno}")
                 continue  # samples and anything else
             k = rec["step"]
             if pending is not None and k == pending.step and type(k) is int:
@@ -481,7 +657,7 @@ class PortTrace:
                                  f"to allow more")
             if pending is not None:
                 yield pending.finish()
-            pending = _Pending(self.path, self.meta, k, lineno)
+            pending = _Pending(self.path, self.meta, k, lineno, self.names)
             pending.add(rec, lineno)
         if pending is None:
             raise TraceError(f"{self.path}: no step lines (one {{\"step\": k, \"doc\": ..., \"loss\": ...}} per "

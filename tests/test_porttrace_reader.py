@@ -299,3 +299,242 @@ def test_a_reader_that_fails_is_the_judges_failure_not_the_traces(tmp_path):
     out = subprocess.run([sys.executable, "-c", READER_FAILS, str(path)], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "RuntimeError the process reading the trace failed: MemoryError: no memory left for the spool"
+
+
+# --- named matrices (issue 29): one matrix a line, under its name (or the port's own), merged into init or a step ---
+
+def named(path, order=lambda names: names, rename=None):
+    """The trace with init and every step's grads and params as one line per matrix, {"init": {name: rows}} and
+    {"step": k, "grads": {name: rows}}, in order(names); rename: the port's name for a seed name."""
+    rename = rename or {}
+    out, shapes = [], None
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        if "meta" in rec:
+            m = rec["meta"]
+            shapes = param_shapes(GPTConfig(**{k: m[k] for k in CONFIG}, vocab_size=len(m["chars"]) + 1,
+                                            tie_embeddings=m.get("variant", {}).get("tie_embeddings", False)))
+        fields = [f for f in ("init", "grads", "params") if isinstance(rec.get(f), list)]
+        if not fields:
+            out.append(line)
+            continue
+        for field in fields:  # grads, then the step's own line, then params
+            flat, at, mats = rec.pop(field), 0, {}
+            for name, (r, c) in shapes.items():
+                mats[name] = [flat[at + i * c:at + (i + 1) * c] for i in range(r)]
+                at += r * c
+            if field == "params":
+                out.append(json.dumps(rec))
+            for name in order(list(shapes)):
+                head = {} if field == "init" else {"step": rec["step"]}
+                out.append(json.dumps({**head, field: {rename.get(name, name): mats[name]}}))
+    return out
+
+
+def reverse(names):
+    return names[::-1]
+
+
+@pytest.mark.parametrize("order", [reverse, lambda names: sorted(names), lambda names: names[1::2] + names[::2]])
+def test_named_matrices_on_lines_of_their_own_are_merged_in_the_seeds_order(tmp_path, pure_trace, order):
+    path = write(tmp_path, named(pure_trace, order))
+    whole = PortTrace(pure_trace)
+    trace = PortTrace(path)
+    assert [bits(x) for x in trace.init] == [bits(x) for x in whole.init]
+    same_steps(list(trace), list(whole))
+    assert sum('"grads": {' in line for line in path.read_text().splitlines()) == 3 * 9  # 3 steps x 9 matrices
+
+
+def test_parity_check_agrees_on_the_named_trace_as_on_the_flat_one(tmp_path, pure_trace):
+    whole = check_trace(pure_trace)
+    parts = check_trace(write(tmp_path, named(pure_trace, reverse)))
+    assert whole.verdict == parts.verdict == "agree", parts.verdict_line
+    assert parts.tally.count == whole.tally.count
+
+
+def _lines(tmp_path, pure_trace, edit):
+    lines = named(pure_trace)
+    edit(lines)
+    return write(tmp_path, lines)
+
+
+def _find(lines, start):
+    return next(i for i, line in enumerate(lines) if line.startswith(start))
+
+
+def error(path, names=None):
+    with pytest.raises(TraceError) as e:
+        list(PortTrace(path, names=names))
+    assert "\n" not in str(e.value)
+    return str(e.value)
+
+
+def test_a_matrix_given_twice_in_a_step_names_both_lines_and_the_matrix(tmp_path, pure_trace):
+    def twice(lines):
+        i = _find(lines, '{"step": 2, "grads": {"wpe"')
+        lines.insert(_find(lines, '{"step": 2, "loss"'), lines[i])
+    msg = error(_lines(tmp_path, pure_trace, twice))
+    # meta 1, init 2-10, step 1: grads 11-19, step 20, params 21-29; step 2's grads from 30: wpe on 31, again on 39
+    assert msg.endswith("line 39: step 2 grads gives wpe again (first on line 31); each matrix comes once per step")
+
+
+def test_a_matrix_missing_when_the_next_step_starts_names_the_lines_and_the_matrix(tmp_path, pure_trace):
+    def drop(lines):
+        del lines[_find(lines, '{"step": 1, "params": {"layer0.mlp_fc1"')]
+    msg = error(_lines(tmp_path, pure_trace, drop))
+    assert ": lines 21, 22, 23, 24, 25, 26, 27, 28, step 1 params: missing key 'layer0.mlp_fc1'; the keys are wte, " \
+           "wpe, lm_head, layer0.attn_wq" in msg
+    assert msg.endswith("every matrix of a step comes before step 2's lines")
+
+
+def test_flat_and_named_in_one_step_is_the_field_twice(tmp_path, pure_trace):
+    def flat(lines):
+        n = len(PortTrace(pure_trace).init)
+        lines.insert(_find(lines, '{"step": 1, "loss"'), json.dumps({"step": 1, "grads": [0.0] * n}))
+    assert "line 20: step 1 gives grads again (first on line 11)" in error(_lines(tmp_path, pure_trace, flat))
+
+
+def test_init_merges_its_named_lines_and_names_what_is_missing_or_given_twice(tmp_path, pure_trace):
+    def missing(lines):
+        del lines[2]  # wpe
+    msg = error(_lines(tmp_path, pure_trace, missing))
+    assert ": lines 2, 3, 4, 5, 6, 7, 8, 9, init: missing key 'wpe'; the keys are wte, wpe" in msg
+    assert msg.endswith("every matrix of init comes before the first step (line 10)")
+
+    def early(lines):  # every matrix but one, then the trace ends
+        del lines[9:]
+    assert error(_lines(tmp_path, pure_trace, early)).endswith("the trace ended before every matrix of init")
+
+    def again(lines):  # once init is complete: the same matrix again, before the first step
+        lines.insert(10, lines[3])
+    assert error(_lines(tmp_path, pure_trace, again)).endswith(
+        "line 11: init gives lm_head again (first on line 4); each matrix comes once")
+
+    def after_flat(lines):
+        lines[1:10] = [json.dumps({"init": [0.0] * len(PortTrace(pure_trace).init)}), lines[1]]
+    assert error(_lines(tmp_path, pure_trace, after_flat)).endswith(
+        "line 3: init gives wte again (first on line 2); each matrix comes once")
+
+    def flat_after_named(lines):
+        lines[2:10] = [json.dumps({"init": [0.0] * len(PortTrace(pure_trace).init)})]
+    assert "line 3: init gives a flat list after named matrices (line 2, init)" in error(
+        _lines(tmp_path, pure_trace, flat_after_named))
+
+
+def test_a_named_matrix_of_the_wrong_shape_or_name_is_its_own_lines_error(tmp_path, pure_trace):
+    def shape(lines):
+        lines[_find(lines, '{"step": 1, "grads": {"wpe"')] = json.dumps({"step": 1, "grads": {"wpe": [[0.0] * 8]}})
+    assert "line 12, grads: wpe must be 8 rows of 8 numbers" in error(_lines(tmp_path, pure_trace, shape))
+
+    def typo(lines):
+        lines[_find(lines, '{"step": 1, "grads": {"wpe"')] = json.dumps({"step": 1, "grads": {"wpee": [[0.0] * 8]}})
+    msg = error(_lines(tmp_path, pure_trace, typo))
+    assert "line 12, grads: unknown key 'wpee' (did you mean 'wpe'?); the keys are wte, wpe, lm_head" in msg
+
+
+@pytest.fixture(scope="module")
+def tied_trace(tmp_path_factory):
+    """pure's trace of a run with tied embeddings (a declared variant): no lm_head among the parameters."""
+    import pure.__main__ as pm
+    from pure.cli import main as pure_main
+    from pure.corpus import write_corpus
+
+    tmp = tmp_path_factory.mktemp("tied")
+    path = tmp / "tied.jsonl"
+    assert pure_main(["train", "--data", str(write_corpus(tmp / "corpus.txt")), "--steps", "2", "--samples", "0",
+                      "--n-embd", "8", "--n-head", "2", "--block-size", "8", "--trace", str(path),
+                      "--trace-tensors", "2", "--variant", "tie_embeddings=true"], prog="pure",
+                     backend=pm.BACKEND) == 0
+    return path
+
+
+def test_tied_embeddings_expect_no_lm_head(tmp_path, tied_trace):
+    lines = named(tied_trace, reverse)
+    assert not any('"lm_head"' in line for line in lines)
+    same_steps(steps(write(tmp_path, lines)), steps(tied_trace))
+    report = check_trace(write(tmp_path, lines))
+    assert report.verdict == "agree", report.verdict_line
+    lines.insert(2, json.dumps({"init": {"lm_head": [[0.0] * 8] * 27}}))
+    msg = error(write(tmp_path, lines))
+    assert "line 3, init: unknown key 'lm_head' (tied embeddings: lm_head is wte, so there is no lm_head); the keys " \
+           "are wte, wpe, layer0.attn_wq" in msg
+
+
+PORT_NAMES = {"wte": "tok_emb", "wpe": "pos_emb", "lm_head": "head", "layer0.attn_wq": "layers.0.attn.wq",
+              "layer0.mlp_fc1": "layers.0.mlp.up"}
+
+
+def _meta_names(lines, names):
+    meta = json.loads(lines[0])
+    meta["meta"]["names"] = names
+    lines[0] = json.dumps(meta)
+    return lines
+
+
+def test_the_ports_own_names_from_meta_or_a_names_file(tmp_path, pure_trace):
+    to_seed = {port: seed for seed, port in PORT_NAMES.items()}
+    lines = named(pure_trace, reverse, PORT_NAMES)
+    assert any(line.startswith('{"init": {"tok_emb": ') for line in lines)
+    in_meta = write(tmp_path, _meta_names(lines[:], to_seed), "meta.jsonl")
+    same_steps(steps(in_meta), steps(pure_trace))
+    plain = write(tmp_path, lines, "plain.jsonl")
+    assert "unknown key 'layers.0.mlp.up'" in error(plain)
+    names_file = tmp_path / "names.json"
+    names_file.write_text(json.dumps(to_seed))
+    same_steps(list(PortTrace(plain, names=names_file)), steps(pure_trace))  # a --names file
+    same_steps(list(PortTrace(plain, names=to_seed)), steps(pure_trace))  # or its object
+    # the file's entry wins over meta's for the same port name
+    wrong = write(tmp_path, _meta_names(lines[:], {**to_seed, "tok_emb": "wpe", "pos_emb": "wte"}), "wrong.jsonl")
+    same_steps(list(PortTrace(wrong, names={"tok_emb": "wte", "pos_emb": "wpe"})), steps(pure_trace))
+    report = check_trace(in_meta)
+    assert report.verdict == "agree", report.verdict_line
+
+
+def test_parity_check_names_flag(tmp_path, pure_trace, capsys):
+    from parity.__main__ import main
+
+    path = write(tmp_path, named(pure_trace, sorted, PORT_NAMES))
+    names_file = tmp_path / "names.json"
+    names_file.write_text(json.dumps({port: seed for seed, port in PORT_NAMES.items()}))
+    assert main(["check", str(path), "--names", str(names_file), "--no-table"]) == 0
+    assert "verdict: agree" in capsys.readouterr().out
+    assert main(["check", str(path), "--no-table"]) == 2
+    assert "unknown key 'layers.0.attn.wq' (did you mean 'layer0.attn_wq'?)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("names,words", [
+    ({"tok_emb": "wtee"}, "'tok_emb' is named as 'wtee', which is no parameter (did you mean 'wte'?); the names are "
+                          "wte, wpe, lm_head, layer0.attn_wq"),
+    ({"tok_emb": "wte", "embedding": "wte"}, "both 'tok_emb' and 'embedding' are named as 'wte'; each parameter has "
+                                             "one name; the names are wte, wpe"),
+    ({"tok_emb": 3}, "the names must be an object of strings"),
+    (["wte"], "the names must be an object of strings"),
+])
+def test_a_bad_name_map_is_one_error_listing_the_names(tmp_path, pure_trace, names, words):
+    lines = named(pure_trace, reverse)
+    msg = error(write(tmp_path, _meta_names(lines[:], names)))
+    assert ": line 1, meta.names: " + words in msg
+    if isinstance(names, dict):
+        msg = error(write(tmp_path, lines), names=names)
+        assert msg.startswith("--names: " + words)
+
+
+def test_a_names_file_that_is_not_an_object_of_names(tmp_path, pure_trace):
+    path = write(tmp_path, named(pure_trace))
+    bad = tmp_path / "names.json"
+    bad.write_text("{not json")
+    assert error(path, names=bad).startswith(f"names file {bad}: not JSON")
+    bad.write_text('["wte"]')
+    assert error(path, names=bad).startswith(f"names file {bad}: expected a JSON object")
+    assert error(path, names=tmp_path / "none.json").startswith(f"cannot read names file {tmp_path / 'none.json'}")
+    bad.write_text('{"tok_emb": "wtf"}')
+    assert error(path, names=bad).startswith(f"names file {bad}: 'tok_emb' is named as 'wtf', which is no parameter")
+
+
+def test_with_a_name_map_the_errors_list_the_ports_names(tmp_path, pure_trace):
+    lines = named(pure_trace, reverse, PORT_NAMES)
+    del lines[_find(lines, '{"init": {"tok_emb"')]
+    to_seed = {port: seed for seed, port in PORT_NAMES.items()}
+    msg = error(write(tmp_path, lines), names=to_seed)
+    assert "init: missing key 'tok_emb'; the keys are tok_emb (wte), pos_emb (wpe), head (lm_head), " \
+           "layers.0.attn.wq (layer0.attn_wq), layer0.attn_wk" in msg

@@ -4,19 +4,22 @@
  *   MicrogptTrace trace = new MicrogptTrace("run.jsonl");        // "-": System.out
  *   trace.meta("my Java port", nLayer, nEmbd, nHead, blockSize, chars, numSteps,
  *              0.01, 0.85, 0.99, 1e-8, "float64");               // chars: the vocabulary in id order
- *   trace.begin(0, "init"); for (Value p : params) trace.value(p.data); trace.end();
+ *   for (var e : state.entrySet()) trace.matrix(0, "init", e.getKey(), data(e.getValue())); // by name, any order
  *   for (int step = 0; step < numSteps; step++) {
  *       // ... forward, loss, loss.backward(); then, before Adam zeroes the gradients:
- *       trace.begin(step + 1, "grads"); for (Value p : params) trace.value(p.grad); trace.end();
+ *       for (var e : state.entrySet()) trace.matrix(step + 1, "grads", e.getKey(), grad(e.getValue()));
  *       trace.step(step + 1, doc, loss.data);                  // or step(.., lr): the lr the update used
  *       // ... Adam update; then the updated weights:
- *       trace.begin(step + 1, "params"); for (Value p : params) trace.value(p.data); trace.end();
+ *       for (var e : state.entrySet()) trace.matrix(step + 1, "params", e.getKey(), data(e.getValue()));
  *   }
  *   trace.close();
- * Arrays: init(double[] | float[]), grads/params(k, double[] | float[]), logits(k, double[][]). Parameters go
- * in the seed's order: wte, wpe, lm_head, then per layer attn_wq, attn_wk, attn_wv, attn_wo, mlp_fc1, mlp_fc2,
- * each row by row (not a HashMap's order). Numbers: Double.toString, or Float.toString after meta dtype
- * "float32"; NaN, Infinity, -Infinity as such. Write errors surface as UncheckedIOException.
+ * A matrix (wte, wpe, lm_head, layer0.attn_wq, ...; other names: parity check --names FILE; a HashMap's order
+ * is fine): matrix(k, key, name, double[][] | float[][]) or (k, key, name, double[] | float[] row by row, cols), or
+ * streamed: beginMatrix(k, key, name), row() before each row, value(x) per number, end(); key "init" (k 0),
+ * "grads" or "params". One flat list instead: init(double[] | float[]), grads/params(k, double[] | float[]), or
+ * begin(k, "grads"), value(x)..., end(), in the seed's order: wte, wpe, lm_head, then per layer attn_wq, attn_wk,
+ * attn_wv, attn_wo, mlp_fc1, mlp_fc2, each row by row. logits(k, double[][]). Numbers: Double.toString, or
+ * Float.toString after meta dtype "float32"; NaN, Infinity, -Infinity as such. Write errors: UncheckedIOException.
  * A variant, before meta: trace.variant("activation", "relu2"); variant("beta1", 0.9); variant("tie_embeddings",
  * true); variant("docs_per_step", 2); facts beyond meta's arguments: metaNumber("weight_decay", 0.1),
  * metaInt("bos", 0). Several documents a step: step(k, docs, loss, lr) (a String[] or a List<String>).
@@ -30,8 +33,8 @@ import java.util.StringJoiner;
 public final class MicrogptTrace implements AutoCloseable {
     private final Writer out;
     private final boolean stdout;
-    private boolean f32, rows, metaWritten;
-    private int n;
+    private boolean f32, metaWritten;
+    private int n, rows; // rows: 1 logits, 2 a named matrix
     private final StringBuilder facts = new StringBuilder(), variant = new StringBuilder(); // ", \"key\": value"...
 
     public MicrogptTrace(String path) throws IOException {
@@ -91,9 +94,38 @@ public final class MicrogptTrace implements AutoCloseable {
      *  (row() before each row of logits); end(). */
     public void begin(int k, String key) {
         put(key.equals("init") ? "{\"init\": [" : "{\"step\": " + k + ", " + string(key) + ": [");
-        rows = key.equals("logits");
-        if (rows) put("[");
+        rows = key.equals("logits") ? 1 : 0;
+        if (rows > 0) put("[");
         n = 0;
+    }
+
+    /** One matrix under its name: beginMatrix(0, "init", name) or (k, "grads" | "params", name); row() before each
+     *  row, value(x) per number; end(). */
+    public void beginMatrix(int k, String key, String name) {
+        put((key.equals("init") ? "{" : "{\"step\": " + k + ", ") + string(key) + ": {" + string(name) + ": [[");
+        rows = 2;
+        n = 0;
+    }
+
+    public void matrix(int k, String key, String name, double[][] m) {
+        beginMatrix(k, key, name);
+        for (double[] r : m) { row(); for (double x : r) value(x); }
+        end();
+    }
+    public void matrix(int k, String key, String name, float[][] m) {
+        beginMatrix(k, key, name);
+        for (float[] r : m) { row(); for (float x : r) value(x); }
+        end();
+    }
+    public void matrix(int k, String key, String name, double[] v, int cols) {
+        beginMatrix(k, key, name);
+        for (int i = 0; i < v.length; i++) { if (i % cols == 0) row(); value(v[i]); }
+        end();
+    }
+    public void matrix(int k, String key, String name, float[] v, int cols) {
+        beginMatrix(k, key, name);
+        for (int i = 0; i < v.length; i++) { if (i % cols == 0) row(); value(v[i]); }
+        end();
     }
 
     public void value(double x) {
@@ -107,7 +139,7 @@ public final class MicrogptTrace implements AutoCloseable {
     }
 
     public void end() {
-        put(rows ? "]]}\n" : "]}\n");
+        put(rows == 2 ? "]]}}\n" : rows == 1 ? "]]}\n" : "]}\n");
         flush();
     }
 

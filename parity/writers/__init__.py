@@ -6,7 +6,9 @@ on its own line carrying the step number (the reader merges them), whole arrays 
 (begin, value, end). float64 numbers at full round-trip precision, float32 ones (meta dtype "float32") as
 float32; nan and inf as NaN, Infinity, -Infinity. A declared variant: facts (weight_decay, grad_clip, norm_eps,
 bos, eos) and meta.variant's keys, declared before meta is written, in the order declared; a step may carry the
-lr its update used, and a step over several documents writes "docs".
+lr its update used, and a step over several documents writes "docs". A parameter list is one flat array in the
+seed's order, or one matrix a call under its name (init, or a step's grads or params; any order: the reader merges
+them), so a port that keeps its matrices in a hash map writes them in the map's order.
 """
 
 from importlib import resources
@@ -20,8 +22,10 @@ LANGS = {
     "rust": ["microgpt_trace.rs"],
     "java": ["MicrogptTrace.java"],
     "go": ["microgpt_trace.go"],
+    "python": ["microgpt_trace.py"],
 }
-ALIASES = {"javascript": "js", "typescript": "js", "ts": "js", "node": "js", "rs": "rust", "golang": "go", "h": "c"}
+ALIASES = {"javascript": "js", "typescript": "js", "ts": "js", "node": "js", "rs": "rust", "golang": "go", "h": "c",
+           "cpp": "c", "c++": "c", "cxx": "c", "py": "python"}
 
 
 def _lang(lang):
@@ -32,7 +36,7 @@ def _lang(lang):
 
 
 def writer_files(lang):
-    """[(file name, text)] of the writer for `lang` (c, js, rust, java, go)."""
+    """[(file name, text)] of the writer for `lang` (c, js, rust, java, go, python; cpp: the C header)."""
     here = resources.files(__name__)
     return [(name, here.joinpath(name).read_text(encoding="utf-8")) for name in LANGS[_lang(lang)]]
 

@@ -36,8 +36,10 @@ export interface TraceMeta {
   bos?: number; // an integer, the id of BOS; default chars.length (0: chars holds the other tokens in id order)
   eos?: number; // an integer, a separate end token's id; default bos
   variant?: TraceVariant;
+  names?: Record<string, string>; // the port's names for its matrices: { tok_emb: 'wte', ... }
 }
 export type TraceKey = 'init' | 'grads' | 'params' | 'logits';
+export type MatrixKey = 'init' | 'grads' | 'params'; // 'init' with k 0
 export declare class Trace {
   constructor(path?: string); // a file, or '-' (the default) for standard output
   meta(meta: TraceMeta): void;
@@ -47,6 +49,10 @@ export declare class Trace {
   grads(k: number, values: Numbers): void; // after backward, before the gradients are zeroed
   params(k: number, values: Numbers): void; // after the update
   logits(k: number, rows: Iterable<Numbers>): void; // one row per position
+  // one matrix under its name (wte, layer0.attn_wq, ...), in any order: its rows, or a flat array row by row and cols
+  matrix(k: number, key: MatrixKey, name: string, rows: Iterable<Numbers>): void;
+  matrix(k: number, key: MatrixKey, name: string, values: Numbers, cols: number): void;
+  beginMatrix(k: number, key: MatrixKey, name: string): void; // streaming: row() before each row, value()..., end()
   begin(k: number, key: TraceKey): void; // streaming: begin, value()..., end(); row() between logits rows
   value(x: number): void;
   row(): void;

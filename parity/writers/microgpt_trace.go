@@ -4,19 +4,22 @@
 //	trace, err := OpenTrace("run.jsonl") // "-": stdout
 //	trace.Meta("my Go port", nLayer, nEmbd, nHead, blockSize, chars, numSteps,
 //		0.01, 0.85, 0.99, 1e-8, "float64") // chars: the vocabulary in id order; a variant: TraceVariant below
-//	trace.Begin(0, "init"); for _, p := range params { trace.Value(p.Data) }; trace.End()
+//	for name, m := range state { trace.Matrix(0, "init", name, m.Data(), m.Cols) } // by name, a map's order
 //	for step := 0; step < numSteps; step++ {
 //		// ... forward, loss, loss.Backward(); then, before Adam zeroes the gradients:
-//		trace.Begin(step+1, "grads"); for _, p := range params { trace.Value(p.Grad) }; trace.End()
+//		for name, m := range state { trace.Matrix(step+1, "grads", name, m.Grad(), m.Cols) }
 //		trace.Step(step+1, doc, loss.Data) // or Step(.., lr): the lr the update used; StepDocs(k, docs, loss, lr)
 //		// ... Adam update; then the updated weights:
-//		trace.Begin(step+1, "params"); for _, p := range params { trace.Value(p.Data) }; trace.End()
+//		for name, m := range state { trace.Matrix(step+1, "params", name, m.Data(), m.Cols) }
 //	}
 //	err = trace.Close()
 //
-// Arrays: Init(v), Grads(k, v), Params(k, v) take []float64, Logits(k, rows) [][]float64; a float32 port passes
-// float64(x) to Value. Parameters go in the seed's order: wte, wpe, lm_head, then per layer attn_wq, attn_wk,
-// attn_wv, attn_wo, mlp_fc1, mlp_fc2, each row by row (not a map's order). Numbers are printed exactly (FormatFloat
+// A matrix (wte, wpe, lm_head, layer0.attn_wq, ...; other names: parity check --names FILE): Matrix(k, key, name,
+// values row by row, cols), MatrixRows(k, key, name, rows), or streamed: BeginMatrix(k, key, name), Row before
+// each row, Value per number, End; key "init" (k 0), "grads" or "params". One flat list instead: Init(v), Grads(k,
+// v), Params(k, v), or Begin(k, "grads"), Value..., End, in the seed's order: wte, wpe, lm_head, then per layer
+// attn_wq, attn_wk, attn_wv, attn_wo, mlp_fc1, mlp_fc2, each row by row. Arrays are []float64 (Logits(k, rows):
+// [][]float64); a float32 port passes float64(x) to Value. Numbers are printed exactly (FormatFloat
 // -1; float32 after dtype "float32"); NaN, Infinity, -Infinity (not encoding/json, which refuses NaN). Close
 // returns the first write error.
 package main
@@ -114,6 +117,38 @@ func (t *Trace) Row() {
 		t.w.WriteString("], [")
 	}
 	t.sep = ""
+}
+
+// BeginMatrix starts one matrix under its name: BeginMatrix(0, "init", name) or (k, "grads" | "params", name);
+// then Row before each row, Value for each number, End.
+func (t *Trace) BeginMatrix(k int, key, name string) {
+	head := fmt.Sprintf("{\"step\": %d, ", k)
+	if key == "init" {
+		head = "{"
+	}
+	t.w.WriteString(head + jsonString(key) + ": {" + jsonString(name) + ": [[")
+	t.sep, t.tail = "", "]]}}\n"
+}
+
+// Matrix writes one matrix under its name, v row by row, cols to a row; MatrixRows, its rows.
+func (t *Trace) Matrix(k int, key, name string, v []float64, cols int) {
+	t.BeginMatrix(k, key, name)
+	for i, x := range v {
+		if i%cols == 0 {
+			t.Row()
+		}
+		t.Value(x)
+	}
+	t.End()
+}
+
+func (t *Trace) MatrixRows(k int, key, name string, rows [][]float64) {
+	t.BeginMatrix(k, key, name)
+	for _, r := range rows {
+		t.Row()
+		t.values(r)
+	}
+	t.End()
 }
 
 func (t *Trace) values(v []float64) {

@@ -4,23 +4,28 @@
  *   MicrogptTrace t; trace_open(&t, "run.jsonl");            // "-": stdout; or trace_open_file(&t, fp)
  *   trace_meta(&t, "my C port", n_layer, n_embd, n_head, block_size, chars, num_steps,
  *              0.01, 0.85, 0.99, 1e-8, "float64");           // chars: the vocabulary in id order; "float32"?
- *   trace_begin(&t, 0, "init"); for (i..) trace_value(&t, params[i]->data); trace_end(&t);
+ *   for (m..) trace_matrix(&t, 0, "init", name[m], data[m], rows[m], cols[m]);  // each matrix by name, any order
  *   for (step = 0; step < num_steps; step++) {
  *       ... forward, loss, backward ...                     // then, before Adam zeroes the gradients:
- *       trace_begin(&t, step + 1, "grads"); for (i..) trace_value(&t, params[i]->grad); trace_end(&t);
+ *       for (m..) trace_matrix(&t, step + 1, "grads", name[m], grad[m], rows[m], cols[m]);
  *       trace_step(&t, step + 1, doc, loss->data);          // or trace_step_lr(.., lr_t): the lr it used
  *       ... Adam update ...                                 // then the updated weights:
- *       trace_begin(&t, step + 1, "params"); for (i..) trace_value(&t, params[i]->data); trace_end(&t);
+ *       for (m..) trace_matrix(&t, step + 1, "params", name[m], data[m], rows[m], cols[m]);
  *   }
  *   trace_close(&t);
  * A variant, before trace_meta: trace_variant_string(&t, "activation", "relu2"), trace_variant_number(&t, "beta1",
  * 0.9), trace_variant_bool(&t, "tie_embeddings", 1), trace_variant_int(&t, "docs_per_step", 2); other facts than
  * meta's arguments: trace_meta_number(&t, "weight_decay", 0.1), trace_meta_int(&t, "bos", 0). Several documents
- * a step: trace_step_docs(&t, step + 1, docs, n_docs, loss->data, lr_t) (docs: const char *const *). Arrays:
- * trace_init(&t, v, n), trace_grads/trace_params(&t, k, v, n) take double *, the _f forms float *; trace_logits(&t,
- * k, v, rows, vocab): a row per position. Parameters go in the seed's order: wte, wpe, lm_head, then per layer
- * attn_wq, attn_wk, attn_wv, attn_wo, mlp_fc1, mlp_fc2, each row by row. Numbers: %.17g, or %.9g of a float
- * after meta dtype "float32"; nan and inf as NaN, Infinity, -Infinity.
+ * a step: trace_step_docs(&t, step + 1, docs, n_docs, loss->data, lr_t) (docs: const char *const *). A matrix by
+ * name (wte, wpe, lm_head, layer0.attn_wq, ...: a hash map's order is fine; other names: check --names FILE):
+ * trace_matrix(&t, k, "grads" | "params", name, v, rows, cols) (k 0 and "init" for the initial weights), v: the
+ * doubles row by row (trace_matrix_f: floats); streamed: trace_begin_matrix(&t, k, key, name), then per row
+ * trace_row and trace_value per number, trace_end. One flat array instead: trace_init(&t, v, n), trace_grads and
+ * trace_params(&t, k, v, n) (_f: float *), in the seed's order: wte, wpe, lm_head, then per layer attn_wq,
+ * attn_wk, attn_wv, attn_wo, mlp_fc1, mlp_fc2, each row by row (or trace_begin(&t, k, "grads"), trace_value...,
+ * trace_end). trace_logits(&t, k, v, rows, vocab): a row per position. Numbers: %.17g, or %.9g of a float after
+ * meta dtype "float32"; nan and inf as NaN, Infinity, -Infinity. C++ too: trace_matrix(&t, k, "grads",
+ * name.c_str(), v.data(), rows, cols).
  */
 #ifndef MICROGPT_TRACE_H
 #define MICROGPT_TRACE_H
@@ -113,7 +118,12 @@ static inline void trace_begin(MicrogptTrace *t, int k, const char *key) {
 }
 static inline void trace_value(MicrogptTrace *t, double x) { if (t->n++) fputs(", ", t->f); trace_number(t, x); }
 static inline void trace_row(MicrogptTrace *t) { if (t->n) fputs("], [", t->f); t->n = 0; }
-static inline void trace_end(MicrogptTrace *t) { fputs(t->rows ? "]]}\n" : "]}\n", t->f); }
+static inline void trace_end(MicrogptTrace *t) { fputs(t->rows ? t->rows > 1 ? "]]}}\n" : "]]}\n" : "]}\n", t->f); }
+static inline void trace_begin_matrix(MicrogptTrace *t, int k, const char *key, const char *name) {
+    if (key[0] == 'i') fputs("{\"init\": {", t->f); else fprintf(t->f, "{\"step\": %d, \"%s\": {", k, key);
+    trace_string(t, name);
+    fputs(": [[", t->f); t->rows = 2; t->n = 0;
+}
 /* n < 0: one document, "doc"; else n of them, "docs". lr: the learning rate the update used, or 0 for none. */
 static inline void trace_step_line(MicrogptTrace *t, int k, const char *const *docs, int n, double loss,
                                    const double *lr) {
@@ -145,12 +155,18 @@ static inline void trace_grads(MicrogptTrace *t, int k, const double *v, long n)
 static inline void trace_grads_f(MicrogptTrace *t, int k, const float *v, long n) { trace_array(t, k, "grads", 0, v, n); }
 static inline void trace_params(MicrogptTrace *t, int k, const double *v, long n) { trace_array(t, k, "params", v, 0, n); }
 static inline void trace_params_f(MicrogptTrace *t, int k, const float *v, long n) { trace_array(t, k, "params", 0, v, n); }
-static inline void trace_logits(MicrogptTrace *t, int k, const double *v, long rows, long vocab) {
+static inline void trace_rows(MicrogptTrace *t, const double *d, const float *f, long rows, long cols) {
     long i;
-    trace_begin(t, k, "logits");
-    for (i = 0; i < rows * vocab; i++) { if (i % vocab == 0) trace_row(t); trace_value(t, v[i]); }
+    for (i = 0; i < rows * cols; i++) { if (i % cols == 0) trace_row(t); trace_value(t, d ? d[i] : f[i]); }
     trace_end(t);
 }
+static inline void trace_logits(MicrogptTrace *t, int k, const double *v, long rows, long vocab) {
+    trace_begin(t, k, "logits"); trace_rows(t, v, 0, rows, vocab); }
+static inline void trace_matrix(MicrogptTrace *t, int k, const char *key, const char *name, const double *v, long rows,
+                                long cols) { trace_begin_matrix(t, k, key, name); trace_rows(t, v, 0, rows, cols); }
+static inline void trace_matrix_f(MicrogptTrace *t, int k, const char *key, const char *name, const float *v,
+                                  long rows, long cols) {
+    trace_begin_matrix(t, k, key, name); trace_rows(t, 0, v, rows, cols); }
 static inline int trace_close(MicrogptTrace *t) { /* 0, or EOF if a write (or a declaration) failed */
     int bad = fflush(t->f) != 0 || ferror(t->f) || t->bad;
     if (t->own && fclose(t->f) != 0) bad = 1;

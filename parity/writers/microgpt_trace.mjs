@@ -7,20 +7,24 @@
 //     block_size: blockSize, chars: uchars.join(''), steps: numSteps, lr: learningRate, beta1, beta2,
 //     eps: epsAdam, dtype: 'float64',                      // and, for a variant (facts, then the intent):
 //     weight_decay: 0.1, variant: { activation: 'relu2', lr_schedule: 'cosine', docs_per_step: 2 } });
-//   trace.init(params.map(p => p.data));
+//   const rows = (m, get) => m.map((row) => row.map(get)); // a matrix of Values as numbers
+//   for (const [name, m] of Object.entries(stateDict)) trace.matrix(0, 'init', name, rows(m, p => p.data));
 //   for (let step = 0; step < numSteps; step++) {
-//     ... forward, loss, loss.backward();
-//     trace.grads(step + 1, params.map(p => p.grad));       // before the Adam loop zeroes them
+//     ... forward, loss, loss.backward();                   // then, before the Adam loop zeroes the gradients:
+//     for (const [name, m] of Object.entries(stateDict)) trace.matrix(step + 1, 'grads', name, rows(m, p => p.grad));
 //     trace.step(step + 1, doc, loss.data, lr);             // lr (optional): the rate the update used;
 //                                                           // doc: a list of them for several documents a step
-//     ... Adam update ...
-//     trace.params(step + 1, params.map(p => p.data));      // after the update
+//     ... Adam update ...                                   // then the updated weights:
+//     for (const [name, m] of Object.entries(stateDict)) trace.matrix(step + 1, 'params', name, rows(m, p => p.data));
 //   }
 //   trace.close();
-// Streaming, without building an array: trace.begin(step + 1, 'grads'); for (const p of params)
-// trace.value(p.grad); trace.end();  ('init' takes no step: trace.begin(0, 'init')). Parameters go in the
-// seed's order: wte, wpe, lm_head, then per layer attn_wq, attn_wk, attn_wv, attn_wo, mlp_fc1, mlp_fc2, each
-// row by row. Numbers are doubles, written exactly (String(x)); NaN and infinities as NaN, Infinity, -Infinity.
+// A matrix (wte, wpe, lm_head, layer0.attn_wq, ...; the port's own names: meta({ ..., names: { tok_emb: 'wte' } }))
+// is its rows, or a flat array row by row and its column count: trace.matrix(k, 'grads', name, flat, cols);
+// streamed: trace.beginMatrix(k, key, name), then row() before each row and value(x) per number, end(). One flat
+// list instead, in the seed's order (wte, wpe, lm_head, then per layer attn_wq, attn_wk, attn_wv, attn_wo, mlp_fc1,
+// mlp_fc2, each row by row): trace.init(values), trace.grads(k, values), trace.params(k, values), or trace.begin(k,
+// 'grads'), value(x)..., end() ('init' takes no step: trace.begin(0, 'init')). Numbers are doubles, written exactly
+// (String(x)); NaN and infinities as NaN, Infinity, -Infinity.
 import { closeSync, openSync, writeSync } from 'node:fs';
 
 function num(x, what = 'a number') {
@@ -56,7 +60,7 @@ export class Trace {
   // Facts beyond the config and Adam's (weight_decay, grad_clip, norm_eps, bos, eos) go in the order given, then
   // variant: { key: value, ... }, the deviations from microgpt the port means to have, in its own order.
   meta({ implementation = '', n_layer, n_embd, n_head, block_size, chars, steps,
-    lr = 0.01, beta1 = 0.85, beta2 = 0.99, eps = 1e-8, dtype = 'float64', variant, ...rest }) {
+    lr = 0.01, beta1 = 0.85, beta2 = 0.99, eps = 1e-8, dtype = 'float64', variant, names, ...rest }) {
     const m = { format: 1, implementation, n_layer, n_embd, n_head, block_size, chars, steps, lr, beta1, beta2,
       eps, dtype };
     const fields = Object.entries(m).map(([key, v]) => {
@@ -66,6 +70,7 @@ export class Trace {
     const pair = (fact) => ([key, v]) => `${JSON.stringify(key)}: ${declared(key, v, fact)}`;
     fields.push(...Object.entries(rest).filter(([key, v]) => FACTS.includes(key) && v != null).map(pair(true)));
     if (variant != null) fields.push(`"variant": {${Object.entries(variant).map(pair(false)).join(', ')}}`);
+    if (names != null) fields.push(`"names": ${JSON.stringify(names)}`); // { portName: 'wte', ... }
     this.write(`{"meta": {${fields.join(', ')}}}\n`);
   }
 
@@ -80,13 +85,37 @@ export class Trace {
     this.buf += (this.n++ ? ', ' : '') + num(x);
   }
 
+  // one matrix under its name: k 0 with 'init', or step k's 'grads' / 'params'; then row() and value(x), end()
+  beginMatrix(k, key, name) {
+    const head = key === 'init' ? '{"init": ' : `{"step": ${k}, ${JSON.stringify(key)}: `;
+    this.buf = `${head}{${JSON.stringify(name)}: [[`;
+    this.rows = 2;
+    this.n = 0;
+  }
+
+  // values: the rows, or with cols a flat array row by row
+  matrix(k, key, name, values, cols) {
+    this.beginMatrix(k, key, name);
+    let i = 0;
+    for (const x of values) {
+      if (cols === undefined) {
+        this.row();
+        for (const y of x) this.value(y);
+      } else {
+        if (i++ % cols === 0) this.row();
+        this.value(x);
+      }
+    }
+    this.end();
+  }
+
   row() {
     if (this.n) this.buf += '], [';
     this.n = 0;
   }
 
   end() {
-    this.write(this.buf + (this.rows ? ']]}\n' : ']}\n'));
+    this.write(this.buf + (this.rows === 2 ? ']]}}\n' : this.rows ? ']]}\n' : ']}\n'));
     this.buf = '';
   }
 

@@ -4,20 +4,24 @@
 //!     let mut trace = microgpt_trace::Trace::open("run.jsonl").unwrap(); // "-": stdout
 //!     trace.meta("my Rust port", n_layer, n_embd, n_head, block_size, &chars, num_steps,
 //!                0.01, 0.85, 0.99, 1e-8, "float64");        // chars: the vocabulary in id order
-//!     trace.init(&params.iter().map(|p| p.data()).collect::<Vec<f64>>());
+//!     for (name, m) in &state { trace.matrix(0, "init", name, &m.data(), m.cols); } // by name, any order
 //!     for step in 0..num_steps {
 //!         // ... forward, loss, loss.backward(); then, before Adam zeroes the gradients:
-//!         trace.begin(step + 1, "grads"); for p in &params { trace.value(p.grad()); } trace.end();
+//!         for (name, m) in &state { trace.matrix(step + 1, "grads", name, &m.grad(), m.cols); }
 //!         trace.step(step + 1, doc, loss.data());           // or step_lr(.., lr_t): the lr the update used
 //!         // ... Adam update; then the updated weights:
-//!         trace.begin(step + 1, "params"); for p in &params { trace.value(p.data()); } trace.end();
+//!         for (name, m) in &state { trace.matrix(step + 1, "params", name, &m.data(), m.cols); }
 //!     }
 //!     trace.close();
 //! A variant, before meta: trace.variant_str("activation", "relu2"), variant_number("beta1", 0.9),
 //! variant_bool("tie_embeddings", true), variant_int("docs_per_step", 2); facts beyond meta's arguments:
 //! meta_number("weight_decay", 0.1), meta_int("bos", 0). Several documents a step: step_docs(k, &docs, loss, lr).
-//! Parameters go in the seed's order: wte, wpe, lm_head, then per layer attn_wq, attn_wk, attn_wv, attn_wo,
-//! mlp_fc1, mlp_fc2, each row by row (not a HashMap's order). Arrays may be &[f64] or &[f32]. Numbers are
+//! A matrix (wte, wpe, lm_head, layer0.attn_wq, ...; other names: parity check --names FILE; a HashMap's order
+//! is fine): matrix(k, key, name, values row by row, cols), matrix_rows(k, key, name, &rows), or streamed:
+//! begin_matrix(k, key, name), row() before each row, value(x) per number, end(); key "init" (k 0), "grads" or
+//! "params". One flat list instead, in the seed's order (wte, wpe, lm_head, then per layer attn_wq, attn_wk,
+//! attn_wv, attn_wo, mlp_fc1, mlp_fc2, each row by row): init(&v), grads(k, &v), params(k, &v), or begin(k,
+//! "grads"), value(x)..., end(). Arrays may be &[f64] or &[f32]. Numbers are
 //! printed exactly: as f64, or as f32 after meta dtype "float32"; nan and inf as NaN, Infinity, -Infinity.
 //! A failed write panics ("microgpt trace: ..."), as does a declaration (variant_*, meta_*) after meta.
 #![allow(dead_code)]
@@ -28,7 +32,7 @@ pub struct Trace {
     out: Box<dyn Write>,
     f32: bool,
     n: usize,
-    rows: bool,
+    rows: u8, // 1: logits, 2: a named matrix
     meta: bool,
     facts: String, variant: String, // `, "key": value` per meta_number and meta_int, per variant_*: meta writes them
 }
@@ -55,7 +59,7 @@ impl Trace {
     pub fn open(path: &str) -> io::Result<Trace> {
         let out: Box<dyn Write> = if path == "-" { Box::new(io::stdout()) } else { Box::new(File::create(path)?) };
         let (facts, variant) = (String::new(), String::new());
-        Ok(Trace { out: Box::new(BufWriter::new(out)), f32: false, n: 0, rows: false, meta: false, facts, variant })
+        Ok(Trace { out: Box::new(BufWriter::new(out)), f32: false, n: 0, rows: 0, meta: false, facts, variant })
     }
 
     fn put(&mut self, text: &str) {
@@ -97,9 +101,31 @@ impl Trace {
     pub fn begin(&mut self, k: usize, key: &str) {
         let head = if key == "init" { "{\"init\": [".to_string() } else { format!("{{\"step\": {}, \"{}\": [", k, key) };
         self.put(&head);
-        self.rows = key == "logits";
-        if self.rows { self.put("["); }
+        self.rows = (key == "logits") as u8;
+        if self.rows > 0 { self.put("["); }
         self.n = 0;
+    }
+
+    /// One matrix under its name: begin_matrix(0, "init", name) or (k, "grads" | "params", name); row() before each
+    /// row, value(x) per number; end().
+    pub fn begin_matrix(&mut self, k: usize, key: &str, name: &str) {
+        let head = if key == "init" { String::new() } else { format!("\"step\": {}, ", k) };
+        self.put(&format!("{{{}{}: {{{}: [[", head, json_string(key), json_string(name)));
+        self.rows = 2;
+        self.n = 0;
+    }
+
+    pub fn matrix<T: Into<f64> + Copy>(&mut self, k: usize, key: &str, name: &str, values: &[T], cols: usize) {
+        self.begin_matrix(k, key, name);
+        for (i, &x) in values.iter().enumerate() { if i % cols == 0 { self.row(); } self.value(x); }
+        self.end();
+    }
+
+    pub fn matrix_rows<T, R>(&mut self, k: usize, key: &str, name: &str, rows: &[R])
+    where T: Into<f64> + Copy, R: AsRef<[T]> {
+        self.begin_matrix(k, key, name);
+        for r in rows { self.row(); for &x in r.as_ref() { self.value(x); } }
+        self.end();
     }
 
     pub fn value<T: Into<f64>>(&mut self, x: T) {
@@ -115,7 +141,7 @@ impl Trace {
     }
 
     pub fn end(&mut self) {
-        self.put(if self.rows { "]]}\n" } else { "]}\n" });
+        self.put(["]}\n", "]]}\n", "]]}}\n"][self.rows as usize]);
         self.out.flush().expect("microgpt trace: write failed");
     }
 
