@@ -107,24 +107,14 @@ def _diagnose(report, log, value_cls=None, value_spec=None, timeout=None, max_me
 
 
 def _ops_diagnosis(ops, fd):
-    """The first op of the class that `parity ops` finds wrong, as a diagnosis; None when every op is right."""
-    from .ops_cases import RULES, specs
-    from .ops_report import format_input
-
-    bad = ops.failing
-    if not bad:
+    """The wrong rule(s) `parity ops` finds in the class, as the run's diagnosis (the same text as `parity ops`'
+    diagnosis: the rule, the input, what it got and what torch says, the fix); None when every rule is right. The
+    rows that fail only because they are built on a wrong rule are counted in the evidence, never offered as other
+    causes (no alternatives)."""
+    d = ops.diagnosis
+    if d is None:
         return None
-    uses = {s.name: s.uses for s in specs()}
-
-    def entry(r):
-        rules = [RULES[m] for m in uses.get(r.op, ()) if m in RULES]
-        return {"id": f"ops:{r.op}", "summary": f"the Value class's {r.op} is wrong", "kind": "rule",
-                "fix": "; ".join(rules) or "the rules of `parity ops`' table", "phase": fd["phase"], "step": fd["step"],
-                "evidence": f"parity ops: {r.op} at {format_input(r.input, 80)}: {r.detail}"}
-
-    first = entry(bad[0])
-    first["alternatives"] = [entry(r) for r in bad[1:]]
-    return first
+    return dict(d, phase=fd["phase"], step=fd["step"], alternatives=[])
 
 
 TIMEOUT, MAX_MEMORY = 3600.0, 4096  # the defaults of a job that runs code under test: seconds, MB

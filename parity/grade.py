@@ -106,20 +106,64 @@ def grade_one(path, kind, terms, options):
             spec = f"{path}:{options['class_name']}"
             ops = api.check_ops(spec, timeout=options["timeout"], max_memory=options["max_memory"])
             reports = [ops]
-            if ops.verdict != "diverge":  # a class that cannot run the model is refused by `run` (an InputError)
+            if ops.verdict == "agree":  # a class that cannot run the model is refused by `run` (an InputError)
                 reports.append(api.check_value(spec, steps=terms["steps"], seed=terms["seed"],
                                                n_layer=terms["n_layer"], n_embd=terms["n_embd"],
                                                n_head=terms["n_head"], block_size=terms["block_size"],
                                                lr=terms["lr"], dtype=terms["dtype"], data=options.get("data"),
                                                timeout=options["timeout"], max_memory=options["max_memory"]))
+                row["run"] = reports[-1].verdict_line
+            elif ops.verdict == "partial":
+                lacks = sorted({m for r in ops.ops if r.status == "absent"
+                                for m in r.detail.removeprefix("lacks ").split(", ")})
+                from .ops_cases import RULES
+
+                row["run"] = (f"skipped: the class lacks {', '.join(lacks)}, which the model needs (every op it has "
+                              f"is right)")
+                row["missing"] = {m: RULES.get(m, "") for m in lacks}
+            else:
+                row["run"] = "skipped: ops found a wrong rule (fix it first: a run would only show its effects)"
     except ParityError as e:
-        return dict(row, verdict="error", first_divergence=None, diagnosis=None, detail=str(e))
+        row = dict(row, verdict="error", first_divergence=None, diagnosis=None, detail=_cause(str(e), path))
+        if kind == "value":
+            row["run"] = "skipped: the class could not be checked (the error above)"
+        return row
     worst = next((r for r in reports if r.verdict == "diverge"), None) or next(
         (r for r in reports if r.verdict == "partial"), reports[-1])
     d = worst.diagnosis
-    return dict(row, verdict=worst.verdict, first_divergence=worst.first_divergence,
-                diagnosis=d and {"id": d.get("id"), "summary": d.get("summary"), "line": diagnosis_line(d)},
+    diagnosis = d and {"id": d.get("id"), "summary": d.get("summary"), "fix": d.get("fix"),
+                       "line": diagnosis_line(d), "rules": d.get("rules")}
+    return dict(row, verdict=worst.verdict, first_divergence=worst.first_divergence, diagnosis=diagnosis,
                 detail=worst.verdict_line, verdict_lines=[r.verdict_line for r in reports])
+
+
+def _cause(message, path):
+    """An error's message with the worker's copy of the file named as the submission (its cause kept whole)."""
+    import re
+
+    return re.sub(r"\S*/parity-worker-[^/\s]+/" + re.escape(Path(path).name), str(path), message)
+
+
+def _what(row):
+    """What a row says in a line: the wrong rule and its fix, the first divergence, or the error's cause."""
+    d = row.get("diagnosis") or {}
+    rules = d.get("rules") or []
+    if rules:
+        r = rules[0]
+        inputs = ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in
+                           (r.get("input") or {}).items())
+        return f"{r['op']} at {inputs}: {r['detail']}; fix: {r['fix']}"
+    if row.get("missing"):
+        return (f"lacks {', '.join(row['missing'])}, which the model needs; implement: "
+                + "; ".join(f"{m}: {rule}" for m, rule in row["missing"].items()))
+    fd = row.get("first_divergence")
+    if fd and "step" in fd:
+        where = f"step {fd['step']} {fd.get('phase', '')} {fd.get('quantity', '')}".strip()
+        return where + (f"; {d['summary']}; fix: {d['fix']}" if d.get("fix") else "")
+    detail = row.get("detail") or ""
+    if row["verdict"] == "error" and "failed: " in detail:
+        detail = detail.rsplit("failed: ", 1)[1]
+    return detail if row["verdict"] != "agree" else ""
 
 
 def child():
@@ -203,19 +247,47 @@ class GradeReport(ReportForms):
 
     def table(self, width=100):
         name_w = min(28, max([10] + [len(r["name"]) for r in self.rows]) + 2)
-        lines = [f"{'submission':<{name_w}}{'kind':<7}{'verdict':<16}{'seconds':>8}  first divergence or error; "
-                 f"diagnosis", "-" * width]
+        lines = [f"{'submission':<{name_w}}{'kind':<7}{'verdict':<16}{'seconds':>8}  what is wrong and the fix, "
+                 f"or the error", "-" * width]
         for r in self.rows:
-            fd = r.get("first_divergence")
-            where = (f"step {fd['step']} {fd.get('phase', '')} {fd.get('quantity', '')}".strip() if fd and "step" in fd
-                     else (f"op {fd['op']}" if fd and "op" in fd else (r.get("detail") or "")
-                           if r["verdict"] != "agree" else ""))
-            named = (r.get("diagnosis") or {}).get("id")
-            text = where + (f"; {named}" if named else "")
+            text = _what(r)
+            if r.get("run", "").startswith("skipped") and r["verdict"] not in ("agree", "error"):
+                text += f" (run {r['run'].split(':')[0]})"
             row = (f"{r['name'][:name_w - 1]:<{name_w}}{r['kind']:<7}{r['verdict']:<16}"
                    f"{r.get('seconds', 0):>8.1f}  {text}")
             lines.append(row if len(row) <= width else row[:width - 3] + "...")
         return "\n".join(lines)
+
+    def to_markdown(self, path=None):
+        """For a teacher and a student: one row per submission, the verdict, what is wrong (the rule, the input,
+        what it got and what torch says) and the fix, or the error's cause, and the training run (or why it was
+        skipped)."""
+        from pure.outputs import atomic_write_bytes
+
+        def cell(text):
+            return (text or "").replace("|", "\\|").replace("\n", " ")
+
+        icon = "✅" if self.ok else "❌"
+        lines = [f"### {icon} {self.title}", "", f"`{self.verdict_line}`", "",
+                 "| submission | verdict | what is wrong | fix | training run |", "|---|---|---|---|---|"]
+        for r in self.rows:
+            d = r.get("diagnosis") or {}
+            rules = d.get("rules") or []
+            if rules:
+                wrong = "<br>".join(cell(f"{x['op']} at " + ", ".join(
+                    f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in (x.get('input') or {}).items())
+                    + f": {x['detail']}") for x in rules)
+                fix = "<br>".join(cell(x["fix"]) for x in rules)
+            elif r.get("missing"):
+                wrong = cell(f"lacks {', '.join(r['missing'])}, which the model needs")
+                fix = "<br>".join(cell(f"{m}: {rule}") for m, rule in r["missing"].items())
+            else:
+                wrong, fix = cell(_what(r)), cell(d.get("fix") or "")
+            lines.append(f"| {cell(r['name'])} | {cell(r['verdict'])} | {wrong} | {fix} | {cell(r.get('run', ''))} |")
+        text = "\n".join(lines) + "\n"
+        if path is not None:
+            atomic_write_bytes(path, text.encode())
+        return text
 
     def failing_rows(self):
         lines = self.table().splitlines()

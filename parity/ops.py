@@ -2,19 +2,26 @@
 
 For each op and each input of its table:
 
-1. build the computation with the class under test, then weight the outputs with random, non-uniform upstream
-   gradients: L = sum_i w_i * out_i, built with the protocol's own `*` and `+` (with the weights as Values),
-   then `L.backward()` and read each input's `.grad` (`user_side`: the only part that runs the class);
-2. do the same in torch float64 (`torch.autograd.grad`) and compare forward values and input gradients;
+1. build the computation with the class under test and run the class's own `backward()` from each output in turn,
+   on a fresh graph each time, reading each input's `.grad` (`user_side`: the only part that runs the class); the
+   upstream gradients weight those per-output gradients here, in plain floats, never through the class's own `*`
+   and `+`, so a wrong mul shows in the rows that call mul and nowhere else;
+2. do the same in torch float64 (`torch.autograd.grad` of sum_j w_j out_j) and compare forward values and input
+   gradients;
 3. compare both gradients with central finite differences of torch's L, which also validates the reference.
 
+Each rule is checked on its own: the methods a row's computation calls are recorded while it is built, and a row
+that calls the rule of an earlier row found wrong reads `not checked` ("built on mul, which is wrong"), never FAIL:
+the first FAIL of the table is the rule to fix, and only wrong rules read FAIL. The rows where nodes are shared
+(reuse, softmax, graph order, the composites) run each case three times on fresh graphs (other node ids, so other
+orders of a set): results that differ from run to run mean the class's backward depends on iteration order.
+
 Errors are "mixed": |got - expected| / max(1, the case's largest |expected|), relative for large values and
-absolute for small ones, per case; the tolerances are in parity/tolerances.py. The weights of step 1 are
-`Value * Value` and `Value + Value`, so the table lists those building blocks first: the first failing op in
-table order is the one to look at.
+absolute for small ones, per case; the tolerances are in parity/tolerances.py.
 """
 
 import math
+import random
 import sys
 
 from pure.engine import Value
@@ -71,19 +78,83 @@ def _plain_input(case):
 
 # ---- the two sides
 
-def user_side(spec, case, value_cls, weights):
-    """(forward values, input gradients) with the class under test: the outputs weighted by `weights` with the
-    protocol's own * and +, then backward."""
-    leaves = [value_cls(x) for x in _flatten(list(case.inputs.values()))]
-    it = iter(leaves)
-    args = {name: _rebuild(val, it) for name, val in case.inputs.items()}
-    outs = list(spec.build(**args, **case.const))
-    w = weights(len(outs))
-    loss = outs[0] * value_cls(w[0])
-    for o, wi in zip(outs[1:], w[1:]):
-        loss = loss + o * value_cls(wi)
-    loss.backward()
-    return [float(o.data) for o in outs], [float(v.grad) for v in leaves]
+PROTOCOL_NAMES = ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
+                  "__rtruediv__", "__pow__", "__neg__", "exp", "log", "relu", "tanh", "sigmoid", "erf", "gelu",
+                  "gelu_tanh", "silu")
+
+
+def _method_codes(value_cls):
+    """{code object: the protocol names it implements} for the class's methods (a method may have two names)."""
+    codes = {}
+    for name in PROTOCOL_NAMES:
+        f = getattr(value_cls, name, None)
+        code = getattr(getattr(f, "__func__", f), "__code__", None)
+        if code is not None:
+            codes.setdefault(code, set()).add(name)
+    return codes
+
+
+def _recording(codes, calls, fn, own=None):
+    """fn(), with the protocol methods it calls (its operators calling others: __sub__ calling __neg__) added to
+    `calls`; a method that is also the row's own rule (`own`: gelu_tanh = gelu) counts as that rule only."""
+    def profile(frame, event, arg):
+        if event == "call":
+            names = codes.get(frame.f_code)
+            if names:
+                calls.update((own,) if own in names else names)
+
+    old = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        return fn()
+    finally:
+        sys.setprofile(old)
+
+
+def weights_of(seed, op, case_index, n):
+    """The upstream gradients of a case: 1 for one output (the row shows the local derivative itself), else
+    random and non-uniform (ops_cases.upstream)."""
+    return [1.0] if n == 1 else ops_cases.upstream(seed, op, case_index, n)
+
+
+def user_side(spec, case, value_cls, weights, calls=None, codes=None):
+    """What the class computes for one case: (forward values, input gradients weighted by `weights`, per-output
+    input gradients, the weighted gradients of each further repeat). Each output's gradients come from the class's
+    own backward() run from that output on a graph of its own: nothing but backward() is asked of the class beyond
+    the computation itself. `calls`, a set, gets the protocol methods the computation called."""
+    def build():
+        leaves = [value_cls(x) for x in _flatten(list(case.inputs.values()))]
+        it = iter(leaves)
+        args = {name: _rebuild(val, it) for name, val in case.inputs.items()}
+        return leaves, list(spec.build(**args, **case.const))
+
+    keep = []  # every graph stays alive to the end: each fresh one gets fresh ids, so other orders of a set
+    pad = random.Random(f"{spec.name}:{_flatten(list(case.inputs.values()))}")
+    fwd, jac, weighted = None, None, []
+    for r in range(spec.repeat):
+        if r:  # shift the next graph's addresses by a few nodes, so that hash-ordered sets iterate otherwise
+            keep.append([value_cls(0.0) for _ in range(pad.randrange(1, 9))])
+        rows, n, i = [], None, 0
+        while n is None or i < n:
+            if r == 0 and i == 0 and calls is not None:
+                leaves, outs = _recording(codes if codes is not None else _method_codes(value_cls), calls, build,
+                                          spec.rule)
+            else:
+                leaves, outs = build()
+            keep.append((leaves, outs))
+            if n is None:
+                n = len(outs)
+                if r == 0:
+                    fwd = [float(o.data) for o in outs]
+            if n:
+                outs[i].backward()
+                rows.append([float(v.grad) for v in leaves])
+            i += 1
+        w = weights(n)
+        weighted.append([math.fsum(wi * row[k] for wi, row in zip(w, rows)) for k in range(len(leaves))])
+        if r == 0:
+            jac = rows
+    return fwd, weighted[0], jac, weighted[1:]
 
 
 def _torch_side(spec, case, weights):
@@ -159,6 +230,22 @@ def _why_not_checked(spec, value_cls, present):
     return None
 
 
+def _torch_jacobian(spec, case):
+    """torch's gradient of each output separately (rows of input gradients), to say which output is wrong."""
+    import torch
+
+    tensors = {name: torch.tensor(val, dtype=torch.float64, requires_grad=True) for name, val in case.inputs.items()}
+    out = spec.ref(**tensors, **case.const).reshape(-1)
+    rows = []
+    for j in range(out.numel()):
+        grads = torch.autograd.grad(out[j], list(tensors.values()), retain_graph=True, allow_unused=True)
+        row = []
+        for t, g in zip(tensors.values(), grads):
+            row += (torch.zeros_like(t) if g is None else g).reshape(-1).tolist()
+        rows.append(row)
+    return rows
+
+
 def _check_op(spec, user, seed):
     """user: {"why": text} when the class cannot run the op, else {"cases": [{"fwd", "grad"} or {"raised"}]}: what
     the class computed for each case (here, or in a worker)."""
@@ -169,6 +256,10 @@ def _check_op(spec, user, seed):
         return not_checked(spec.name, spec.kind, user["why"], required)
     result = _judge_op(spec, user["cases"], seed)
     result.required = required
+    lacks = _lacks_from(user["cases"]) if result.failed_checks == ["exception"] else None
+    if lacks is not None:  # the computation called a method the class lacks (its __sub__ calling __rmul__)
+        return not_checked(spec.name, spec.kind, f"lacks {lacks}", required)
+    result.calls = list(user.get("calls") or [])
     what = _lookalike(spec, user["cases"]) if result.status == "FAIL" else None
     if what is not None:
         result.detail += f"; every forward value matches {what}"
@@ -178,6 +269,21 @@ def _check_op(spec, user, seed):
         result.detail = (f"RecursionError: backward sorts the graph recursively, and this chain is "
                          f"{ops_cases.DEEP_CHAIN} nodes deep; Python's recursion limit is {sys.getrecursionlimit()}")
     return result
+
+
+def _lacks_from(user_cases):
+    """The one method the class lacks that every raising case names (TypeError: unsupported operand ...), or None."""
+    from .user_value import _lacking
+
+    named = set()
+    for c in user_cases:
+        if "raised" in c:
+            kind, _, text = c["raised"].partition(": ")
+            m = _lacking(text) if kind in ("TypeError", "AttributeError") else None
+            if m is None:
+                return None
+            named.add(m)
+    return named.pop() if len(named) == 1 else None
 
 
 def _lookalike(spec, user_cases):
@@ -201,38 +307,52 @@ def _lookalike(spec, user_cases):
     return what
 
 
-def user_results(spec, value_cls, seed, present):
-    """What the class computes for every case of the op, in the form _check_op takes (the worker sends the same)."""
+def user_results(spec, value_cls, seed, present, codes=None):
+    """What the class computes for every case of the op, in the form _check_op takes (the worker sends the same):
+    {"why"}, or {"cases": [{"fwd", "grad", "jac", "again"} or {"raised"}], "calls": the protocol methods called}."""
     why = _why_not_checked(spec, value_cls, present)
     if why is not None:
         return {"why": why}
-    cases = []
+    cases, calls = [], set()
+    codes = codes if codes is not None else _method_codes(value_cls)
     for ci, case in enumerate(spec.cases):
         try:
-            fwd, grad = user_side(spec, case, value_cls, lambda n, ci=ci: ops_cases.upstream(seed, spec.name, ci, n))
-            cases.append({"fwd": fwd, "grad": grad})
+            fwd, grad, jac, again = user_side(spec, case, value_cls,
+                                              lambda n, ci=ci: weights_of(seed, spec.name, ci, n), calls, codes)
+            cases.append({"fwd": fwd, "grad": grad, "jac": jac, "again": again})
         except Exception as e:  # noqa: BLE001 - the class under test raised: that op is wrong
             cases.append({"raised": f"{type(e).__name__}: {' '.join(str(e).split())}"[:200]})
-    return {"cases": cases}
+    return {"cases": cases, "calls": sorted(calls)}
+
+
+def _grad_text(names, i, got, expected, w):
+    text = f"d/d{names[i]}: got {got:.17g}, torch.autograd says {expected:.17g}"
+    if len(w) > 1:
+        text += f" (upstream weights {', '.join(f'{x:.3g}' for x in w)})"
+    return text
 
 
 def _judge_op(spec, user_cases, seed):
     worst = {"fwd": 0.0, "grad": 0.0, "fd": 0.0, "ref": 0.0}
     failed, first_input, detail = [], None, ""
-    used_fd = False
+    used_fd, varies, cause, rule = False, False, None, spec.rule
 
-    def fail(check, case, text):
-        nonlocal first_input, detail
+    def fail(check, case, text, why=None, which=None):
+        nonlocal first_input, detail, cause, rule
         if check not in failed:
             failed.append(check)
         if first_input is None:
             first_input, detail = _plain_input(case), text + (f" ({case.note})" if case.note else "")
+            cause = why
+            if which is not None:
+                rule = which
 
     for ci, case in enumerate(spec.cases):
         def weights(n, ci=ci):
-            return ops_cases.upstream(seed, spec.name, ci, n)
+            return weights_of(seed, spec.name, ci, n)
 
         t_fwd, t_grad, w = _torch_side(spec, case, weights)
+        w = w.tolist()
         names = _input_names(case)
         user = user_cases[ci] if ci < len(user_cases) else {"raised": "no result"}
         if "raised" in user:  # the class under test raised: that op is wrong
@@ -240,7 +360,8 @@ def _judge_op(spec, user_cases, seed):
             fail("exception", case, f"raised {user['raised']}"[:200])
             continue
         u_fwd, u_grad = [float(x) for x in user["fwd"]], [float(x) for x in user["grad"]]
-        if len(u_grad) != len(t_grad):
+        again = [[float(x) for x in g] for g in user.get("again") or []]
+        if len(u_grad) != len(t_grad) or any(len(g) != len(t_grad) for g in again):
             worst["grad"] = math.inf
             fail("gradient", case, f"{len(u_grad)} input gradients, expected {len(t_grad)}")
             continue
@@ -253,19 +374,39 @@ def _judge_op(spec, user_cases, seed):
         bad = [i for i, e in enumerate(errs) if not e <= OPS_FWD_TOL]
         if bad:
             i = bad[0]
-            out = "output" if len(t_fwd) == 1 else f"output {i}"
-            fail("forward", case, f"{out}: got {u_fwd[i]:.17g}, torch says {t_fwd[i]:.17g}")
-        errs, _ = _mixed_errors(u_grad, t_grad)
-        worst["grad"] = max(worst["grad"], max(errs))
-        bad = [i for i, e in enumerate(errs) if not e <= OPS_GRAD_TOL]
-        if bad:
-            i = bad[0]
-            fail("gradient", case, f"d/d{names[i]}: got {u_grad[i]:.17g}, torch.autograd says {t_grad[i]:.17g} "
-                                   f"(upstream weights {', '.join(f'{x:.3g}' for x in w.tolist())})")
+            out = "output" if len(t_fwd) == 1 else f"output {spec.outputs[i][0] if spec.outputs else i}"
+            fail("forward", case, f"{out}: got {u_fwd[i]:.17g}, torch says {t_fwd[i]:.17g}", "forward")
+        for g in again:  # the same case on a fresh graph: a correct backward gives the same gradients
+            if max(_mixed_errors(g, u_grad)[0], default=0.0) > OPS_GRAD_TOL:
+                varies = True
+        for r, grads in enumerate([u_grad, *again]):
+            errs, _ = _mixed_errors(grads, t_grad)
+            worst["grad"] = max(worst["grad"], max(errs))
+            bad = [i for i, e in enumerate(errs) if not e <= OPS_GRAD_TOL]
+            if not bad:
+                continue
+            i, why, which = bad[0], None, None
+            text = _grad_text(names, i, grads[i], t_grad[i], w)
+            jac = user.get("jac")
+            if r == 0 and jac and len(jac) == len(t_fwd) > 1:  # name the output that is wrong
+                t_jac = _torch_jacobian(spec, case)
+                for j, (u_row, t_row) in enumerate(zip(jac, t_jac)):
+                    row_errs, _ = _mixed_errors([float(x) for x in u_row], t_row)
+                    wrong = [k for k, e in enumerate(row_errs) if not e <= OPS_GRAD_TOL]
+                    if wrong:
+                        k = wrong[0]
+                        label, why, which = spec.outputs[j] if spec.outputs else (f"output {j}", None, None)
+                        text = (f"{label}: d/d{names[k]}: got {float(u_row[k]):.17g}, torch.autograd says "
+                                f"{t_row[k]:.17g}")
+                        break
+            if r:
+                text += f" (run {r + 1} of {1 + len(again)}, on a fresh graph)"
+            fail("gradient", case, text, why, which)
+            break
         if case.kink:
             continue
         used_fd = True
-        fd, noise = _finite_differences(spec, case, w)
+        fd, noise = _finite_differences(spec, case, torch_tensor(w))
         scale = max([1.0] + [abs(g) for g in t_grad])
         for label, grads in (("ref", t_grad), ("fd", u_grad)):
             for i, (g, f, n) in enumerate(zip(grads, fd, noise)):
@@ -277,10 +418,22 @@ def _judge_op(spec, user_cases, seed):
                     fail("reference" if label == "ref" else "finite-difference", case,
                          f"d/d{names[i]}: {who} {g:.17g}, central difference {f:.17g}")
                     break
+    if failed and varies:
+        detail += ("; other gradients on a fresh graph of the same computation: backward depends on iteration "
+                   "order (a set)")
+    if cause is None and failed:
+        cause = "order" if spec.rule == ops_cases.WALK else ("forward" if failed == ["forward"] else "rule")
     return OpResult(op=spec.name, ok=not failed, max_fwd_error=worst["fwd"], max_grad_error=worst["grad"],
                     max_fd_error=worst["fd"], ref_fd_error=worst["ref"],
                     checks=list(CHECKS) if used_fd else ["torch"], failed_checks=failed, input=first_input,
-                    detail=detail, cases=len(spec.cases), kind=spec.kind, status="FAIL" if failed else "ok")
+                    detail=detail, cases=len(spec.cases), kind=spec.kind, status="FAIL" if failed else "ok",
+                    rule=rule if failed else spec.rule, cause=cause, varies=varies)
+
+
+def torch_tensor(values):
+    import torch
+
+    return torch.tensor(values, dtype=torch.float64)
 
 
 def run_ops(value_cls=Value, seed=0, only=None, results=None, value_name=None):
@@ -313,4 +466,35 @@ def run_ops(value_cls=Value, seed=0, only=None, results=None, value_name=None):
         if s.name not in done:
             report.ops.append(stopped(s, report.stopped or "no result"))
     report.ops.sort(key=lambda r: [s.name for s in specs].index(r.op))
+    mark_built_on(report.ops, by_op)
     return report
+
+
+def mark_built_on(results, by_op):
+    """Rows (in table order) that call the rule of an earlier row found wrong read `not checked`, built on it; so
+    do the rows whose graphs share nodes (walk) once reuse or graph order is wrong. Only wrong rules read FAIL."""
+    wrong, walk_rows = {}, []  # rule -> the first row that found it wrong; the shared-node rows found wrong
+    for r in results:
+        spec = by_op.get(r.op)
+        if spec is None or r.status not in ("ok", "FAIL"):
+            continue
+        on = [wrong[m] for m in r.calls if m != spec.rule and m in wrong]
+        if spec.walk:
+            on += walk_rows
+        on = list(dict.fromkeys(on))
+        if on:
+            r.status, r.ok, r.built_on = "not checked", False, on
+            r.detail = f"built on {', '.join(on)}, which {'is' if len(on) == 1 else 'are'} wrong"
+            r.failed_checks, r.input = [], None
+            continue
+        if r.status != "FAIL":
+            continue
+        name = (ops_cases.RULE_NAMES.get(r.rule) or r.rule or r.op) if r.cause in ("rule", "forward") else r.op
+        if r.cause == "accumulate":
+            name = f"{r.op} (accumulate)"
+        elif r.cause == "order" or r.rule == ops_cases.WALK:
+            name = f"{r.op} (topological order)"
+        if r.rule is not None:
+            wrong.setdefault(r.rule, name)
+        if r.op in ("reuse", "graph order"):
+            walk_rows.append(name)

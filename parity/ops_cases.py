@@ -53,13 +53,27 @@ class OpSpec:
     cases: list
     kind: str = "op"  # "op" or "composite"
     singular_at_0: bool = False  # finite-difference steps scale with |x| (log, x**-1, ...), not with max(|x|, 1)
-    uses: tuple = ()  # the class's methods the computation calls (besides the weighting's * and +)
+    uses: tuple = ()  # the class's methods the computation calls
     extra: bool = False  # not part of the model (tanh, sigmoid, Value ** Value): checked when the class has it
     probe: Optional[Callable] = None  # (cls) -> anything; raising means the class does not support the op
     # (what, ref): a function often mistaken for this one (GELU's two forms); when the op fails and every forward
     # value of the class matches ref's, the row says so
     lookalike: Optional[tuple] = None
+    # the one rule the row checks: a method of the protocol ("__mul__"), or WALK (backward's graph walk); None for a
+    # composite, which checks how rules combine. A row calling the rule of an earlier row that is wrong is "not
+    # checked": it is built on that rule.
+    rule: Optional[str] = None
+    repeat: int = 1  # how many times each case runs, each on a fresh graph (other node ids, other set orders)
+    walk: bool = False  # the row's graph shares nodes: a wrong walk or accumulation (the reuse row) shows here too
+    # (label, what a wrong gradient of that output means: "accumulate" or "order", the rule it checks) per output
+    outputs: tuple = ()
 
+
+WALK = "backward's graph walk"  # the rule of the rows that check the order backward visits the graph in
+# How the table names each method's rule (the rows checking it), in words a learner reads.
+RULE_NAMES = {"__add__": "add", "__radd__": "number + Value", "__sub__": "sub", "__rsub__": "number - Value",
+              "__mul__": "mul", "__rmul__": "number * Value", "__truediv__": "div", "__rtruediv__": "number / Value",
+              "__pow__": "pow", "__neg__": "neg", WALK: WALK}
 
 # The local derivative each method needs, named when a class lacks it (what to implement).
 RULES = {
@@ -100,9 +114,28 @@ def _cross_entropy(logits, target):
 
 
 def _reuse(x, y):
-    """Nodes used more than once: x*x and x+x (one node on both sides), t feeding two ops, y feeding three."""
+    """Nodes used more than once: one node on both sides of * and of + (each backward must add, +=, to a gradient,
+    never assign it), and t = x*y feeding two ops (each of which must have added to t's gradient before t passes it
+    on: a reverse topological order), both ways round."""
     t = x * y
-    return [x * x + x, (y + y) * x, t ** 2 + t * y]
+    return [x * x, y + y, t * x + t * y, t * y + t * x]
+
+
+REUSE_OUTPUTS = (("x * x", "accumulate", "__mul__"), ("y + y", "accumulate", "__add__"),
+                 ("t*x + t*y, t = x*y", "order", WALK), ("t*y + t*x, t = x*y", "order", WALK))
+
+
+def _graph_order(x):
+    """Diamonds at two depths: t = a*b used by the sum and by m = t + c under it, on either side of the product
+    (t*m, m*t): a walk that is not a reverse topological order (breadth-first, a stack walk, a set's order) passes
+    t's gradient on before m has added to it."""
+    n, total = len(x), None
+    for i in range(n):
+        t = x[i] * x[(i + 1) % n]
+        m = t + x[(i + 2) % n]
+        d = t * m if i % 2 == 0 else m * t
+        total = d if total is None else total + d
+    return [total]
 
 
 def _deep_chain(x):
@@ -152,12 +185,14 @@ def _torch_silu(x):
 
 def unary(name, f, ref, xs, uses, **kw):
     """An op of one Value: f(x) with the class under test, ref(x) in torch, at each x."""
+    kw.setdefault("rule", uses[0])
     return OpSpec(name, lambda x: [f(x)], lambda x: ref(x).reshape(1), [Case({"x": x}) for x in xs], uses=uses,
                   **kw)
 
 
 def binary(name, f, xs, uses, **kw):
     """An op of two Values, the same expression on both sides: f(a, b) at each (a, b)."""
+    kw.setdefault("rule", uses[0])
     return OpSpec(name, lambda a, b: [f(a, b)], lambda a, b: f(a, b).reshape(1),
                   [Case({"a": a, "b": b}) for a, b in xs], uses=uses, **kw)
 
@@ -165,7 +200,7 @@ def binary(name, f, xs, uses, **kw):
 def with_number(name, f, cases, uses):
     """x op c and c op y, with c a plain number (two inputs, so that no node is reused here)."""
     return OpSpec(name, lambda x, y, c: [f(x, c), f(c, y)], lambda x, y, c: torch.stack([f(x, c), f(c, y)]),
-                  [Case({"x": x, "y": y}, {"c": c}) for x, y, c in cases], uses=uses)
+                  [Case({"x": x, "y": y}, {"c": c}) for x, y, c in cases], uses=uses, rule=uses[-1])
 
 
 def power(e, xs):
@@ -185,7 +220,8 @@ RELU_CASES = [Case({"x": 1.5}), Case({"x": -0.7}), Case({"x": 0.0}, kink=True, n
 
 
 def specs():
-    """The table, in the order ops are judged and listed: the weighting's building blocks (mul, add) first."""
+    """The table, in the order ops are judged and listed: each rule before the rows built on it (mul and add, then
+    the ops built from them, then the rows where nodes are shared, then the composites)."""
     return [
         binary("mul", lambda a, b: a * b, MUL_PAIRS, ("__mul__",)),
         binary("add", lambda a, b: a + b, [(0.5, -1.2), (1e8, 1e-8), (-3.0, 3.0), (0.0, 0.0), (2.5, 2.5)],
@@ -202,16 +238,17 @@ def specs():
         unary("exp", lambda x: x.exp(), lambda x: torch.exp(x), [-20.0, -1.0, 0.0, 0.5, 3.0, 30.0], ("exp",)),
         unary("log", lambda x: x.log(), lambda x: torch.log(x), [1e-3, 0.5, 1.0, 2.7, 1e4, 1e-8], ("log",),
               singular_at_0=True),
-        OpSpec("relu", lambda x: [x.relu()], lambda x: torch.relu(x).reshape(1), RELU_CASES, uses=("relu",)),
+        OpSpec("relu", lambda x: [x.relu()], lambda x: torch.relu(x).reshape(1), RELU_CASES, uses=("relu",),
+               rule="relu"),
         with_number("add(number)", lambda a, b: a + b, [(0.5, -1.2, 2.5), (3.0, 0.0, -0.75)], ("__add__", "__radd__")),
         with_number("sub(number)", lambda a, b: a - b, [(0.5, -1.2, 2.5), (3.0, 0.0, -0.75)], ("__sub__", "__rsub__")),
         with_number("mul(number)", lambda a, b: a * b, [(0.5, -1.2, 2.5), (3.0, 0.0, -0.75), (1.7, -0.4, 0)],
                     ("__mul__", "__rmul__")),
         with_number("div(number)", lambda a, b: a / b, [(0.5, -1.2, 2.5), (3.0, 0.25, -0.75)],
                     ("__truediv__", "__rtruediv__")),
-        OpSpec("reuse", _reuse, lambda x, y: torch.stack([x * x + x, (y + y) * x, (x * y) ** 2 + x * y * y]),
+        OpSpec("reuse", _reuse, lambda x, y: torch.stack(_reuse(x, y)),
                [Case({"x": 0.5, "y": -1.2}), Case({"x": -2.0, "y": 0.3}), Case({"x": 1.5, "y": 1.5})],
-               uses=("__pow__",)),
+               repeat=3, outputs=REUSE_OUTPUTS),
         OpSpec("softmax", lambda logits: model.softmax(logits), lambda logits: torch.softmax(logits, 0),
                [Case({"logits": [1.2, -0.3, 0.5, 2.0, -1.1]}),
                 Case({"logits": [12.0, 0.0, -1.0, 0.5]}, note="one dominant logit"),
@@ -220,14 +257,18 @@ def specs():
                 Case({"logits": [-1000.0, -1001.0, -999.0]}, note="large negative logits"),
                 Case({"logits": [1e-9, 0.0, -1e-9]}),
                 Case({"logits": [0.3]}, note="one logit")],
-               kind="composite", uses=("__sub__", "exp", "__truediv__")),
+               kind="composite", uses=("__sub__", "exp", "__truediv__"), walk=True, repeat=3),
+        # After softmax (the row a breadth-first walk fails first): a walk that passes reuse's one-level sharing.
+        OpSpec("graph order", _graph_order, lambda x: torch.stack(_graph_order(x)),
+               [Case({"x": [0.5, -1.2, 0.3, 2.0, -0.7, 1.1, -0.4, 0.9]}), Case({"x": [1.5, 0.25, -2.0, 0.6]})],
+               repeat=3, rule=WALK),
         OpSpec("rmsnorm", lambda x: model.rmsnorm(x), _torch_rmsnorm,
                [Case({"x": [0.5, -1.2, 0.3, 2.0, -0.1]}),
                 Case({"x": [1e-3, -2e-3, 5e-4, 0.0]}, fd_step=1e-9, note="mean square below the epsilon"),
                 Case({"x": [300.0, -150.0, 40.0, 2.0]}),
                 Case({"x": [0.0, 0.0, 1.5, 0.0]}),
                 Case({"x": [0.7, 0.7, 0.7, 0.7]})],
-               kind="composite", uses=("__truediv__", "__pow__")),
+               kind="composite", uses=("__truediv__", "__pow__"), walk=True),
         OpSpec("linear", lambda x, w: model.linear(x, w), lambda x, w: w @ x,
                [Case({"x": [0.5, -1.2, 0.3], "w": [[0.1, -0.2, 0.7], [1.5, 0.0, -0.4]]}),
                 Case({"x": [0.0, 2.0, -3.0], "w": [[1e3, 1e-3, -0.5], [0.25, 0.25, 0.25], [-1.0, 0.0, 1.0]]}),
@@ -241,13 +282,13 @@ def specs():
                 Case({"q": [0.4, -0.9], "k": [[0.6, 0.2]], "v": [[-1.1, 0.8]]}, note="one position"),
                 Case({"q": [0.0, 0.0], "k": [[0.3, -0.2], [0.8, 0.1]], "v": [[0.5, 1.5], [-0.5, 2.5]]},
                      note="zero query: equal weights")],
-               kind="composite", uses=("__truediv__", "__sub__", "exp")),
+               kind="composite", uses=("__truediv__", "__sub__", "exp"), walk=True, repeat=3),
         OpSpec("cross-entropy", _cross_entropy, _torch_cross_entropy,
                [Case({"logits": [1.2, -0.3, 0.5, 2.0, -1.1]}, {"target": 2}),
                 Case({"logits": [8.0, 0.0, -1.0, 0.5]}, {"target": 0}, note="confident and right"),
                 Case({"logits": [8.0, 0.0, -1.0, 0.5]}, {"target": 2}, note="confident and wrong"),
                 Case({"logits": [0.2, 0.2, 0.2]}, {"target": 1}, note="equal logits")],
-               kind="composite", uses=("__sub__", "exp", "__truediv__", "log", "__neg__")),
+               kind="composite", uses=("__sub__", "exp", "__truediv__", "log", "__neg__"), walk=True, repeat=3),
         # Common extras, checked when the class has them (the seed's model does not use them).
         unary("tanh", lambda x: x.tanh(), lambda x: torch.tanh(x), [-20.0, -1.5, 0.0, 1e-8, 0.3, 2.0, 20.0],
               ("tanh",), extra=True),

@@ -24,19 +24,27 @@ __all__ = ["assert_ops", "assert_trace", "assert_value_class"]
 
 
 def _failure(report):
+    """The verdict line, the diagnosis and what broke (an ops report's what-broke lines, else the failing rows of
+    the table): never a repr of the report."""
+    __tracebackhide__ = True
     lines = [report.message()]
-    rows = report.failing_rows()
-    if rows:
-        lines += ["", *rows]
+    broke = report.what_broke() if hasattr(report, "what_broke") else []
+    if broke:
+        lines += ["", "what broke (the first input, in table order):", *(f"  {line}" for line in broke)]
+    else:
+        rows = report.failing_rows()
+        if rows:
+            lines += ["", *rows]
     for note in getattr(report, "notes", None) or []:
         lines.append(f"note: {note}")
     return "\n".join(lines)
 
 
 def _assert(report, allow_partial):
+    __tracebackhide__ = True  # pytest shows the test's own line, not this frame and its report argument
     if report.verdict == "agree" or (allow_partial and report.verdict == "partial"):
         return report
-    raise AssertionError(_failure(report))
+    raise AssertionError(_failure(report)) from None
 
 
 def assert_trace(path, *, allow_partial=False, **options):

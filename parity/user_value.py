@@ -23,8 +23,57 @@ PROTOCOL = ("Class(data), .data, .grad, + - * / with Values and numbers (both si
 MODEL_METHODS = ("__add__", "__sub__", "__mul__", "__truediv__", "__pow__", "__neg__", "exp", "log", "relu",
                  "backward")
 MODEL_NEEDS = "+ - * / with Values and numbers, ** a number, unary -, .exp(), .log(), .relu(), .backward()"
-# What `parity ops` needs to check anything at all: it weights each op's outputs with * and + before backward.
+# What `parity ops` needs to check anything at all: the rows are built from + and * and read through .backward();
+# whatever else the class lacks reads `absent` (the model needs it) or `n/a` (optional: EXTRA_METHODS below).
 OPS_METHODS = ("__add__", "__mul__", "backward")
+
+# The model's uses of the protocol, tried on the class (a Value a = cls(1.5), b = cls(0.5)), so that a refusal names
+# every method the model will need at once, those the class's own operators call included (its __sub__ calling
+# __neg__ or __rmul__).
+MODEL_TRIES = (
+    ("a + b", lambda a, b: a + b), ("a + 2", lambda a, b: a + 2.0), ("2 + a", lambda a, b: 2.0 + a),
+    ("a - b", lambda a, b: a - b), ("a - 2", lambda a, b: a - 2.0), ("2 - a", lambda a, b: 2.0 - a),
+    ("a * b", lambda a, b: a * b), ("a * 2", lambda a, b: a * 2.0), ("2 * a", lambda a, b: 2.0 * a),
+    ("a / b", lambda a, b: a / b), ("a / 2", lambda a, b: a / 2.0), ("2 / a", lambda a, b: 2.0 / a),
+    ("a ** 2", lambda a, b: a ** 2), ("a ** -0.5", lambda a, b: a ** -0.5), ("-a", lambda a, b: -a),
+    ("a.exp()", lambda a, b: a.exp()), ("a.log()", lambda a, b: a.log()), ("a.relu()", lambda a, b: a.relu()),
+)
+_OPERATORS = {"+": ("__add__", "__radd__"), "-": ("__sub__", "__rsub__"), "*": ("__mul__", "__rmul__"),
+              "/": ("__truediv__", "__rtruediv__"), "** or pow()": ("__pow__", "__rpow__")}
+
+
+def _lacking(exc, cls=None):
+    """The method a TypeError / AttributeError says the class lacks, or None."""
+    text = str(exc)
+    m = re.search(r"has no attribute '(\w+)'", text)
+    if m:
+        return m.group(1)
+    if "bad operand type for unary -" in text:
+        return "__neg__"
+    m = re.search(r"unsupported operand type\(s\) for (.+?): '(\w+)' and '(\w+)'", text)
+    if m and m.group(1) in _OPERATORS:
+        forward, reflected = _OPERATORS[m.group(1)]
+        numbers = ("int", "float")
+        return reflected if m.group(2) in numbers and (cls is None or m.group(3) == cls.__name__) else forward
+    return None
+
+
+def tried_protocol(cls):
+    """[(what the model does, the method it lacks or None, what it raised)] for every use of MODEL_TRIES that
+    raises a TypeError or AttributeError on the class."""
+    try:
+        a, b = cls(1.5), cls(0.5)
+    except Exception:  # noqa: BLE001 - check_protocol says why
+        return []
+    out = []
+    for what, f in MODEL_TRIES:
+        try:
+            f(a, b)
+        except (TypeError, AttributeError) as e:
+            out.append((what, _lacking(e, cls), _one_line(e)))
+        except Exception:  # noqa: BLE001 - a wrong value (log of a negative, ...) is for `ops` to judge
+            pass
+    return out
 
 
 def _one_line(exc):
@@ -147,10 +196,18 @@ def check_protocol(cls, name=None, needs=MODEL_METHODS, purpose="run the model")
                          f"the protocol needs {PROTOCOL}") from None
     missing = [a for a in REQUIRED_ATTRIBUTES if not hasattr(v, a)]
     missing += [m for m in needs if not callable(getattr(v, m, None))]
-    if missing:
+    called = []  # what the model does that raises, though the class has the method (its operators call others)
+    if needs == MODEL_METHODS:
+        for what, lacks, raised in tried_protocol(cls):
+            if lacks is not None and lacks not in missing:
+                missing.append(lacks)
+            if lacks is None or lacks not in needs:
+                called.append(f"{what} raised {raised}")
+    if missing or called:
         ops_hint = "" if needs == OPS_METHODS else "; `parity ops --value ...` checks the ops it does have"
-        raise ValueError(f"Value class {name} cannot {purpose}: it lacks {', '.join(missing)} "
-                         f"(needed: {MODEL_NEEDS if needs == MODEL_METHODS else ', '.join(needs)}){ops_hint}")
+        tried = f"; tried: {'; '.join(called)}" if called else ""
+        raise ValueError(f"Value class {name} cannot {purpose}: it lacks {', '.join(missing) or 'nothing by name'} "
+                         f"(needed: {MODEL_NEEDS if needs == MODEL_METHODS else ', '.join(needs)}){tried}{ops_hint}")
     try:
         data = float(v.data)
     except Exception as e:

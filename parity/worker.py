@@ -303,6 +303,16 @@ def _numbers(x):
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in x)
 
 
+def _rows(x):
+    return isinstance(x, list) and len(x) <= 1 << 10 and all(_numbers(row) for row in x)
+
+
+def _names(x):
+    from .ops import PROTOCOL_NAMES
+
+    return isinstance(x, list) and all(isinstance(n, str) and n in PROTOCOL_NAMES for n in x)
+
+
 def ops_events(worker, specs):
     """An ops worker's frames as (op, {"why"} or {"cases"}), each checked: the ops in table order, one result per
     case, numbers where numbers belong; anything else stops the job (WorkerFailure)."""
@@ -314,17 +324,21 @@ def ops_events(worker, specs):
             if isinstance(header["why"], str):
                 yield spec.name, {"why": header["why"][:300]}
                 continue
-        elif ok and isinstance(header.get("cases"), list) and len(header["cases"]) == len(spec.cases):
+        elif ok and isinstance(header.get("cases"), list) and len(header["cases"]) == len(spec.cases) and \
+                _names(header.get("calls", [])):
             cases = []
             for c in header["cases"]:
                 if isinstance(c, dict) and isinstance(c.get("raised"), str):
                     cases.append({"raised": c["raised"][:300]})
-                elif isinstance(c, dict) and all(_numbers(c.get(k)) for k in ("fwd", "grad")):
-                    cases.append({"fwd": [float(x) for x in c["fwd"]], "grad": [float(x) for x in c["grad"]]})
+                elif isinstance(c, dict) and all(_numbers(c.get(k)) for k in ("fwd", "grad")) and \
+                        all(_rows(c.get(k, [])) for k in ("jac", "again")):
+                    cases.append({"fwd": [float(x) for x in c["fwd"]], "grad": [float(x) for x in c["grad"]],
+                                  "jac": [[float(x) for x in row] for row in c.get("jac", [])],
+                                  "again": [[float(x) for x in row] for row in c.get("again", [])][:8]})
                 else:
                     break
             else:
-                yield spec.name, {"cases": cases}
+                yield spec.name, {"cases": cases, "calls": list(header.get("calls", []))}
                 continue
         worker.stop()
         raise WorkerFailure("sent a message the judge refuses (an op's result out of order or malformed)",
@@ -448,29 +462,19 @@ def _load(job, send):
 
 def _serve_ops(job, cls, send):
     """For each op of the table: absent / n/a, or per case the forward values and input gradients (or what it
-    raised), computed with the class; the judge does the rest."""
+    raised), computed with the class, and the protocol methods its computation called; the judge does the rest."""
     from . import ops
-    from .ops_cases import specs, upstream
+    from .ops_cases import specs
     from .user_value import present_methods
 
     present = present_methods(cls)
+    codes = ops._method_codes(cls)
     for spec in specs():
         if job.get("only") and spec.name not in job["only"]:
             continue
         send({"type": "phase", "phase": f"op {spec.name}"})
-        why = ops._why_not_checked(spec, cls, present)
-        if why is not None:
-            send({"type": "op", "op": spec.name, "why": why})
-            continue
-        results = []
-        for ci, case in enumerate(spec.cases):
-            try:
-                fwd, grad = ops.user_side(spec, case, cls,
-                                          lambda n, ci=ci, op=spec.name: upstream(job["seed"], op, ci, n))
-                results.append({"fwd": [float(x) for x in fwd], "grad": [float(x) for x in grad]})
-            except Exception as e:  # noqa: BLE001 - the class under test raised: that op is wrong
-                results.append({"raised": f"{type(e).__name__}: {' '.join(str(e).split())}"[:200]})
-        send({"type": "op", "op": spec.name, "cases": results})
+        result = ops.user_results(spec, cls, job["seed"], present, codes)
+        send({"type": "op", "op": spec.name, **result})
 
 
 def _serve_run(job, cls, send):

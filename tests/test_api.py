@@ -85,7 +85,8 @@ def test_repr_html_marks_the_failing_row_and_shows_verdict_and_plot(wrong_trace_
     assert "diverge" in page and "first divergence: step 1 (lockstep, backward)" in page
     marked = [chunk.split("</span>")[0] for chunk in page.split("<span style='background:#ffebe9")[1:]]
     assert any("grad:lm_head" in m for m in marked) and not any("param:wte" in m for m in marked)
-    assert "<img alt='error per step' src='data:image/png;base64," in page
+    assert "<img alt='error per step' style='max-width:100%;height:auto' src='data:image/png;base64," in page
+    assert "diagnosis: diagnosis:" not in page and "white-space:pre-wrap" in page
     assert "agree" in parity.check_ops()._repr_html_()
 
 

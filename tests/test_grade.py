@@ -90,3 +90,34 @@ def test_bad_folders_and_terms_are_one_error_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "parity", "grade", str(tmp_path), "--config",
                         str(tmp_path / "terms.json")], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and "unknown terms n_layers" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_each_row_carries_the_wrong_rule_its_fix_and_why_the_run_was_skipped(tmp_path):
+    """For a teacher: the rule, the input and the fix per row; an error keeps its cause; a skipped run says why;
+    the Markdown is a table a student reads."""
+    folder = tmp_path / "class"
+    folder.mkdir()
+    shutil.copy(ROOT / "tests/engines/learner_mul_swapped.py", folder / "mia.py")
+    (folder / "ned.py").write_text("from micrograd.engine import Value\n")  # a package the grader does not have
+    (folder / "oli.py").write_text("from tests.engines.wrong_rules import MissingRelu as Value\n")  # lacks relu
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "parity", "grade", str(folder), "--jobs", "3", "--timeout", "60",
+                        "--json", str(out / "g.json"), "--markdown", str(out / "g.md")], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1, r.stdout + r.stderr
+    rows = {row["name"]: row for row in json.loads((out / "g.json").read_text())["submissions"]}
+    mia, ned, oli = rows["mia.py"], rows["ned.py"], rows["oli.py"]
+    assert mia["verdict"] == "diverge" and mia["diagnosis"]["id"] == "ops:mul"
+    assert mia["diagnosis"]["fix"] == "mul's local derivative: d(ab)/da = b, d(ab)/db = a"
+    assert mia["diagnosis"]["rules"][0]["detail"] == "d/da: got 0.5, torch.autograd says -1.2"
+    assert mia["run"].startswith("skipped: ops found a wrong rule")
+    assert ned["verdict"] == "error" and "No module named 'micrograd'" in ned["detail"]
+    assert "parity-worker" not in ned["detail"] and ned["run"].startswith("skipped: the class could not be checked")
+    assert oli["verdict"] == "partial" and oli["run"].startswith("skipped: the class lacks relu, which the model needs")
+    table = r.stdout
+    assert "mul at a=0.5, b=-1.2: d/da: got 0.5" in table
+    assert "ModuleNotFoundError: No module named 'micrograd'" in table
+    md = (out / "g.md").read_text()
+    assert ("| mia.py | diverge | mul at a=0.5, b=-1.2: d/da: got 0.5, torch.autograd says -1.2 | mul's local "
+            "derivative: d(ab)/da = b, d(ab)/db = a | skipped: ops found a wrong rule") in md
+    assert "| oli.py | partial | lacks relu, which the model needs | relu: d/dx relu(x) = 1 where x > 0, else 0 |" in md
