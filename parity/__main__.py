@@ -72,11 +72,15 @@ def build_parser(prog="python -m parity"):
     o = sub.add_parser("ops", help="check every op and composite of a Value class against torch and finite "
                                    "differences",
                        description="For every operation of the Value protocol (add, sub, mul, div, neg, pow with "
-                                   "exponents 2, 3, 0.5, -0.5, -1, exp, log, relu, forms with numbers, reused nodes) "
-                                   "and every composite of the model (softmax, rmsnorm, linear, attention head, "
-                                   "cross-entropy), on a table of inputs with edge cases and random non-uniform "
-                                   "upstream gradients: compare forward values and gradients with torch.autograd "
-                                   "(float64) and central finite differences. Exit 0 all ok, 1 any op wrong, "
+                                   "exponents 2, 3, 0.5, -0.5, -1, exp, log, relu, forms with numbers, reused nodes, "
+                                   "a graph with shared nodes at two depths), every composite of the model (softmax, "
+                                   "rmsnorm, linear, attention head, cross-entropy) and the optional extras (tanh, "
+                                   "sigmoid, erf, gelu, gelu_tanh, silu, the variants' activations), on a table of "
+                                   "inputs with edge cases: compare forward values and gradients with torch.autograd "
+                                   "(float64) and central finite differences, each rule on its own (rows built on a "
+                                   "wrong rule read 'not checked'), and end with a diagnosis: the wrong rule, the "
+                                   "input, what it got, and the fix. Statuses: ok, FAIL, not checked, absent (the "
+                                   "model needs it), n/a (optional), limit. Exit 0 all ok, 1 any rule wrong, "
                                    "2 usage error.")
     o.add_argument("--value", metavar="SPEC", help=VALUE_HELP + " (default: pure's own Value)")
     o.add_argument("--json", metavar="FILE", help='write {"verdict": ..., "ops": [{"op", "ok", ...}]} as JSON')
