@@ -64,8 +64,9 @@ def _details(path):
     return AtomicFile(path) if path else contextlib.nullcontext()
 
 
-def _value(value, for_ops=False):
-    """(class, its name) from a spec "file.py:Class" / "module:Class", a class object, or None (pure's Value)."""
+def _value(value, for_ops=False, activation="relu"):
+    """(class, its name) from a spec "file.py:Class" / "module:Class", a class object, or None (pure's Value);
+    activation: a declared variant's, whose methods the class needs too."""
     from .user_value import check_protocol, load_value
 
     if isinstance(value, type):
@@ -74,11 +75,14 @@ def _value(value, for_ops=False):
             from .user_value import OPS_METHODS
 
             return check_protocol(value, name=name, needs=OPS_METHODS, purpose="be checked op by op"), name
-        return check_protocol(value, name=name), name
+        return check_protocol(value, name=name, activation=activation), name
     if value is not None and not str(value).strip():
         raise InputError("--value was given an empty spec; give path/to/file.py:Class or module:Class, or leave "
                          "--value out")
-    return load_value(value, for_ops=for_ops)
+    cls, name = load_value(value, for_ops=for_ops)
+    if not for_ops and value is not None and activation != "relu":
+        check_protocol(cls, name=name, activation=activation)
+    return cls, name
 
 
 def _diagnose(report, log, value_cls=None, value_spec=None, timeout=None, max_memory=None):
@@ -191,7 +195,7 @@ def run(data: Union[PathLike, Sequence[str], None] = None, *, seed: int = 42, st
                 parse_spec(value)
             value_cls, value_name = None, value or "pure.engine:Value"
         else:
-            value_cls, value_name = _value(value)
+            value_cls, value_name = _value(value, activation=declared.get("activation", "relu"))
         data_path = None if (data is None or not isinstance(data, (str, os.PathLike))) else data
         inputs = {"--data": data_path or (os.environ.get(ENV_VAR) if data is None else None),
                   "--value": spec_file(value) if isinstance(value, str) else None}

@@ -181,11 +181,12 @@ def present_methods(cls):
     return {m for m in (*REQUIRED_METHODS, *EXTRA_METHODS) if callable(getattr(cls, m, None))}
 
 
-def check_protocol(cls, name=None, needs=MODEL_METHODS, purpose="run the model"):
+def check_protocol(cls, name=None, needs=MODEL_METHODS, purpose="run the model", activation="relu"):
     """Instantiate cls(1.5), check .data and .grad and the methods `needs`; ValueError naming what lacks.
 
-    `parity run` needs every op the model calls (MODEL_METHODS); `parity ops` only what it weights outputs with
-    (OPS_METHODS) and checks whatever else is there.
+    `parity run` needs every op the model calls (MODEL_METHODS), and a declared variant's activation what it calls
+    (gelu: .erf(), gelu_tanh: .tanh(), silu: .sigmoid(); pure.variants.activate); `parity ops` only what it weights
+    outputs with (OPS_METHODS) and checks whatever else is there.
     """
     name = name or describe(cls)
     short = name.rsplit(":", 1)[-1]
@@ -203,7 +204,18 @@ def check_protocol(cls, name=None, needs=MODEL_METHODS, purpose="run the model")
                 missing.append(lacks)
             if lacks is None or lacks not in needs:
                 called.append(f"{what} raised {raised}")
-    if missing or called:
+        if activation != "relu":
+            from pure.variants import activate
+
+            try:
+                activate(cls(0.3), activation)
+            except (TypeError, AttributeError) as e:
+                lacks = _lacking(e, cls)
+                if lacks is not None and lacks not in missing:
+                    missing.append(lacks)
+                called.append(f"the variant's activation {activation} raised {_one_line(e)}")
+            except Exception:  # noqa: BLE001 - a wrong value is for `ops` to judge
+                pass
         ops_hint = "" if needs == OPS_METHODS else "; `parity ops --value ...` checks the ops it does have"
         tried = f"; tried: {'; '.join(called)}" if called else ""
         raise ValueError(f"Value class {name} cannot {purpose}: it lacks {', '.join(missing) or 'nothing by name'} "

@@ -449,7 +449,7 @@ def _load(job, send):
         if job["mode"] == "ops":
             check_protocol(cls, name=job["spec"], needs=OPS_METHODS, purpose="be checked op by op")
         else:
-            check_protocol(cls, name=job["spec"])
+            check_protocol(cls, name=job["spec"], activation=job["run"].get("variant", {}).get("activation", "relu"))
     except ValueError as e:
         send({"type": "error", "message": str(e).replace(spec, job["spec"])})
         return None

@@ -347,3 +347,12 @@ def test_the_first_gist_revision_is_not_expressible_and_diverges(tmp_path):
     report = parity.check_trace(PORTS / "variant_gist_2d7d2d2c_first.jsonl.gz")
     assert report.verdict == "diverge" and report.first_divergence["step"] == 1, report.verdict_line
     assert report.diagnosis is not None
+
+
+def test_a_value_class_is_refused_before_work_when_the_variant_needs_what_it_lacks():
+    out = _run("-m", "parity", "run", "--steps", "2", "--samples", "0", "--n-embd", "8", "--n-head", "2",
+               "--block-size", "8", "--variant", "activation=gelu", "--value", "tests/engines/micrograd_style.py:Value")
+    assert out.returncode == 2 and "it lacks erf" in out.stderr and "the variant's activation gelu" in out.stderr
+    report = parity.run(make_corpus(), steps=2, samples=0, variant="activation=relu2", n_embd=8, n_head=2,
+                        block_size=8, value="tests/engines/micrograd_style.py:Value")
+    assert report.verdict == "agree", report.verdict_line  # relu2 needs only relu and **
