@@ -182,6 +182,14 @@ def _rmsnorm_eps_outside_sqrt(x, sums=PLAIN_SUMS, eps=None):
     return [xi * scale for xi in x]
 
 
+def _rmsnorm_with(scale_of):
+    """rmsnorm whose scale is scale_of(sum of squares, n, eps) (the seed's: (sum / n + eps) ** -0.5)."""
+    def rmsnorm(x, sums=PLAIN_SUMS, eps=None):
+        scale = scale_of(sums[1](x, x), len(x), pure.model.RMS_EPS if eps is None else eps)
+        return [xi * scale for xi in x]
+    return rmsnorm
+
+
 def _layernorm(x, sums=PLAIN_SUMS, eps=None):
     mean = sums[0](x) / len(x)
     centred = [xi - mean for xi in x]
@@ -270,13 +278,14 @@ def _no_position(gpt, t, pos, keys, vals, params, config, tap, sums):
 
 
 def _loss_scaled(factor):
-    """The document's loss times factor(n, config): summed instead of averaged, or averaged over block_size."""
+    """The document's loss times factor(n, config, tokens): summed instead of averaged, averaged over block_size or
+    over the document's tokens, not negated."""
     def patches(config):
         original = pure.train.doc_loss
 
         def doc_loss(tokens, params, config, tap=None, sums=PLAIN_SUMS):
             n = min(config.block_size, len(tokens) - 1)
-            return original(tokens, params, config, tap, sums) * factor(n, config)
+            return original(tokens, params, config, tap, sums) * factor(n, config, tokens)
         return [(pure.train, "doc_loss", doc_loss)]
     return patches
 
@@ -299,89 +308,143 @@ def _js_div(a, b):
     return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
-def _adam_step(eps_inside=False, t_from_zero=False, weight_decay=0.0):
-    """Adam.step with eps inside the square root, the bias correction's t counted from 0, or a decoupled weight
-    decay (AdamW's): the seed's expressions otherwise."""
+def _seed_betas(beta1, beta2):
+    """The seed's four uses of the betas: (m's decay, m's factor on g, v's decay, v's factor on g^2, the beta of m's
+    bias correction, the beta of v's)."""
+    return beta1, 1 - beta1, beta2, 1 - beta2, beta1, beta2
+
+
+def _adam_step(eps_inside=False, t_from_zero=False, weight_decay=0.0, betas=_seed_betas):
+    """Adam.step with eps inside the square root, the bias correction's t counted from 0, a decoupled weight decay
+    (AdamW's), or a beta in the wrong place (`betas`: as _seed_betas): the seed's expressions otherwise."""
     def step(self, step):
         c = self.config
         lr_t = self.lr_at(step)
         t = step if t_from_zero else step + 1
-        bias1, bias2 = 1 - js_pow(c.beta1, t), 1 - js_pow(c.beta2, t)
+        m_decay, m_factor, v_decay, v_factor, b1, b2 = betas(c.beta1, c.beta2)
+        bias1, bias2 = 1 - js_pow(b1, t), 1 - js_pow(b2, t)
+        m, v, eps, sqrt = self.m, self.v, c.eps, math.sqrt
+        if bias1 and bias2 and not eps_inside and not weight_decay:  # the common case, without the guards
+            for i, p in enumerate(self.params):
+                g = p.grad
+                m[i] = m_i = m_decay * m[i] + m_factor * g
+                v[i] = v_i = v_decay * v[i] + v_factor * g * g
+                p.data -= lr_t * (m_i / bias1 / (sqrt(v_i / bias2) + eps))
+            self.zero_grad()
+            return
         for i, p in enumerate(self.params):
             g = p.grad
-            self.m[i] = c.beta1 * self.m[i] + (1 - c.beta1) * g
-            self.v[i] = c.beta2 * self.v[i] + (1 - c.beta2) * g * g
-            m_hat, v_hat = _js_div(self.m[i], bias1), _js_div(self.v[i], bias2)
-            denom = math.sqrt(v_hat + c.eps) if eps_inside else math.sqrt(v_hat) + c.eps
+            m[i] = m_decay * m[i] + m_factor * g
+            v[i] = v_decay * v[i] + v_factor * g * g
+            m_hat, v_hat = _js_div(m[i], bias1), _js_div(v[i], bias2)
+            denom = sqrt(v_hat + eps) if eps_inside else sqrt(v_hat) + eps
             p.data -= lr_t * _js_div(m_hat, denom) + lr_t * weight_decay * p.data
         self.zero_grad()
     return step
+
+
+def _betas(**uses):
+    """Adam with some of the betas' uses changed: uses maps m_decay, m_factor, v_decay, v_factor, bias1, bias2 to a
+    function of (beta1, beta2)."""
+    order = ("m_decay", "m_factor", "v_decay", "v_factor", "bias1", "bias2")
+
+    def betas(beta1, beta2):
+        seed = dict(zip(order, _seed_betas(beta1, beta2)))
+        return tuple(uses[k](beta1, beta2) if k in uses else seed[k] for k in order)
+    return _adam(step=_adam_step(betas=betas))
 
 
 def _adam(**changes):
     return lambda config: [(Adam, name, fn) for name, fn in changes.items()]
 
 
+# The linear decay, with the division said: in C, Java, Rust and Go `step / num_steps` of two integers is 0, which
+# is itself a known bug (lr-decay-integer-division)
+LR_FIX = ("lr_t = lr * (1.0 - (double)step / num_steps), step counted from 0, num_steps the run's length "
+          "(floating-point division)")
+
+
 def catalogue():
     """Every known bug, in the order they are tried and listed: the autograd's rules, the model, the optimizer,
-    then the tracing slips."""
+    then the tracing slips. Each fix is written for any language: pow(), sqrt() and exp() for the powers and roots
+    (`^` is XOR in C, Java, Rust and Go), and floating-point division said where integers would truncate."""
     rule, model, opt, slip = "rule", "model", "optimizer", "slip"
     V = Value
+    rms = "rmsnorm: scale = 1 / sqrt(sum(x*x) / n + 1e-5), n = len(x); y = x * scale"
+    lr_fix = LR_FIX
+    m_fix, v_fix = "m = beta1 * m + (1 - beta1) * g", "v = beta2 * v + (1 - beta2) * g * g"
+    bc_fix = "m_hat = m / (1 - pow(beta1, t)), v_hat = v / (1 - pow(beta2, t)), t = step + 1"
+    pow_fix = "pow: d pow(x, n)/dx = n * pow(x, n-1)"
+    loss_fix = "loss = -sum(log(p[target])) / n (floating-point), n = min(block_size, len(tokens) - 1) predictions"
     return [
         # -- the autograd's rules (backward)
-        Bug("mul-swapped", "mul's local gradients swapped: d(ab)/da = a", "d(ab)/da = b, d(ab)/db = a",
+        Bug("mul-swapped", "mul's local gradients swapped: d(a*b)/da = a", "mul: d(a*b)/da = b, d(a*b)/db = a",
             "backward", rule, lambda c: [(V, "__mul__", _mul_swapped)]),
-        Bug("add-drops-second", "add passes no gradient to its second operand", "d(a+b)/da = d(a+b)/db = 1",
+        Bug("add-drops-second", "add passes no gradient to its second operand", "add: d(a+b)/da = d(a+b)/db = 1",
             "backward", rule, lambda c: [(V, "__add__", _add_rule(1, 0))]),
-        Bug("add-drops-first", "add passes no gradient to its first operand", "d(a+b)/da = d(a+b)/db = 1",
+        Bug("add-drops-first", "add passes no gradient to its first operand", "add: d(a+b)/da = d(a+b)/db = 1",
             "backward", rule, lambda c: [(V, "__add__", _add_rule(0, 1))]),
-        Bug("neg-grad-sign", "neg's gradient +1 instead of -1", "d(-x)/dx = -1",
+        Bug("neg-grad-sign", "neg's gradient +1 instead of -1", "neg: d(-x)/dx = -1",
             "backward", rule, lambda c: [(V, "__neg__", _neg_keeps_sign)]),
-        Bug("pow-off-by-one", "pow's gradient n*x^n instead of n*x^(n-1)", "d(x^n)/dx = n * x^(n-1)",
+        Bug("pow-off-by-one", "pow's gradient n*pow(x, n) instead of n*pow(x, n-1)", pow_fix,
             "backward", rule, lambda c: [(V, "__pow__", _pow_rule(lambda x, n: n * js_pow(x, n)))]),
-        Bug("pow-missing-n", "pow's gradient x^(n-1), without the factor n", "d(x^n)/dx = n * x^(n-1)",
+        Bug("pow-missing-n", "pow's gradient pow(x, n-1), without the factor n", pow_fix,
             "backward", rule, lambda c: [(V, "__pow__", _pow_rule(lambda x, n: js_pow(x, n - 1)))]),
-        Bug("pow-grad-sign", "pow's gradient -n*x^(n-1): the wrong sign", "d(x^n)/dx = n * x^(n-1)",
+        Bug("pow-grad-sign", "pow's gradient -n*pow(x, n-1): the wrong sign", pow_fix,
             "backward", rule, lambda c: [(V, "__pow__", _pow_rule(lambda x, n: -n * js_pow(x, n - 1)))]),
-        Bug("div-denominator-sign", "division's gradient for the divisor +a/b^2 instead of -a/b^2",
-            "d(a/b)/db = -a/b^2", "backward", rule, lambda c: [(V, "__truediv__", _div_rule(lambda a, b: a / b / b))]),
+        Bug("div-denominator-sign", "division's gradient for the divisor +a/(b*b) instead of -a/(b*b)",
+            "div: d(a/b)/da = 1/b, d(a/b)/db = -a/(b*b)", "backward", rule,
+            lambda c: [(V, "__truediv__", _div_rule(lambda a, b: a / b / b))]),
         Bug("div-denominator-dropped", "division passes no gradient to its divisor (treated as a constant)",
-            "d(a/b)/db = -a/b^2", "backward", rule, lambda c: [(V, "__truediv__", _div_rule(lambda a, b: 0.0))]),
-        Bug("exp-grad-one", "exp's gradient 1 instead of e^x", "d/dx e^x = e^x",
+            "div: d(a/b)/da = 1/b, d(a/b)/db = -a/(b*b)", "backward", rule,
+            lambda c: [(V, "__truediv__", _div_rule(lambda a, b: 0.0))]),
+        Bug("exp-grad-one", "exp's gradient 1 instead of exp(x)", "exp: d exp(x)/dx = exp(x)",
             "backward", rule, lambda c: [(V, "exp", _exp_rule(lambda x, e: 1))]),
-        Bug("exp-grad-input", "exp's gradient x instead of e^x", "d/dx e^x = e^x",
+        Bug("exp-grad-input", "exp's gradient x instead of exp(x)", "exp: d exp(x)/dx = exp(x)",
             "backward", rule, lambda c: [(V, "exp", _exp_rule(lambda x, e: x))]),
-        Bug("log-grad-inverse-square", "log's gradient 1/x^2 instead of 1/x", "d/dx ln x = 1/x",
+        Bug("log-grad-inverse-square", "log's gradient 1/(x*x) instead of 1/x", "log: d log(x)/dx = 1/x",
             "backward", rule, lambda c: [(V, "log", _log_rule(lambda x: 1 / x ** 2))]),
-        Bug("log-grad-sign", "log's gradient -1/x instead of 1/x", "d/dx ln x = 1/x",
+        Bug("log-grad-sign", "log's gradient -1/x instead of 1/x", "log: d log(x)/dx = 1/x",
             "backward", rule, lambda c: [(V, "log", _log_rule(lambda x: -1 / x))]),
         Bug("relu-grad", "relu's backward passes gradients at negative inputs",
-            "d/dx relu = 1 if x > 0 else 0", "backward", rule, lambda c: [(V, "relu", _relu_grad_one)]),
-        Bug("grad-assigned", "backward assigns child.grad instead of adding to it",
-            "child.grad += local * node.grad (a node used twice gets both contributions)",
+            "relu: d relu(x)/dx = 1 if x > 0 else 0", "backward", rule, lambda c: [(V, "relu", _relu_grad_one)]),
+        Bug("grad-assigned", "backward assigns child.grad = ... instead of accumulating into it (+=): a node used "
+            "twice keeps only its last contribution",
+            "accumulate with += in every backward: child.grad += local * node.grad",
             "backward", rule, lambda c: [(V, "backward", _backward_assigns)]),
         Bug("topological-order", "backward visits shared nodes before all their users (not a topological order)",
-            "visit the graph in reverse topological order (depth-first post-order, reversed)",
+            "backward: visit the graph in reverse topological order (depth-first post-order, reversed)",
             "backward", rule, lambda c: [(V, "topological_order", _breadth_first_order)]),
         # -- the model (forward)
         Bug("attention-unscaled", "attention logits not divided by sqrt(head_dim)",
-            "attn_logits = q.k / sqrt(head_dim)", "forward", model, _attention_scale(lambda d, c: 1.0)),
+            "attention: attn_logits = dot(q, k) / sqrt(head_dim)", "forward", model,
+            _attention_scale(lambda d, c: 1.0)),
         Bug("attention-scaled-by-n-embd", "attention logits divided by sqrt(n_embd) instead of sqrt(head_dim)",
-            "attn_logits = q.k / sqrt(head_dim)", "forward", model, _attention_scale(lambda d, c: math.sqrt(c))),
+            "attention: attn_logits = dot(q, k) / sqrt(head_dim)", "forward", model,
+            _attention_scale(lambda d, c: math.sqrt(c))),
         Bug("attention-scaled-by-head-dim", "attention logits divided by head_dim instead of its square root",
-            "attn_logits = q.k / sqrt(head_dim)", "forward", model, _attention_scale(lambda d, c: float(d))),
+            "attention: attn_logits = dot(q, k) / sqrt(head_dim)", "forward", model,
+            _attention_scale(lambda d, c: float(d))),
         Bug("rmsnorm-eps-outside-sqrt", "rmsnorm computes 1/(sqrt(ms) + eps) instead of 1/sqrt(ms + eps)",
-            "scale = (mean(x^2) + 1e-5) ** -0.5", "forward", model,
+            rms + " (eps inside the sqrt)", "forward", model,
             lambda c: [(pure.model, "rmsnorm", _rmsnorm_eps_outside_sqrt)]),
-        Bug("rmsnorm-eps-1e-6", "rmsnorm's eps is 1e-6, not the seed's 1e-5", "scale = (mean(x^2) + 1e-5) ** -0.5",
+        Bug("rmsnorm-eps-before-mean", "rmsnorm adds eps to the sum of squares before dividing by n: "
+            "sqrt((sum(x*x) + eps) / n)", rms + " (eps added after the mean)", "forward", model,
+            lambda c: [(pure.model, "rmsnorm", _rmsnorm_with(lambda ss, n, eps: ((ss + eps) / n) ** -0.5))]),
+        Bug("rmsnorm-sum-not-mean", "rmsnorm divides by the root of the sum of squares, not of their mean",
+            rms + " (the mean: divided by n)", "forward", model,
+            lambda c: [(pure.model, "rmsnorm", _rmsnorm_with(lambda ss, n, eps: (ss + eps) ** -0.5))]),
+        Bug("rmsnorm-not-inverted", "rmsnorm multiplies by the root mean square instead of dividing by it",
+            rms + " (divide by the root mean square)", "forward", model,
+            lambda c: [(pure.model, "rmsnorm", _rmsnorm_with(lambda ss, n, eps: (ss / n + eps) ** 0.5))]),
+        Bug("rmsnorm-eps-1e-6", "rmsnorm's eps is 1e-6, not the seed's 1e-5", rms,
             "forward", model, _constant("RMS_EPS", 1e-6), variant={"norm_eps": 1e-6}),
-        Bug("rmsnorm-eps-1e-8", "rmsnorm's eps is 1e-8, not the seed's 1e-5", "scale = (mean(x^2) + 1e-5) ** -0.5",
+        Bug("rmsnorm-eps-1e-8", "rmsnorm's eps is 1e-8, not the seed's 1e-5", rms,
             "forward", model, _constant("RMS_EPS", 1e-8), variant={"norm_eps": 1e-8}),
-        Bug("rmsnorm-no-eps", "rmsnorm has no eps", "scale = (mean(x^2) + 1e-5) ** -0.5",
+        Bug("rmsnorm-no-eps", "rmsnorm has no eps", rms,
             "forward", model, _constant("RMS_EPS", 0.0), variant={"norm_eps": 0.0}),
         Bug("layernorm", "layernorm (the mean subtracted) where the seed has rmsnorm",
-            "rmsnorm: x * (mean(x^2) + 1e-5) ** -0.5, no mean subtracted", "forward", model,
-            lambda c: [(pure.model, "rmsnorm", _layernorm)]),
+            rms + ", no mean subtracted", "forward", model, lambda c: [(pure.model, "rmsnorm", _layernorm)]),
         Bug("rmsnorm-missing-embed", "the rmsnorm right after the embeddings is missing (GPT-2 has none there)",
             "x = rmsnorm(tok_emb + pos_emb) before the first block", "forward", model, _skip_norm("embed")),
         Bug("rmsnorm-missing-attn", "the rmsnorm before attention is missing",
@@ -389,68 +452,112 @@ def catalogue():
         Bug("rmsnorm-missing-mlp", "the rmsnorm before the MLP is missing",
             "x = rmsnorm(x) before the MLP of every block", "forward", model, _skip_norm("mlp")),
         Bug("residual-dropped-attn", "the residual connection around attention is missing",
-            "x = x_residual + attn(rmsnorm(x))", "forward", model, _drop_residual("attn")),
+            "x = x_residual + attn(rmsnorm(x)): keep the residual connection", "forward", model,
+            _drop_residual("attn")),
         Bug("residual-dropped-mlp", "the residual connection around the MLP is missing",
-            "x = x_residual + mlp(rmsnorm(x))", "forward", model, _drop_residual("mlp")),
+            "x = x_residual + mlp(rmsnorm(x)): keep the residual connection", "forward", model,
+            _drop_residual("mlp")),
         Bug("kv-cache-not-extended", "the KV cache is not extended: each token attends only to itself",
-            "append this position's key and value to the cache before attending", "forward", model,
+            "append this position's key and value to the KV cache before attending", "forward", model,
             _gpt_wrapper(_cache_not_extended)),
-        Bug("position-zero", "every token gets position 0's embedding", "x = wte[token] + wpe[position]",
-            "forward", model, _gpt_wrapper(_position_zero)),
-        Bug("position-off-by-one", "each token gets the next position's embedding", "x = wte[token] + wpe[position]",
-            "forward", model, _gpt_wrapper(_position_next)),
-        Bug("no-position-embedding", "the position embedding is not added", "x = wte[token] + wpe[position]",
-            "forward", model, _gpt_wrapper(_no_position)),
-        Bug("relu-squared", "the MLP uses relu(x)^2 (an older microgpt) instead of relu(x)", "x = relu(x)",
-            "forward", model, lambda c: [(V, "relu", _relu_squared)], variant={"activation": "relu2"}),
-        Bug("gelu", "the MLP uses GELU (GPT-2's tanh approximation) instead of ReLU", "x = relu(x)",
-            "forward", model, lambda c: [(V, "relu", _gelu)], variant={"activation": "gelu_tanh"}),
-        Bug("gelu-erf", "the MLP uses GELU (the exact form, with erf) instead of ReLU", "x = relu(x)",
-            "forward", model, lambda c: [(V, "relu", _gelu_erf)], variant={"activation": "gelu"}),
-        Bug("silu", "the MLP uses SiLU (x * sigmoid(x)) instead of ReLU", "x = relu(x)",
+        Bug("position-zero", "every token gets position 0's embedding",
+            "x = wte[token] + wpe[position]: the token's own position embedding", "forward", model,
+            _gpt_wrapper(_position_zero)),
+        Bug("position-off-by-one", "each token gets the next position's embedding",
+            "x = wte[token] + wpe[position]: the token's own position embedding, position from 0", "forward", model,
+            _gpt_wrapper(_position_next)),
+        Bug("no-position-embedding", "the position embedding is not added",
+            "x = wte[token] + wpe[position]: add the position embedding", "forward", model,
+            _gpt_wrapper(_no_position)),
+        Bug("relu-squared", "the MLP uses relu(x)^2 (an older microgpt) instead of relu(x)",
+            "the MLP: x = relu(x), not squared", "forward", model, lambda c: [(V, "relu", _relu_squared)],
+            variant={"activation": "relu2"}),
+        Bug("gelu", "the MLP uses GELU (GPT-2's tanh approximation) instead of ReLU",
+            "the MLP: x = relu(x), not GELU", "forward", model, lambda c: [(V, "relu", _gelu)],
+            variant={"activation": "gelu_tanh"}),
+        Bug("gelu-erf", "the MLP uses GELU (the exact form, with erf) instead of ReLU",
+            "the MLP: x = relu(x), not GELU", "forward", model, lambda c: [(V, "relu", _gelu_erf)],
+            variant={"activation": "gelu"}),
+        Bug("silu", "the MLP uses SiLU (x * sigmoid(x)) instead of ReLU", "the MLP: x = relu(x), not SiLU",
             "forward", model, lambda c: [(V, "relu", _silu)], variant={"activation": "silu"}),
-        Bug("loss-summed", "the loss is summed over the positions, not averaged",
-            "loss = (1 / n) * sum(losses), n the positions predicted", "forward", model,
-            _loss_scaled(lambda n, c: n)),
+        Bug("loss-summed", "the loss is summed over the positions, not averaged", loss_fix + " (averaged, not summed)",
+            "forward", model, _loss_scaled(lambda n, c, tokens: n)),
         Bug("loss-over-block-size", "the loss is averaged over block_size instead of the positions predicted",
-            "loss = (1 / n) * sum(losses), n = min(block_size, len(tokens) - 1)", "forward", model,
-            _loss_scaled(lambda n, c: n / c.block_size)),
+            loss_fix + " (averaged over the positions predicted)", "forward", model,
+            _loss_scaled(lambda n, c, tokens: n / c.block_size)),
+        Bug("loss-over-tokens", "the loss is averaged over the document's tokens (BOS included) instead of the "
+            "positions predicted", loss_fix + " (averaged over the positions predicted, one fewer than the tokens)",
+            "forward", model, _loss_scaled(lambda n, c, tokens: n / len(tokens))),
+        Bug("loss-not-negated", "the loss is the mean log-probability, not its negative (training climbs it)",
+            loss_fix + " (negated)", "forward", model, _loss_scaled(lambda n, c, tokens: -1.0)),
         # -- the optimizer
-        Bug("adam-no-bias-correction", "Adam without bias correction of m and v",
-            "m_hat = m / (1 - beta1^t), v_hat = v / (1 - beta2^t), t = step + 1", "optimizer", opt,
+        Bug("adam-no-bias-correction", "Adam without bias correction of m and v", bc_fix, "optimizer", opt,
             _adam(bias_corrections=lambda self, step: (1.0, 1.0))),
         Bug("adam-bias-correction-m-only", "Adam's bias correction applied to m only",
-            "v_hat = v / (1 - beta2^t) too", "optimizer", opt,
+            bc_fix + ": v's too", "optimizer", opt,
             _adam(bias_corrections=lambda self, step: (1 - js_pow(self.config.beta1, step + 1), 1.0))),
         Bug("adam-bias-correction-v-only", "Adam's bias correction applied to v only",
-            "m_hat = m / (1 - beta1^t) too", "optimizer", opt,
+            bc_fix + ": m's too", "optimizer", opt,
             _adam(bias_corrections=lambda self, step: (1.0, 1 - js_pow(self.config.beta2, step + 1)))),
+        Bug("adam-bias-correction-betas-swapped", "Adam's bias corrections swapped: m_hat divides by "
+            "1 - pow(beta2, t), v_hat by 1 - pow(beta1, t)", bc_fix, "optimizer", opt,
+            _betas(bias1=lambda b1, b2: b2, bias2=lambda b1, b2: b1)),
         Bug("adam-step-from-zero", "Adam's step counter starts at 0, so the first bias correction divides by 0",
-            "t = step + 1 in 1 - beta^t", "optimizer", opt, _adam(step=_adam_step(t_from_zero=True))),
+            bc_fix + ": the first update's t is 1", "optimizer", opt, _adam(step=_adam_step(t_from_zero=True))),
+        Bug("adam-m-decay-beta2", "Adam's m decays with beta2: m = beta2 * m + (1 - beta1) * g", m_fix,
+            "optimizer", opt, _betas(m_decay=lambda b1, b2: b2)),
+        Bug("adam-m-factor-beta2", "Adam's m takes (1 - beta2) of the gradient: m = beta1 * m + (1 - beta2) * g", m_fix,
+            "optimizer", opt, _betas(m_factor=lambda b1, b2: 1 - b2)),
+        Bug("adam-m-uses-beta2", "Adam's m uses beta2: m = beta2 * m + (1 - beta2) * g", m_fix,
+            "optimizer", opt, _betas(m_decay=lambda b1, b2: b2, m_factor=lambda b1, b2: 1 - b2)),
+        Bug("adam-m-factors-swapped", "Adam's m = (1 - beta1) * m + beta1 * g: the decay and the gradient's factor "
+            "swapped", m_fix, "optimizer", opt,
+            _betas(m_decay=lambda b1, b2: 1 - b1, m_factor=lambda b1, b2: b1)),
+        Bug("adam-m-factor-missing", "Adam's m = beta1 * m + g: the gradient's factor (1 - beta1) missing", m_fix,
+            "optimizer", opt, _betas(m_factor=lambda b1, b2: 1.0)),
+        Bug("adam-v-decay-beta1", "Adam's v decays with beta1: v = beta1 * v + (1 - beta2) * g * g", v_fix,
+            "optimizer", opt, _betas(v_decay=lambda b1, b2: b1)),
+        Bug("adam-v-factor-beta1", "Adam's v takes (1 - beta1) of g * g: v = beta2 * v + (1 - beta1) * g * g", v_fix,
+            "optimizer", opt, _betas(v_factor=lambda b1, b2: 1 - b1)),
+        Bug("adam-v-uses-beta1", "Adam's v uses beta1: v = beta1 * v + (1 - beta1) * g * g", v_fix,
+            "optimizer", opt, _betas(v_decay=lambda b1, b2: b1, v_factor=lambda b1, b2: 1 - b1)),
+        Bug("adam-v-factors-swapped", "Adam's v = (1 - beta2) * v + beta2 * g * g: the decay and the factor of g * g "
+            "swapped", v_fix, "optimizer", opt,
+            _betas(v_decay=lambda b1, b2: 1 - b2, v_factor=lambda b1, b2: b2)),
+        Bug("adam-v-factor-missing", "Adam's v = beta2 * v + g * g: the factor (1 - beta2) missing", v_fix,
+            "optimizer", opt, _betas(v_factor=lambda b1, b2: 1.0)),
         Bug("adam-eps-inside-sqrt", "Adam adds eps inside the square root: sqrt(v_hat + eps)",
-            "p -= lr * m_hat / (sqrt(v_hat) + eps)", "optimizer", opt, _adam(step=_adam_step(eps_inside=True))),
-        Bug("adam-eps-1e-6", "Adam's eps is 1e-6, not the seed's 1e-8", "eps = 1e-8", "optimizer", opt,
+            "Adam: p -= lr_t * m_hat / (sqrt(v_hat) + eps), eps outside the sqrt", "optimizer", opt,
+            _adam(step=_adam_step(eps_inside=True))),
+        Bug("adam-eps-1e-6", "Adam's eps is 1e-6, not the seed's 1e-8", "Adam: eps = 1e-8", "optimizer", opt,
             adam={"eps": 1e-6}, variant={"eps": 1e-6}),
-        Bug("adam-betas-swapped", "Adam's betas swapped: beta1 0.99, beta2 0.85", "beta1 = 0.85, beta2 = 0.99",
+        Bug("adam-betas-swapped", "Adam's betas swapped: beta1 0.99, beta2 0.85", "Adam: beta1 = 0.85, beta2 = 0.99",
             "optimizer", opt, adam={"beta1": 0.99, "beta2": 0.85}),
         Bug("adam-betas-torch-default", "Adam's betas are torch's defaults (0.9, 0.999), not the seed's (0.85, 0.99)",
-            "beta1 = 0.85, beta2 = 0.99", "optimizer", opt, adam={"beta1": 0.9, "beta2": 0.999},
+            "Adam: beta1 = 0.85, beta2 = 0.99", "optimizer", opt, adam={"beta1": 0.9, "beta2": 0.999},
             variant={"beta1": 0.9, "beta2": 0.999}),
         Bug("adam-betas-0.9-0.95", "Adam's betas are (0.9, 0.95), not the seed's (0.85, 0.99)",
-            "beta1 = 0.85, beta2 = 0.99", "optimizer", opt, adam={"beta1": 0.9, "beta2": 0.95},
+            "Adam: beta1 = 0.85, beta2 = 0.99", "optimizer", opt, adam={"beta1": 0.9, "beta2": 0.95},
             variant={"beta1": 0.9, "beta2": 0.95}),
         Bug("adam-weight-decay", "a decoupled weight decay of 0.01 (AdamW's default) that the seed does not have",
-            "no weight decay", "optimizer", opt, adam={"weight_decay": 0.01}, variant={"weight_decay": 0.01}),
-        Bug("lr-decay-off-by-one", "the linear decay uses the next step's learning rate",
-            "lr_t = lr * (1 - step / num_steps), step from 0", "optimizer", opt,
-            _adam(lr_at=lambda self, step: _lr_at(self, step + 1))),
-        Bug("lr-no-decay", "the learning rate does not decay", "lr_t = lr * (1 - step / num_steps)",
+            "Adam: no weight decay", "optimizer", opt, adam={"weight_decay": 0.01}, variant={"weight_decay": 0.01}),
+        Bug("lr-decay-off-by-one", "the linear lr decay uses the next step's learning rate (step counted from 1)",
+            lr_fix, "optimizer", opt, _adam(lr_at=lambda self, step: _lr_at(self, step + 1))),
+        Bug("lr-decay-over-steps-minus-one", "the linear lr decay divides by num_steps - 1: the last step's lr is 0",
+            lr_fix, "optimizer", opt,
+            _adam(lr_at=lambda self, step: self.config.lr * (1 - step / (self.total_steps - 1)))),
+        Bug("lr-decay-integer-division", "the lr decay divides integers: step / num_steps is 0, so the lr never decays",
+            lr_fix, "optimizer", opt,
+            _adam(lr_at=lambda self, step: self.config.lr * (1 - step // self.total_steps))),
+        Bug("lr-decay-integer-ratio", "the lr decay divides integers: (num_steps - step) / num_steps is 0 after "
+            "step 0, so the lr is 0 from the second step", lr_fix, "optimizer", opt,
+            _adam(lr_at=lambda self, step: self.config.lr * ((self.total_steps - step) // self.total_steps))),
+        Bug("lr-no-decay", "the learning rate does not decay", lr_fix,
             "optimizer", opt, adam={"lr_schedule": "constant"}, variant={"lr_schedule": "constant"}),
-        Bug("lr-cosine", "a cosine decay (an older microgpt) instead of the seed's linear one",
-            "lr_t = lr * (1 - step / num_steps)", "optimizer", opt, adam={"lr_schedule": "cosine"},
-            variant={"lr_schedule": "cosine"}),
+        Bug("lr-cosine", "a cosine lr decay (an older microgpt) instead of the seed's linear one", lr_fix,
+            "optimizer", opt, adam={"lr_schedule": "cosine"}, variant={"lr_schedule": "cosine"}),
         Bug("grads-not-zeroed", "gradients are not zeroed after the update, so they pile up across steps",
-            "p.grad = 0 for every parameter after the update", "backward", opt,
+            "set p.grad = 0 for every parameter after the update: gradients zeroed every step", "backward", opt,
             _adam(zero_grad=lambda self: None)),
         # -- tracing slips: the port may be right, its trace wrong (tested on the numbers: parity.diagnose)
         Bug("slip-grads-after-zeroing", "the trace's gradients were read after the update zeroed them",
@@ -458,8 +565,8 @@ def catalogue():
         Bug("slip-weights-before-update", "the trace's weights were read before the update",
             "write the weights after the Adam update", "optimizer", slip),
         Bug("slip-parameter-order", "the trace lists the parameters in another order than the seed's",
-            "write wte, wpe, lm_head, then per layer attn_wq, attn_wk, attn_wv, attn_wo, mlp_fc1, mlp_fc2",
-            "forward", slip),
+            "write the parameters in the seed's order: wte, wpe, lm_head, then per layer attn_wq, attn_wk, attn_wv, "
+            "attn_wo, mlp_fc1, mlp_fc2", "forward", slip),
         Bug("slip-column-major", "the trace writes each matrix column by column",
             "write each matrix row by row (row r is output r of the layer)", "forward", slip),
         Bug("slip-too-few-digits", "the trace's numbers are printed with too few digits",

@@ -112,20 +112,25 @@ class ReportForms:
         """In a notebook: the verdict, the diagnosis, the table with failing rows marked, the plot when it can be
         drawn."""
         color = {"agree": "#1a7f37", "partial": "#9a6700"}.get(self.verdict, "#cf222e")
-        parts = [f"<div><p><b style='color:{color}'>{html.escape(self.verdict)}</b> "
-                 f"<code>{html.escape(self.verdict_line)}</code></p>"]
+        parts = [f"<div style='max-width:100%'><p style='white-space:pre-wrap;overflow-wrap:anywhere'>"
+                 f"<b style='color:{color}'>{html.escape(self.verdict)}</b> "
+                 f"<code style='white-space:pre-wrap'>{html.escape(self.verdict_line)}</code></p>"]
         if self.diagnosis:
-            parts.append(f"<p><b>diagnosis</b>: {html.escape(diagnosis_line(self.diagnosis))}</p>")
+            text = diagnosis_line(self.diagnosis).removeprefix("diagnosis: ")
+            parts.append(f"<p style='white-space:pre-wrap;overflow-wrap:anywhere'><b>diagnosis</b>: "
+                         f"{html.escape(text)}</p>")
         failing = set(self.failing_rows()[1:])
         table = []
         for line in self.table().splitlines():
             text = html.escape(line)
             table.append(f"<span style='background:#ffebe9;font-weight:bold'>{text}</span>" if line in failing
                          else text)
-        parts.append("<pre style='font-size:11px'>" + "\n".join(table) + "</pre>")
+        parts.append("<pre style='font-size:11px;white-space:pre-wrap;overflow-wrap:anywhere'>" + "\n".join(table)
+                     + "</pre>")
         image = self.plot_png()
         if image:
-            parts.append(f"<img alt='error per step' src='data:image/png;base64,{base64.b64encode(image).decode()}'/>")
+            parts.append(f"<img alt='error per step' style='max-width:100%;height:auto' "
+                         f"src='data:image/png;base64,{base64.b64encode(image).decode()}'/>")
         return "".join(parts) + "</div>"
 
     def plot_png(self):
@@ -134,13 +139,27 @@ class ReportForms:
 
 
 def diagnosis_line(d):
-    """The `diagnosis:` line of a diagnosis dict (parity.diagnose): the bug, its fix and the evidence, or that no
-    known bug reproduces the divergence and which comes closest."""
+    """The `diagnosis:` line of a diagnosis dict (parity.diagnose): the bug, its fix and the evidence; several bugs
+    that reproduce the port equally well, named together as one finding; or that no known bug reproduces the
+    divergence, with the nearest only when it explains most of the error."""
     if d.get("id") is None:
         closest = d.get("closest")
-        tail = (f"; closest: {closest['summary']} ({closest['id']}), which explains {closest['explained']:.0%} of the "
-                f"error" if closest else "")
+        tail = (f"; the nearest, {closest['summary']} ({closest['id']}), explains {closest['explained']:.0%} of the "
+                f"error but is not a match" if closest else "")
         return f"diagnosis: {d.get('summary', 'no known bug reproduces this')}{tail}"
+    candidates = d.get("candidates") or []
+    if d.get("ambiguous") and len(candidates) > 1:
+        named = [f"{c['summary']} ({c['id']})" for c in candidates]
+        one_of = ", ".join(named[:-1]) + f", or {named[-1]}"
+        fixes = []
+        for c in candidates:
+            if c["fix"] not in [f for f, _ in fixes]:
+                fixes.append((c["fix"], c["id"]))
+        fix = fixes[0][0] if len(fixes) == 1 else "; ".join(f"{f} ({i})" for f, i in fixes)
+        declare = "".join(f"; if {c['id']} is intended, it is a known variant of microgpt: declare it: \"variant\": "
+                          f"{json.dumps(c['variant'])}" for c in candidates if c.get("variant"))
+        return (f"diagnosis: one of: {one_of} (indistinguishable from this trace: {d['evidence']}); fix: {fix}"
+                f"{declare}")
     alternatives = d.get("alternatives") or []
     also = f"; also reproduces it: {', '.join(a['id'] for a in alternatives)}" if alternatives else ""
     declare = (f"; a known variant of microgpt: if intended, declare it: \"variant\": {json.dumps(d['variant'])}"

@@ -216,6 +216,7 @@ def check_protocol(cls, name=None, needs=MODEL_METHODS, purpose="run the model",
                 called.append(f"the variant's activation {activation} raised {_one_line(e)}")
             except Exception:  # noqa: BLE001 - a wrong value is for `ops` to judge
                 pass
+    if missing or called:
         ops_hint = "" if needs == OPS_METHODS else "; `parity ops --value ...` checks the ops it does have"
         tried = f"; tried: {'; '.join(called)}" if called else ""
         raise ValueError(f"Value class {name} cannot {purpose}: it lacks {', '.join(missing) or 'nothing by name'} "

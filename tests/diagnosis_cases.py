@@ -25,10 +25,15 @@ from pure.train import Trainer  # noqa: E402
 CONFIG = dict(n_layer=1, n_embd=8, n_head=2, block_size=8)
 STEPS = 3  # every one with gradients and weights
 DOCS = make_corpus()
-# Bugs that give the same numbers as another on this model, so either name is right: dropping the gradient of
-# either operand of add zeroes every parameter's gradient (as reading them after the update does), and -log(p) is
-# the only use of log and of neg, so a wrong sign of either is the same gradient.
-EQUIVALENT = [{"add-drops-second", "add-drops-first", "slip-grads-after-zeroing"}, {"neg-grad-sign", "log-grad-sign"}]
+# Bugs that give the same numbers as another on this model or at the step replayed, so the diagnosis names them
+# together (a tie): dropping the gradient of either operand of add zeroes every parameter's gradient (as reading
+# them after the update does); -log(p) is the only use of log and of neg, so a wrong sign of either is the same
+# gradient; m's decay acts from the second step, so at the first, beta2 in m's factor alone or in both of its uses
+# is the same update (and v's likewise); step / num_steps in integers is 0, a constant lr; and a document of
+# block_size tokens predicts block_size - 1 positions, so averaging over block_size or over its tokens is the same.
+EQUIVALENT = [{"add-drops-second", "add-drops-first", "slip-grads-after-zeroing"}, {"neg-grad-sign", "log-grad-sign"},
+              {"adam-m-factor-beta2", "adam-m-uses-beta2"}, {"adam-v-factor-beta1", "adam-v-uses-beta1"},
+              {"lr-decay-integer-division", "lr-no-decay"}, {"loss-over-block-size", "loss-over-tokens"}]
 
 
 def write(path, lines):
@@ -109,6 +114,18 @@ def slip_trace(path, slip, correct):
     return write(path, lines)
 
 
+def order_trace(path, correct, order):
+    """A correct trace with every parameter list written in `order` (a permutation of the seed's names)."""
+    lines = _records(correct)
+    meta = lines[0]["meta"]
+    config = GPTConfig(**{k: meta[k] for k in ("n_layer", "n_embd", "n_head", "block_size")},
+                       vocab_size=len(meta["chars"]) + 1)
+    lines[1]["init"] = _permute(lines[1]["init"], order, config)
+    for line in lines[2:]:
+        line["grads"], line["params"] = _permute(line["grads"], order, config), _permute(line["params"], order, config)
+    return write(path, lines)
+
+
 def _exp_grad_double(self):
     e = math.exp(self.data)
     return Value(e, (self,), (2 * e,))
@@ -147,12 +164,24 @@ def build(case, folder):
     return pure_trace(folder / f"{name}.jsonl", what)
 
 
+def named(diagnosis):
+    """The ids a diagnosis names: its candidates when several reproduce the port equally well, else its id."""
+    if not diagnosis or diagnosis.get("id") is None:
+        return []
+    if diagnosis.get("ambiguous"):
+        return [c["id"] for c in diagnosis["candidates"]]
+    return [diagnosis["id"]]
+
+
 def right(expected, diagnosis):
-    """Whether the diagnosis names `expected` first (or a bug with the same numbers on this model)."""
-    got = diagnosis["id"] if diagnosis else None
-    if expected is None:
-        return got is None
-    return got == expected or any({got, expected} <= group for group in EQUIVALENT)
+    """Whether the diagnosis names `expected` first, or as one of a tie (bugs with the same numbers on this
+    model), or a bug of a known group with the same numbers; for no expected bug, whether it names none."""
+    got = named(diagnosis)
+    if expected is None or not got:
+        return not got and expected is None
+    if len(got) > 1:  # a tie: right when it holds the bug and only bugs known to give the same numbers
+        return expected in got and any(set(got) <= group for group in EQUIVALENT)
+    return expected in got or any({got[0], expected} <= group for group in EQUIVALENT)
 
 
 def survey(folder):
@@ -164,8 +193,8 @@ def survey(folder):
         t0 = time.perf_counter()
         report = parity.check_trace(path)
         d = report.diagnosis
-        rows.append((case[0], case[2], report.verdict, d and d["id"], (d or {}).get("seconds", 0.0),
-                     time.perf_counter() - t0, right(case[2], d)))
+        rows.append((case[0], case[2], report.verdict, "|".join(named(d)) or None, (d or {}).get("seconds", 0.0),
+                     time.perf_counter() - t0, right(case[2], d), d))
     return rows
 
 
@@ -174,16 +203,17 @@ if __name__ == "__main__":
 
     with tempfile.TemporaryDirectory() as tmp:
         rows = survey(Path(tmp))
-    for name, expected, verdict, got, seconds, _total, ok in rows:
-        print(f"{name:30s} {verdict:8s} expected {str(expected):30s} named {str(got):30s} {seconds:5.2f}s "
+    for name, expected, verdict, got, seconds, _total, ok, _d in rows:
+        print(f"{name:36s} {verdict:8s} expected {str(expected):36s} named {str(got):36s} {seconds:5.2f}s "
               f"{'ok' if ok else 'WRONG'}")
     injected_bugs = [r for r in rows if r[1] is not None]
     first = sum(r[6] for r in injected_bugs)
     wrong = sum(1 for r in rows if r[3] is not None and not r[6])
     abstained = sum(1 for r in injected_bugs if r[3] is None)
+    ties = sum(1 for r in injected_bugs if r[3] and "|" in r[3])
     outside = [r for r in rows if r[1] is None]
-    print(f"named right on the first guess: {first}/{len(injected_bugs)}; wrong names: {wrong}; abstentions on "
-          f"catalogue bugs: {abstained}; outside the catalogue or correct, named nothing: "
-          f"{sum(r[3] is None for r in outside)}/{len(outside)}; diagnosis time: median "
-          f"{sorted(r[4] for r in rows)[len(rows) // 2]:.2f}s, max {max(r[4] for r in rows):.2f}s")
-
+    print(f"named right on the first guess: {first}/{len(injected_bugs)} ({ties} as a tie that includes it); wrong "
+          f"names: {wrong}; abstentions on catalogue bugs: {abstained}; outside the catalogue or correct, named "
+          f"nothing: {sum(r[3] is None for r in outside)}/{len(outside)}; diagnosis time: median "
+          f"{sorted(r[4] for r in rows)[len(rows) // 2]:.2f}s, max {max(r[4] for r in rows):.2f}s, total "
+          f"{sum(r[4] for r in rows):.1f}s")

@@ -10,6 +10,7 @@ import pytest
 import parity
 from parity.__main__ import main
 from parity.bugs import catalogue
+from parity.formats import diagnosis_line
 from tests import diagnosis_cases as cases
 from tests.conftest import FIXTURES
 
@@ -84,9 +85,11 @@ def test_the_cli_prints_the_diagnosis_after_the_verdict_and_writes_it(tmp_path, 
     lines = capsys.readouterr().out.splitlines()
     assert lines[-2].startswith("first divergence: step 1 (lockstep, backward)")
     assert lines[-1].startswith("diagnosis: relu's backward passes gradients at negative inputs (relu-grad); fix: "
-                                "d/dx relu = 1 if x > 0 else 0; reproduces the port's gradients at step 1 to ")
+                                "relu: d relu(x)/dx = 1 if x > 0 else 0; reproduces the port's gradients at step 1 "
+                                "to ")
     d = json.loads(out.read_text())["diagnosis"]
-    assert {"id", "summary", "fix", "phase", "step", "evidence", "alternatives"} <= set(d)
+    assert {"id", "summary", "fix", "phase", "step", "evidence", "alternatives", "ambiguous"} <= set(d)
+    assert d["ambiguous"] is False
     assert (d["id"], d["phase"], d["step"]) == ("relu-grad", "backward", 1)
     assert main(["check", str(PORTS / "seed_bug_relu-grad.jsonl.gz"), "--no-table", "--no-diagnosis"]) == 1
     assert not capsys.readouterr().out.splitlines()[-1].startswith("diagnosis:")
@@ -128,3 +131,127 @@ def test_the_fixtures_hold_no_code():
         with gzip.open(p, "rt") as f:
             text = f.read()
         assert "function" not in text and "def " not in text and "import" not in text, p.name
+
+
+# ---- an honest diagnosis: ties, the nearest, fixes, the parameter order from the numbers, one count -------------
+
+def _neg_log_tie(tmp_path):
+    case = next(c for c in ALL if c[0] == "neg-grad-sign")
+    return parity.check_trace(cases.build(case, tmp_path))
+
+
+def test_bugs_with_the_same_numbers_are_one_finding(tmp_path):
+    """-log(p) is the only use of neg and of log here: either sign is the same gradient, so both are named as one
+    finding, in the line and in the JSON."""
+    report = _neg_log_tie(tmp_path)
+    d = report.diagnosis
+    assert d["ambiguous"] is True and {c["id"] for c in d["candidates"]} == {"neg-grad-sign", "log-grad-sign"}
+    line = diagnosis_line(d)
+    assert line.startswith("diagnosis: one of: neg's gradient +1 instead of -1 (neg-grad-sign), or log's gradient "
+                           "-1/x instead of 1/x (log-grad-sign) (indistinguishable from this trace: each reproduces "
+                           "the port's gradients at step 1 to at most "), line
+    assert "fix: neg: d(-x)/dx = -1 (neg-grad-sign); log: d log(x)/dx = 1/x (log-grad-sign)" in line
+
+
+def test_a_clearly_better_fit_is_named_alone():
+    from types import SimpleNamespace
+
+    from parity.bugs import by_id
+    from parity.diagnose import CLEARLY_BETTER, ROUNDING_SHARE, Trial, _tied
+
+    state = SimpleNamespace(free_agrees=None)
+    a, b = by_id("relu-grad"), by_id("exp-grad-one")
+    assert [t.bug.id for t in _tied([Trial(a, 0.001, 0, []), Trial(b, 0.5, 0, [])], state)] == ["relu-grad"]
+    assert len(_tied([Trial(a, 0.001, 0, []), Trial(b, ROUNDING_SHARE * 0.9, 0, [])], state)) == 2  # both exact
+    assert len(_tied([Trial(a, 0.2, 0, []), Trial(b, 0.2 * CLEARLY_BETTER * 0.9, 0, [])], state)) == 2
+    # free mode decides between a bug and a slip of the trace's layout: a port whose training agrees is right
+    slip = by_id("slip-grads-after-zeroing")
+    trials = [Trial(by_id("add-drops-first"), 0.0, 0, []), Trial(slip, 0.0, 0, [])]
+    assert [t.bug.id for t in _tied(trials, SimpleNamespace(free_agrees=True))] == ["slip-grads-after-zeroing"]
+    assert [t.bug.id for t in _tied(trials, SimpleNamespace(free_agrees=False))] == ["add-drops-first"]
+
+
+def test_the_nearest_is_shown_only_when_it_explains_most_of_the_error_and_said_not_to_match(tmp_path):
+    from parity.diagnose import CLOSEST_EXPLAINS
+
+    for case in [c for c in ALL if c[2] is None and c[0] != "correct"]:
+        d = parity.check_trace(cases.build(case, tmp_path)).diagnosis
+        assert d["id"] is None and (d["closest"] is None or d["closest"]["explained"] >= CLOSEST_EXPLAINS), d
+    line = diagnosis_line({"id": None, "summary": "no known bug reproduces this",
+                           "closest": {"id": "relu-grad", "summary": "relu's backward passes gradients at negative "
+                                       "inputs", "explained": 0.83}})
+    assert line == ("diagnosis: no known bug reproduces this; the nearest, relu's backward passes gradients at "
+                    "negative inputs (relu-grad), explains 83% of the error but is not a match")
+
+
+# What each entry is about, as words its summary and its fix must both say (any one of them, any case)
+SUBJECTS = [("mul-", ("mul",)), ("add-", ("add",)), ("neg-", ("neg",)), ("pow-", ("pow",)), ("div-", ("div",)),
+            ("exp-", ("exp",)), ("log-", ("log",)), ("relu-grad", ("relu",)), ("grad-assigned", ("+=",)),
+            ("topological-order", ("topological",)), ("attention-", ("attention",)), ("rmsnorm-", ("rmsnorm",)),
+            ("layernorm", ("rmsnorm",)), ("residual-", ("residual",)), ("kv-cache", ("KV cache",)),
+            ("position-", ("position",)), ("no-position", ("position",)), ("relu-squared", ("relu",)),
+            ("gelu", ("relu",)), ("silu", ("relu",)), ("loss-", ("loss",)), ("adam-m-", ("m = ",)),
+            ("adam-v-", ("v = ",)), ("adam-bias-correction", ("bias correction", "pow(beta")),
+            ("adam-no-bias-correction", ("bias correction", "pow(beta")), ("adam-step-from-zero", ("t ",)),
+            ("adam-eps", ("eps",)), ("adam-betas", ("beta",)), ("adam-weight-decay", ("weight decay",)),
+            ("lr-", ("lr", "learning rate")), ("grads-not-zeroed", ("zeroed",)),
+            ("slip-grads-after-zeroing", ("gradients",)), ("slip-weights-before-update", ("weights",)),
+            ("slip-parameter-order", ("order",)), ("slip-column-major", ("row", "column")),
+            ("slip-too-few-digits", ("digits", "precision")), ("slip-float32", ("float32",))]
+# Each op's derivative as its fix writes it: a rule's fix has its own and no other op's
+OP_FORMULAS = {"mul": "d(a*b)", "add": "d(a+b)", "neg": "d(-x)", "pow": "d pow(x, n)", "div": "d(a/b)",
+               "exp": "d exp(x)", "log": "d log(x)", "relu": "d relu(x)"}
+
+
+@pytest.mark.parametrize("bug", catalogue(), ids=lambda b: b.id)
+def test_every_fix_is_about_its_own_bug_and_reads_right_in_any_language(bug):
+    subject = next(words for prefix, words in SUBJECTS if bug.id.startswith(prefix))
+    for text in (bug.summary, bug.fix):
+        assert any(w.lower() in text.lower() for w in subject), (bug.id, text, subject)
+    assert "**" not in bug.fix and "^" not in bug.fix, bug.fix  # pow(); `^` is XOR in C, Java, Rust, Go
+    if "step / num_steps" in bug.fix:  # two integers: their division truncates, a bug of its own
+        assert "floating-point" in bug.fix, bug.fix
+    if bug.kind == "rule":
+        op = bug.id.split("-")[0]
+        if op in OP_FORMULAS:
+            assert bug.fix.startswith(f"{op}: ") and OP_FORMULAS[op] in bug.fix, bug.fix
+            assert not [o for o, f in OP_FORMULAS.items() if o != op and f in bug.fix], bug.fix
+    if bug.id == "grad-assigned":
+        assert "accumulate with += in every backward" in bug.fix
+
+
+def _orders():
+    import random
+
+    from pure.model import GPTConfig, param_shapes
+
+    one = list(param_shapes(GPTConfig(**cases.CONFIG)))
+    two = list(param_shapes(GPTConfig(**dict(cases.CONFIG, n_layer=2))))
+    shuffled = one[:]
+    random.Random(1).shuffle(shuffled)
+    map_order = two[:]
+    random.Random(3).shuffle(map_order)
+    swapped = [{"layer0.attn_wq": "layer1.attn_wk", "layer1.attn_wk": "layer0.attn_wq",
+                "layer0.mlp_fc1": "layer1.mlp_fc1", "layer1.mlp_fc1": "layer0.mlp_fc1"}.get(n, n) for n in two]
+    return [(1, "reversed", one[::-1]), (1, "sorted", sorted(one)), (1, "shuffled", shuffled),
+            (2, "map order", map_order), (2, "equal shapes permuted across layers", swapped)]
+
+
+@pytest.mark.parametrize("n_layer,words,order", _orders(), ids=lambda x: x if isinstance(x, str) else None)
+def test_the_parameter_order_is_read_from_the_numbers(n_layer, words, order, tmp_path, monkeypatch):
+    """Any order of the seed's matrices, found from what each matrix's gradient shows (wte's rows: the document's
+    tokens; wpe's: the positions used; the layers' row spaces), named with the order found."""
+    monkeypatch.setattr(cases, "CONFIG", dict(cases.CONFIG, n_layer=n_layer))
+    correct = cases.pure_trace(tmp_path / "c.jsonl")
+    d = parity.check_trace(cases.order_trace(tmp_path / "o.jsonl", correct, order)).diagnosis
+    assert d["id"] == "slip-parameter-order" and not d["ambiguous"], d
+    expected = ("sorted by name" if words == "sorted" else "the seed's order reversed" if words == "reversed"
+                else "the trace's order: " + ", ".join(order))
+    assert d["detail"] == expected, d
+
+
+def test_the_evidence_counts_in_the_units_of_parity_diagnoses(tmp_path, capsys):
+    d = _neg_log_tie(tmp_path).diagnosis
+    assert f"of the {len(catalogue())} known bugs replayed at step 1" in d["evidence"]
+    assert main(["diagnoses"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"{len(catalogue())} known bugs;")
