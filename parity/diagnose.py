@@ -46,6 +46,9 @@ ROUNDING_SHARE = 0.1
 # root-sum-square miss over the seed's): below half, it leaves more of the error unexplained than it explains and
 # points away from the cause as often as to it.
 CLOSEST_EXPLAINS = 0.5
+# ... and only when measured on at least this many of the port's numbers: on a few (the loss alone, where the trace
+# has no logits) any bug that moves the loss by as much comes as near, by coincidence
+CLOSEST_MIN_NUMBERS = 100
 # Slips of the trace's precision, not of its layout or timing: the port's free run diverges too (it is judged with
 # the same tolerances), so free mode says nothing about them
 PRECISION_SLIPS = ("slip-too-few-digits", "slip-float32-judged-as-float64")
@@ -569,12 +572,14 @@ def _layouts(config, orders=None):
     else:
         layer = ["attn_wq", "attn_wk", "attn_wv", "attn_wo"]
         bases = {"the seed's": names, "sorted by name": sorted(names),
-                 "lm_head after the layers": [n for n in names if n != "lm_head"] + ["lm_head"]}
+                 "lm_head after the layers": [n for n in names if n != "lm_head"] + ["lm_head"] * ("lm_head" in names)}
         for base_words, base in bases.items():
             for perm in itertools.permutations(layer):
                 for swap in (False, True):
                     mapping = {f"layer{i}.{a}": f"layer{i}.{b}" for i in range(config.n_layer)
                                for a, b in zip(layer, perm)}
+                    if swap and "lm_head" not in names:  # tied embeddings: no lm_head to swap
+                        continue
                     if swap:
                         mapping.update({"wte": "lm_head", "lm_head": "wte"})
                     order = [mapping.get(n, n) for n in base]
@@ -832,7 +837,8 @@ def diagnose(state, bugs=None):
     closest = None
     if best is not None and math.isfinite(best.miss) and ref_rss > 0:
         explained = max(0.0, 1 - best.miss / ref_rss)
-        if explained >= CLOSEST_EXPLAINS:
+        numbers = sum(np.size(state.port[n]) for n in best.names)
+        if explained >= CLOSEST_EXPLAINS and numbers >= CLOSEST_MIN_NUMBERS:
             closest = {"id": best.bug.id, "summary": best.bug.summary, "explained": round(explained, 3)}
     return {"id": None, "summary": "no known bug reproduces this", "fix": None, "kind": None, "phase": state.phase,
             "step": state.step, "ambiguous": False,

@@ -255,3 +255,13 @@ def test_the_evidence_counts_in_the_units_of_parity_diagnoses(tmp_path, capsys):
     assert f"of the {len(catalogue())} known bugs replayed at step 1" in d["evidence"]
     assert main(["diagnoses"]) == 0
     assert capsys.readouterr().out.splitlines()[-1].startswith(f"{len(catalogue())} known bugs;")
+
+
+def test_where_the_numbers_cannot_tell_the_usual_orders_are_tried(tmp_path, monkeypatch):
+    """A search that stops (every row space full: a document as long as n_embd) falls back on the usual orders."""
+    import parity.diagnose
+
+    monkeypatch.setattr(parity.diagnose, "SEARCH_NODES", 0)
+    case = next(c for c in ALL if c[0] == "slip-parameter-order")
+    d = parity.check_trace(cases.build(case, tmp_path)).diagnosis
+    assert d["id"] == "slip-parameter-order" and d["detail"] == "sorted by name order", d
