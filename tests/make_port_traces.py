@@ -181,14 +181,19 @@ def run_variant(name, bun, gist, scratch):
         src = patch_gist(Path(gist).read_text(), config, steps, tensor_steps, bug)
         (work / "microgpt.py").write_text(src)
         cmd = [sys.executable, "microgpt.py"]
+    out = run_and_keep(name, cmd, work)
+    print(f"{name}: {len(out.splitlines())} lines", flush=True)
+
+
+def run_and_keep(name, cmd, work):
+    """Run the patched program in `work` and keep what it prints as OUT/<name>.jsonl.gz; its output."""
     done = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=600)
     if done.returncode:
         raise SystemExit(f"{name}: {' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
-    out = done.stdout
     OUT.mkdir(parents=True, exist_ok=True)
     with gzip.open(OUT / f"{name}.jsonl.gz", "wt", encoding="utf-8", compresslevel=9) as f:
-        f.write(out)
-    print(f"{name}: {len(out.splitlines())} lines", flush=True)
+        f.write(done.stdout)
+    return done.stdout
 
 
 # ---- variant_*: programs that deviate from the final gist on purpose (issue 28) ------------------------------------
@@ -558,13 +563,7 @@ def run_deviating(name, text, scratch, undeclared):
         cmd = [sys.executable, "microgpt.py"]
     if patch in ("gist_first", "gist_bos0"):  # its config is argparse's
         cmd += [f"--{k}={v}" for k, v in dict(SMALL, num_steps=steps).items()]
-    done = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=600)
-    if done.returncode:
-        raise SystemExit(f"{name}: {' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
-    out = done.stdout
-    OUT.mkdir(parents=True, exist_ok=True)
-    with gzip.open(OUT / f"{name}.jsonl.gz", "wt", encoding="utf-8", compresslevel=9) as f:
-        f.write(out)
+    out = run_and_keep(name, cmd, work)
     if undeclared:
         Path(undeclared).mkdir(parents=True, exist_ok=True)
         with gzip.open(Path(undeclared) / f"{name}.undeclared.jsonl.gz", "wt", encoding="utf-8", compresslevel=9) as f:
