@@ -79,10 +79,7 @@ def _value(value, for_ops=False, activation="relu"):
     if value is not None and not str(value).strip():
         raise InputError("--value was given an empty spec; give path/to/file.py:Class or module:Class, or leave "
                          "--value out")
-    cls, name = load_value(value, for_ops=for_ops)
-    if not for_ops and value is not None and activation != "relu":
-        check_protocol(cls, name=name, activation=activation)
-    return cls, name
+    return load_value(value, for_ops=for_ops, activation=activation)
 
 
 def _diagnose(report, log, value_cls=None, value_spec=None, timeout=None, max_memory=None):
@@ -232,21 +229,13 @@ def run(data: Union[PathLike, Sequence[str], None] = None, *, seed: int = 42, st
 
 def _variant(variant, lr):
     """(the declared deviations without lr, the run's lr) from run()'s variant= and lr=; InputError if unusable."""
-    from pure.variants import Variant, VariantError, parse_spec
+    from pure.variants import Variant, VariantError, for_run
 
     try:
-        declared = parse_spec(variant) if isinstance(variant, str) else dict(variant or {})
-        checked = Variant.from_dict(declared)
+        checked = for_run(variant, None if lr == Variant.lr else lr)  # run()'s default lr is no second lr
     except VariantError as e:
         raise InputError(f"--variant: {e}") from None
-    if checked.lr_schedule == "custom":
-        raise InputError("--variant lr_schedule=custom: a custom schedule is a port's own rates, read from its trace "
-                         "by `parity check`; run linear, cosine or constant")
-    if "lr" in declared:
-        if lr != Variant.lr and lr != checked.lr:
-            raise InputError(f"lr {lr:g} and --variant lr={checked.lr:g} disagree; give the lr once")
-        lr = checked.lr
-    return {k: v for k, v in checked.deviations().items() if k != "lr"}, lr
+    return {k: v for k, v in checked.deviations().items() if k != "lr"}, checked.lr
 
 
 def _run_pure_side(docs, config, modes, value, value_cls, isolated, timeout, max_memory, options, header, progress):

@@ -108,7 +108,7 @@ def _custom_rates(trace, adam, declaration):
     if adam.lr_schedule != "custom":
         return adam
     rates = tuple(float("nan") if s.lr is None else s.lr for s in trace)
-    missing = sum(s.lr is None for s in trace)
+    missing = sum(r != r for r in rates)
     if missing:
         declaration.errors.append(f"the variant declares lr_schedule custom, but {missing} step line(s) carry no lr: "
                                   f"write each step's \"lr\" (the rate its update used)")
@@ -155,8 +155,7 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, ke
             spooled.close()
     meta = trace.meta
     config = meta.config
-    declaration = replace(meta.declaration, errors=list(meta.declaration.errors),
-                          undeclared=dict(meta.declaration.undeclared), strict=strict)
+    declaration = meta.declaration.for_check(strict)
     adam = _custom_rates(trace, meta.adam, declaration)
     schedule = Adam([], meta.steps, adam)  # the rate each step's update should use, to check a traced lr against
     dtype, dtype_from, dtype_notes = judged_dtype(dtype, meta, trace.init)

@@ -40,6 +40,7 @@ from typing import Optional
 
 from pure.model import GPTConfig, param_shapes
 from pure.optim import AdamConfig
+from pure.variants import echo
 
 from .variants import Declaration
 
@@ -235,10 +236,10 @@ class Names:
         if name in self.shapes:
             return name
         near = difflib.get_close_matches(str(key), self.keys(missing) or self.keys(self.shapes), n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        hint = f" (did you mean {echo(near[0])}?)" if near else ""
         if key == "lm_head" and self.tied:
             hint = " (tied embeddings: lm_head is wte, so there is no lm_head)"
-        raise TraceError(f"{where}: unknown key {key!r}{hint}; the keys are {self.listing()}")
+        raise TraceError(f"{where}: unknown key {echo(key)}{hint}; the keys are {self.listing()}")
 
 
 def _name_map(mapping, shapes, tied, where):
@@ -251,14 +252,14 @@ def _name_map(mapping, shapes, tied, where):
     for port, seed in mapping.items():
         if seed not in shapes:
             near = difflib.get_close_matches(seed, [n for n in shapes if n not in first] or list(shapes), n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            hint = f" (did you mean {echo(near[0])}?)" if near else ""
             if seed == "lm_head" and tied:
                 hint = " (tied embeddings: lm_head is wte, so there is no lm_head)"
-            raise TraceError(f"{where}: {port!r} is named as {seed!r}, which is no parameter{hint}; the names are "
-                             f"{expected}")
+            raise TraceError(f"{where}: {echo(port)} is named as {echo(seed)}, which is no parameter{hint}; the names "
+                             f"are {expected}")
         if seed in first:
-            raise TraceError(f"{where}: both {first[seed]!r} and {port!r} are named as {seed!r}; each parameter has "
-                             f"one name; the names are {expected}")
+            raise TraceError(f"{where}: both {echo(first[seed])} and {echo(port)} are named as {echo(seed)}; each "
+                             f"parameter has one name; the names are {expected}")
         first[seed] = port
     return dict(mapping)
 
@@ -333,7 +334,7 @@ class Named:
         missing = [n for n in self.shapes if n not in self.got]
         if missing:
             more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-            raise TraceError(f"{where}: missing key {self.names.keys(missing)[0]!r}{more}; the keys are "
+            raise TraceError(f"{where}: missing key {echo(self.names.keys(missing)[0])}{more}; the keys are "
                              f"{self.names.listing()}{ended}")
 
     def flat(self):
@@ -350,7 +351,7 @@ def _meta(rec, where, limits=None):
     if not _depth(m, META_DEPTH):
         raise TraceError(f"{where}: meta is nested deeper than {META_DEPTH} levels")
     if m.get("format", FORMAT) != FORMAT:
-        raise TraceError(f"{where}: trace format {m.get('format')!r}; this version reads format {FORMAT}")
+        raise TraceError(f"{where}: trace format {echo(m.get('format'))}; this version reads format {FORMAT}")
     missing = [k for k in (*CONFIG_KEYS, "chars") if k not in m]
     if missing:
         raise TraceError(f"{where}: meta lacks {', '.join(missing)} (it needs n_layer, n_embd, n_head, block_size "
@@ -377,10 +378,10 @@ def _meta(rec, where, limits=None):
     adam = declaration.effective.adam_config()
     steps = m.get("steps", SEED_STEPS)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise TraceError(f"{where}: meta.steps must be a positive integer, got {steps!r}")
+        raise TraceError(f"{where}: meta.steps must be a positive integer, got {echo(steps)}")
     dtype = m.get("dtype")
     if dtype not in (None, "float64", "float32"):
-        raise TraceError(f"{where}: meta.dtype must be float64 or float32, got {dtype!r}")
+        raise TraceError(f"{where}: meta.dtype must be float64 or float32, got {echo(dtype)}")
     return PortMeta(config, chars, adam, steps, "steps" in m, str(m.get("implementation", "")), dtype,
                     {k: v for k, v in m.items() if k not in (*CONFIG_KEYS, "chars")}, declaration,
                     None if bos == len(chars) else bos, None if eos == bos else eos)
@@ -395,7 +396,7 @@ def _special_ids(m, n, where):
     for key, value in (("bos", bos), ("eos", eos)):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
             raise TraceError(f"{where}: meta.{key} must be a token id in 0..{size - 1} (the {n} characters and "
-                             f"{size - n} special token(s) BOS{'/EOS' if size - n == 2 else ''}), got {value!r}")
+                             f"{size - n} special token(s) BOS{'/EOS' if size - n == 2 else ''}), got {echo(value)}")
     return bos, eos
 
 
@@ -404,7 +405,7 @@ def _doc_tokens(doc, meta, where):
         raise TraceError(f"{where}: doc must be a non-empty string")
     bad = sorted(set(doc) - set(meta.chars))
     if bad:
-        raise TraceError(f"{where}: doc {doc!r} has characters outside meta.chars: {''.join(bad)!r}")
+        raise TraceError(f"{where}: doc {echo(doc)} has characters outside meta.chars: {echo(''.join(bad))}")
     index = meta.char_ids()
     return [meta.bos_id] + [index[c] for c in doc] + [meta.eos_id]
 
@@ -650,8 +651,9 @@ class PortTrace:
                 expected += 1
             if k != expected or type(k) is not int:
                 problem = "missing" if type(k) is int and k > expected else "out of order"
-                raise TraceError(f"{self.path}: line {lineno}: step {k!r} where step {expected} was expected (steps "
-                                 f"{problem}; steps count from 1, in order, all lines of a step before the next's)")
+                raise TraceError(f"{self.path}: line {lineno}: step {echo(k)} where step {expected} was expected "
+                                 f"(steps {problem}; steps count from 1, in order, all lines of a step before the "
+                                 f"next's)")
             if expected > self.limits.max_steps:
                 raise TraceError(f"{self.path}: line {lineno}: more than {self.limits.max_steps} steps; --max-steps "
                                  f"to allow more")

@@ -19,6 +19,7 @@ from .quantities import RAISED, SAMPLES, step_quantities
 from .replay import record_torch_step
 from .report import MODES, Report, first_divergence
 from .tolerances import tolerance
+from .variants import verdict_words
 
 # ---- checks that are not elementwise --------------------------------------------------------------------------
 
@@ -85,7 +86,7 @@ def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, ta
     report = Report("pure", quantities, asdict(run), dtype=run.dtype, model_config=config, samples={},
                     keep_checks=keep_checks, details=details, steps=run.steps)
     report.variant = variant.deviations() or None  # both sides run it: declared, so nothing is undeclared
-    report.variant_words = f" as a variant of microgpt: {variant.describe()}" if report.variant else ""
+    report.variant_words = verdict_words(variant)
     if first[0] == "raised":
         report.add([raised_check(m, first[1], first[2]) for m in modes])
         return report.finish()

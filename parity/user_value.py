@@ -233,14 +233,14 @@ def check_protocol(cls, name=None, needs=MODEL_METHODS, purpose="run the model",
 PURE_VALUE = "pure.engine:Value"
 
 
-def load_value(spec=None, for_ops=False):
+def load_value(spec=None, for_ops=False, activation="relu"):
     """(class, its name) for a --value SPEC, pure's own Value when there is none; ValueError for a bad spec or
     class (for `run`, one that lacks an op the model needs; for `ops`, one that cannot be checked at all)."""
     if spec is None:
         from pure.engine import Value
 
         return Value, PURE_VALUE
-    return load_and_check(spec, for_ops=for_ops), spec
+    return load_and_check(spec, for_ops=for_ops, activation=activation), spec
 
 
 def spec_file(spec):
@@ -249,12 +249,12 @@ def spec_file(spec):
     return where if where.endswith(".py") else None
 
 
-def load_and_check(spec, for_ops=False):
+def load_and_check(spec, for_ops=False, activation="relu"):
     """load_value_class + check_protocol (for `run`, or the lighter check of `ops`), naming SPEC as written."""
     cls = load_value_class(spec)
     if for_ops:
         return check_protocol(cls, name=str(spec).strip(), needs=OPS_METHODS, purpose="be checked op by op")
-    return check_protocol(cls, name=str(spec).strip())
+    return check_protocol(cls, name=str(spec).strip(), activation=activation)
 
 
 class ValueClassError(Exception):

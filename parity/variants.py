@@ -18,7 +18,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from pure.variants import FACT_KEYS, MICROGPT, Variant, VariantError, lr_factor, supported_values
+from pure.variants import FACT_KEYS, MICROGPT, Variant, VariantError, echo, lr_factor, supported_values
 
 # A step line's `lr` against the declared schedule, relative to the peak lr. A float32 port rounds its rate to
 # 24 bits (relative 6e-8) and a float64 one may order the expression otherwise (1e-16); a real deviation is far
@@ -29,6 +29,11 @@ LR_RTOL = 1e-6
 
 class DeclarationError(ValueError):
     """A declaration the judge does not support (an unknown key or value): one error line, exit 2."""
+
+
+def verdict_words(variant):
+    """What an agreeing verdict adds: ` as a variant of microgpt: ...` (empty for microgpt itself)."""
+    return "" if variant.is_microgpt else f" as a variant of microgpt: {variant.describe()}"
 
 
 def _close(lr, expected, peak):
@@ -80,9 +85,9 @@ class Declaration:
                 try:
                     value = float.fromhex(value) if "x" in value.lower() else float(value)
                 except ValueError:
-                    raise make_error(f"meta.{key} must be a number, got {value!r}") from None
+                    raise make_error(f"meta.{key} must be a number, got {echo(value)}") from None
             elif _number(value) is None:
-                raise make_error(f"meta.{key} must be a number, got {value!r}")
+                raise make_error(f"meta.{key} must be a number, got {echo(value)}")
             facts[key] = float(value) if value is not None else None
         try:
             effective = declared.with_changes(**facts)
@@ -98,6 +103,10 @@ class Declaration:
             elif key not in raw and value != base:
                 self.undeclared[key] = value
         return self
+
+    def for_check(self, strict=False):
+        """A copy for one check to add what its steps show to (the trace's own stays as read)."""
+        return Declaration(self.declared, self.effective, list(self.errors), dict(self.undeclared), strict)
 
     # ---- what the steps show ------------------------------------------------------------------------------------
 
@@ -140,10 +149,7 @@ class Declaration:
         return out
 
     def verdict_words(self):
-        """What an agreeing verdict adds: ` as a variant of microgpt: ...` (empty for microgpt itself)."""
-        if self.declared.is_microgpt:
-            return ""
-        return f" as a variant of microgpt: {self.declared.describe()}"
+        return verdict_words(self.declared)
 
     def to_json(self):
         """The JSON's top-level `variant`: the declared deviations (null for microgpt itself)."""

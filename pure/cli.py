@@ -16,7 +16,7 @@ from .outputs import OutputError, OutputPlan, Terminated, handle_sigterm
 from .progress import Progress
 from .rng import Rng
 from .trace import TraceWriter
-from .variants import KEYS, Variant, VariantError, parse_spec, supported_values
+from .variants import KEYS, VariantError, for_run, supported_values
 
 INFERENCE_HEADER = "--- inference (new, hallucinated names) ---"
 # A loss above this means the target's probability is below the smallest normal double (2.2e-308, whose -ln
@@ -187,17 +187,11 @@ def add_variant_arg(p):
 
 
 def variant_of(args):
-    """The run's Variant, from --variant and --lr (which must agree when both give the lr); UsageError if invalid."""
+    """The run's Variant, from --variant and --lr (pure.variants.for_run); UsageError if invalid."""
     try:
-        declared = parse_spec(args.variant)
-        variant = Variant.from_dict(declared)
+        return for_run(args.variant, args.lr)
     except VariantError as e:
         raise UsageError(f"--variant: {e}") from None
-    if args.lr is not None:
-        if "lr" in declared and variant.lr != args.lr:
-            raise UsageError(f"--lr {args.lr:g} and --variant lr={variant.lr:g} disagree; give the lr once")
-        variant = variant.with_changes(lr=args.lr)
-    return variant
 
 
 def variant_facts(variant):
@@ -256,11 +250,7 @@ def check_config(args):
     """Catch an invalid model config or variant from the flags alone, before the data is read (vocab_size comes
     later)."""
     GPTConfig(n_layer=args.n_layer, n_embd=args.n_embd, n_head=args.n_head, block_size=args.block_size)
-    variant = variant_of(args)
-    if variant.lr_schedule == "custom":
-        raise UsageError("--variant lr_schedule=custom: a custom schedule is a port's own rates, read from its trace "
-                         "by `parity check`; train with linear, cosine or constant")
-    return variant
+    return variant_of(args)
 
 
 def cmd_train(args, backend):

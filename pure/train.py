@@ -113,6 +113,7 @@ class Trainer:
         self.seed = seed
         self.docs, self.tokenizer = shuffled(docs, self.rng)
         self.variant = variant or Variant()  # microgpt's own, unless a variant is declared (pure.variants)
+        self.variant.check_docs(len(docs))
         self.config = GPTConfig(n_layer=n_layer, n_embd=n_embd, n_head=n_head, block_size=block_size,
                                 vocab_size=self.tokenizer.vocab_size, **self.variant.model_fields())
         self.params = init_params(self.config, self.rng, value_cls)

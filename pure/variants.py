@@ -46,29 +46,29 @@ class Variant:
         choices = {"activation": ACTIVATIONS, "lr_schedule": LR_SCHEDULES, "loss_reduction": LOSS_REDUCTIONS}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
-                raise VariantError(f"unsupported variant {key} {getattr(self, key)!r}; supported: "
+                raise VariantError(f"unsupported variant {key} {echo(getattr(self, key))}; supported: "
                                    f"{', '.join(allowed)}")
         for key in ("lr", "beta1", "beta2", "eps", "weight_decay", "norm_eps", "grad_clip_eps"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise VariantError(f"variant {key} must be a finite number, got {value!r}")
+                raise VariantError(f"variant {key} must be a finite number, got {echo(value)}")
             object.__setattr__(self, key, float(value))
         for key in ("beta1", "beta2"):
             if not 0 <= getattr(self, key) < 1:
-                raise VariantError(f"variant {key} must be in [0, 1), got {getattr(self, key)!r}")
+                raise VariantError(f"variant {key} must be in [0, 1), got {echo(getattr(self, key))}")
         if min(self.lr, self.eps, self.weight_decay, self.norm_eps, self.grad_clip_eps) < 0:
             raise VariantError("variant lr, eps, weight_decay, norm_eps and grad_clip_eps must not be negative")
         if self.grad_clip is not None:
             g = self.grad_clip
             if isinstance(g, bool) or not isinstance(g, (int, float)) or not (math.isfinite(g) and g > 0):
                 raise VariantError(f"variant grad_clip must be a positive number (the largest global L2 norm), "
-                                   f"got {g!r}")
+                                   f"got {echo(g)}")
             object.__setattr__(self, "grad_clip", float(g))
         if not isinstance(self.tie_embeddings, bool):
-            raise VariantError(f"variant tie_embeddings must be true or false, got {self.tie_embeddings!r}")
+            raise VariantError(f"variant tie_embeddings must be true or false, got {echo(self.tie_embeddings)}")
         d = self.docs_per_step
         if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-            raise VariantError(f"variant docs_per_step must be a positive integer, got {d!r}")
+            raise VariantError(f"variant docs_per_step must be a positive integer, got {echo(d)}")
 
     # ---- reading a declaration ----------------------------------------------------------------------------------
 
@@ -79,7 +79,7 @@ class Variant:
             raise VariantError(f"variant must be an object of KEY: VALUE, got {type(declared).__name__}")
         unknown = [k for k in declared if k not in KEYS]
         if unknown:
-            raise VariantError(f"unsupported variant key {unknown[0]!r}; supported keys: {', '.join(KEYS)} "
+            raise VariantError(f"unsupported variant key {echo(unknown[0])}; supported keys: {', '.join(KEYS)} "
                                f"({supported_values()})")
         return cls(**declared)
 
@@ -133,6 +133,12 @@ class Variant:
                           grad_clip_eps=self.grad_clip_eps,
                           **changes)
 
+    def check_docs(self, n_docs):
+        """A run draws docs_per_step of its n_docs documents a step: more than there are is a mistake, not a batch."""
+        if self.docs_per_step > n_docs:
+            raise VariantError(f"variant docs_per_step {self.docs_per_step} is more than the {n_docs} documents; "
+                               f"give at most {n_docs}")
+
     def with_changes(self, **changes):
         return replace(self, **changes)
 
@@ -154,13 +160,38 @@ def parse_spec(spec):
         key, sep, text = item.partition("=")
         key, text = key.strip(), text.strip()
         if not sep or not key or not text:
-            raise VariantError(f"--variant takes KEY=VALUE[,KEY=VALUE...], got {item!r}")
+            raise VariantError(f"--variant takes KEY=VALUE[,KEY=VALUE...], got {echo(item)}")
         if key in declared:
             raise VariantError(f"--variant gives {key} twice")
         if key not in KEYS:
-            raise VariantError(f"unsupported variant key {key!r}; supported keys: {', '.join(KEYS)}")
+            raise VariantError(f"unsupported variant key {echo(key)}; supported keys: {', '.join(KEYS)}")
         declared[key] = _value(key, text)
     return declared
+
+
+ECHO_CHARS = 60  # the most of a given value or key an error line repeats (a trace's meta may hold megabytes)
+
+
+def echo(x):
+    """repr(x), cut to ECHO_CHARS."""
+    text = repr(x)
+    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + f"... ({len(text)} characters)"
+
+
+def for_run(declared, lr=None):
+    """The Variant a run trains (`pure train`, `torch_ref train`, `parity run`): a declaration (a dict, or the
+    command line's KEY=VALUE text) and an lr given apart (--lr), which must agree with a declared one. A custom
+    schedule is a port's own rates, so no run trains one. VariantError for anything unusable."""
+    declared = parse_spec(declared) if isinstance(declared, str) else dict(declared or {})
+    variant = Variant.from_dict(declared)
+    if variant.lr_schedule == "custom":
+        raise VariantError("lr_schedule=custom: a custom schedule is a port's own rates, read from its trace by "
+                           "`parity check`; train with linear, cosine or constant")
+    if lr is not None and lr != variant.lr:
+        if "lr" in declared:
+            raise VariantError(f"the lr is given twice, {lr:g} and lr={variant.lr:g}; give it once")
+        variant = variant.with_changes(lr=lr)
+    return variant
 
 
 def supported_values():
@@ -177,19 +208,19 @@ def _value(key, text):
             return True
         if text.lower() in ("false", "0", "no"):
             return False
-        raise VariantError(f"variant tie_embeddings must be true or false, got {text!r}")
+        raise VariantError(f"variant tie_embeddings must be true or false, got {echo(text)}")
     if key == "docs_per_step":
         try:
             return int(text)
         except ValueError:
-            raise VariantError(f"variant docs_per_step must be a positive integer, got {text!r}") from None
+            raise VariantError(f"variant docs_per_step must be a positive integer, got {echo(text)}") from None
     if kind is float or key == "grad_clip":
         if key == "grad_clip" and text.lower() == "none":
             return None
         try:
             return float(text)
         except ValueError:
-            raise VariantError(f"variant {key} must be a number, got {text!r}") from None
+            raise VariantError(f"variant {key} must be a number, got {echo(text)}") from None
     return text
 
 
@@ -207,7 +238,7 @@ def activate(x, activation):
         return 0.5 * x * (1 + (GELU_TANH_K * (x + 0.044715 * x ** 3)).tanh())
     if activation == "silu":
         return x * x.sigmoid()
-    raise VariantError(f"unsupported activation {activation!r}; supported: {', '.join(ACTIVATIONS)}")
+    raise VariantError(f"unsupported activation {echo(activation)}; supported: {', '.join(ACTIVATIONS)}")
 
 
 def lr_factor(schedule, step, total_steps):
@@ -219,4 +250,4 @@ def lr_factor(schedule, step, total_steps):
         return 0.5 * (1 + math.cos(math.pi * step / total_steps))
     if schedule == "constant":
         return 1.0
-    raise VariantError(f"the {schedule!r} schedule has no formula: its rates are the trace's own")
+    raise VariantError(f"the {echo(schedule)} schedule has no formula: its rates are the trace's own")

@@ -124,10 +124,14 @@ def _corpus(tmp_path):
 
 
 def _without_variant(path, out):
-    lines = path.read_text().splitlines()
-    meta = json.loads(lines[0])
-    meta["meta"].pop("variant")
-    out.write_text("\n".join([json.dumps(meta)] + lines[1:]) + "\n")
+    """The trace at `path` (.jsonl or .jsonl.gz) with meta.variant removed, written to `out`."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt") as f:
+        lines = [json.loads(x) for x in f if x.startswith("{")]
+    for rec in lines:
+        if "meta" in rec:
+            rec["meta"].pop("variant", None)
+    out.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     return out
 
 
@@ -319,13 +323,7 @@ DECLARED = {  # fixture -> what the verdict must say it is a variant of
 
 
 def _strip(name, tmp_path):
-    lines = [json.loads(x) for x in gzip.open(PORTS / f"{name}.jsonl.gz", "rt") if x.startswith("{")]
-    for rec in lines:
-        if "meta" in rec:
-            rec["meta"].pop("variant", None)
-    out = tmp_path / f"{name}.undeclared.jsonl"
-    out.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
-    return out
+    return _without_variant(PORTS / f"{name}.jsonl.gz", tmp_path / f"{name}.undeclared.jsonl")
 
 
 @pytest.mark.parametrize("name", sorted(DECLARED))
@@ -356,3 +354,13 @@ def test_a_value_class_is_refused_before_work_when_the_variant_needs_what_it_lac
     report = parity.run(make_corpus(), steps=2, samples=0, variant="activation=relu2", n_embd=8, n_head=2,
                         block_size=8, value="tests/engines/micrograd_style.py:Value")
     assert report.verdict == "agree", report.verdict_line  # relu2 needs only relu and **
+
+
+def test_a_huge_declaration_is_one_short_error_line(tmp_path):
+    """A trace's meta can hold megabytes (a line is bounded at 64 MB): the error line repeats a bounded part."""
+    trace = _train(tmp_path, "pure", "activation=relu2", "v.jsonl")
+    for variant in ({"activation": "x" * 1_000_000}, {"k" * 1_000_000: 1}):
+        out = _run("-m", "parity", "check", str(_edited(tmp_path, trace, "huge.jsonl", {"variant": variant})))
+        errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+        assert out.returncode == 2 and len(errors) == 1 and len(errors[0]) < 1000, errors[0][:200]
+        assert "... (1000002 characters)" in errors[0]

@@ -149,6 +149,7 @@ class TorchTrainer:
         self.rng.shuffle(self.docs)
         self.tokenizer = Tokenizer.from_docs(self.docs)
         variant = variant or Variant()
+        variant.check_docs(len(self.docs))
         self._build(GPTConfig(n_layer=n_layer, n_embd=n_embd, n_head=n_head, block_size=block_size,
                               vocab_size=self.tokenizer.vocab_size, **variant.model_fields()), steps,
                     adam or variant.adam_config(), dtype, device, num_threads, variant)
