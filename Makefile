@@ -49,7 +49,7 @@ BENCH_ARGS ?=
 bench: install  ## the speed goals (pure fused vs microgpt.py and the seed under bun, parity, the large config), as ratios from one run
 	@command -v bun >/dev/null || [ -x .bench/node_modules/.bin/bun ] || npm install --prefix .bench --no-save --no-fund --no-audit bun \
 		|| echo "note: bun could not be installed (npm install --prefix .bench bun); the goals that need it are not measured"
-	$(strip $(PY) -m parity.bench $(DATA_FLAG) $(if $(SEED_PROGRAM),--seed-program $(SEED_PROGRAM)) $(BENCH_ARGS))
+	$(strip $(PY) -m parity.commands.bench $(DATA_FLAG) $(if $(SEED_PROGRAM),--seed-program $(SEED_PROGRAM)) $(BENCH_ARGS))
 
 lint: install
 	$(PY) -m ruff check pure torch_ref parity tests

@@ -23,7 +23,7 @@ from pure.cli import (
 )
 from pure.progress import Progress
 
-from .user_value import PROTOCOL
+from .sources.user_value import PROTOCOL
 
 EXIT_AGREE, EXIT_DIVERGE = EXIT_OK, EXIT_DIVERGED  # and 2 for usage or input errors (pure.cli.EXIT_USAGE)
 VALUE_HELP = f"a Value class of your own, as module:Class or path/to/file.py:Class, following micrograd's protocol: " \
@@ -164,7 +164,7 @@ def build_parser(prog="python -m parity"):
 
 def add_limit_args(p):
     """The limits of the worker that runs code under test (parity.worker)."""
-    from .api import MAX_MEMORY, TIMEOUT
+    from .commands.common import MAX_MEMORY, TIMEOUT
 
     p.add_argument("--timeout", metavar="SECONDS", type=float, default=TIMEOUT,
                    help=f"the whole job's wall time; past it the worker is killed and the verdict is diverge "
@@ -174,8 +174,8 @@ def add_limit_args(p):
 
 
 def add_trace_limit_args(p):
-    """What a trace may ask of the judge (parity.porttrace.Limits): each checked as the trace is read."""
-    from .porttrace import Limits
+    """What a trace may ask of the judge (parity.sources.porttrace.Limits): each checked as the trace is read."""
+    from .sources.porttrace.limits import Limits
 
     d = Limits()
     p.add_argument("--max-line-mb", type=float, default=d.max_line_mb, metavar="MB",
@@ -191,7 +191,7 @@ def add_trace_limit_args(p):
 
 
 def trace_limits(args):
-    from .porttrace import Limits
+    from .sources.porttrace.limits import Limits
 
     return Limits(args.max_line_mb, args.max_trace_mb, args.max_steps, args.max_params, args.max_memory)
 
@@ -207,7 +207,7 @@ def add_ci_args(p):
 def step_progress(after=None):
     """progress(total) -> on_step(step, checks) for `run` and `check`: per mode, the largest share of its tolerance
     any check of the step used (above 100% fails), and the failing checks so far; on stderr."""
-    from .report import format_used
+    from .judge.report import format_used
 
     def start(total):
         progress = Progress(total, sys.stderr, lines=10, after=after)
@@ -241,7 +241,7 @@ def finish(args, report, notes=()):
         print(f"{what}: {path}")
     print(report.verdict_line)
     if getattr(report, "diagnosis", None):
-        from .formats import diagnosis_line
+        from .judge.formats import diagnosis_line
 
         print(diagnosis_line(report.diagnosis))
 
@@ -249,7 +249,7 @@ def finish(args, report, notes=()):
 def shown_modes(text):
     """'free,lockstep' -> 'lockstep, free' (as the run will take them); the text itself if it is not valid (the
     command then says why)."""
-    from .report import parse_modes
+    from .judge.report import parse_modes
 
     try:
         return ", ".join(parse_modes(text))
@@ -295,7 +295,7 @@ def cmd_ops(args):
 
 def cmd_mutants(args):
     from . import api
-    from .mutant_check import select
+    from .commands.mutants import select
 
     n = len(select(args.only))
     print(f"parity mutants: {n} injected bugs and controls, each through ops and a short run", flush=True)
@@ -322,7 +322,7 @@ def cmd_check(args):
 def cmd_grade(args):
     from pure.outputs import OutputPlan
 
-    from .grade import grade, load_terms, submissions
+    from .commands.grade import grade, load_terms, submissions
 
     terms = load_terms(args.config)
     if args.steps:
@@ -353,7 +353,7 @@ def cmd_grade(args):
 
 
 def cmd_writer(args):
-    from .writers import write_writer
+    from .commands.writer import write_writer
 
     for path in write_writer(args.lang, args.out, force=args.force):
         print(path)
@@ -361,7 +361,7 @@ def cmd_writer(args):
 
 
 def cmd_diagnoses(args):
-    from .diagnose import catalogue_table
+    from .diagnosis.diagnose import catalogue_table
 
     print(catalogue_table())
     return EXIT_AGREE

@@ -1,5 +1,5 @@
 """The trace: a JSON-lines record of a run, shared by pure, torch_ref and parity, in the port-trace format
-(format 1) that `parity check` reads from any port (see parity/porttrace.py and the README):
+(format 1) that `parity check` reads from any port (see parity/sources/porttrace/ and the README):
 
     {"meta": {...}}                      first line: format, config, chars, steps, lr, betas, eps, seed, ...
     {"init": [...]}                      every parameter before training, in the seed's order

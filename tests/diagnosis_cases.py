@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from parity.bugs import Bug, catalogue, injected  # noqa: E402
+from parity.diagnosis.bugs import Bug, catalogue, injected  # noqa: E402
 from pure.corpus import make_corpus  # noqa: E402
 from pure.engine import Value  # noqa: E402
 from pure.model import GPTConfig, param_shapes, split_flat  # noqa: E402

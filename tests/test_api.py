@@ -197,7 +197,7 @@ def test_options_before_the_command_belong_to_it(capsys):
 
 
 def test_a_short_plot_has_whole_step_ticks_and_staggered_exact_marks(tmp_path):
-    from parity.plot import figure
+    from parity.judge.plot import figure
 
     report = parity.run(**dict(TINY, steps=3))
     fig = figure(report)

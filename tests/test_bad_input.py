@@ -203,8 +203,9 @@ def test_outputs_honour_the_umask(tmp_path, umask, mode):
 
 
 def test_plot_format_follows_the_extension(tmp_path):
-    from parity.plot import write_plot
-    from parity.side_by_side import RunConfig, run_parity
+    from parity.commands.run import run_parity
+    from parity.judge.plot import write_plot
+    from parity.sources.pure_side import RunConfig
     from pure.corpus import make_corpus
 
     report = run_parity(make_corpus(), RunConfig(steps=2, n_embd=8, n_head=2, block_size=8, samples=1))

@@ -1,7 +1,7 @@
 """make bench's honesty, without timing anything: a goal not measured is said, with why, and is never counted as
 met; the summary counts every goal; the exit code is 1 when a measured goal fails, 3 when one is not measured."""
 
-from parity.bench import Goal, find_program, summary
+from parity.commands.bench import Goal, find_program, summary
 
 
 def test_every_goal_met_exits_0():

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from parity.__main__ import main
-from parity.check import check_trace
+from parity.commands.check import replay_trace
 from tests.conftest import FIXTURES, ROOT, verdict_line
 
 PORTS = FIXTURES / "ports"
@@ -32,7 +32,7 @@ def write(tmp_path, records, name="t.jsonl"):
 
 @pytest.mark.parametrize("name", CLEAN)
 def test_unmodified_real_programs_agree(name):
-    report = check_trace(PORTS / f"{name}.jsonl.gz")
+    report = replay_trace(PORTS / f"{name}.jsonl.gz")
     assert report.verdict == "agree", report.verdict_line
     quantities = {c.quantity for c in report.checks if c.mode == "lockstep"}
     assert "loss" in quantities and "grad:wte" in quantities and "param:lm_head" in quantities
@@ -43,7 +43,7 @@ def test_unmodified_real_programs_agree(name):
 @pytest.mark.parametrize("program", ["seed", "gist"])
 @pytest.mark.parametrize("bug", BUGS)
 def test_one_bug_diverges_at_step_1_in_the_right_phase(program, bug):
-    fd = check_trace(PORTS / f"{program}_bug_{bug}.jsonl.gz").first_divergence
+    fd = replay_trace(PORTS / f"{program}_bug_{bug}.jsonl.gz").first_divergence
     phase, prefix = BUGS[bug]
     assert (fd["step"], fd["mode"], fd["phase"]) == (1, "lockstep", phase), fd
     assert fd["quantity"].startswith(prefix), fd
@@ -73,7 +73,7 @@ def _pure_trace(tmp_path, corpus_file, *extra):
 
 def test_pure_and_torch_float32_traces_are_port_traces_that_agree(tmp_path, corpus_file, capsys):
     path = _pure_trace(tmp_path, corpus_file, "--trace-tensors", "3")
-    report = check_trace(path)
+    report = replay_trace(path)
     assert report.verdict == "agree" and report.dtype == "float64"
     assert max(c.step for c in report.checks if c.quantity.startswith("grad:")) == 3
     from pure.cli import main as cli_main
@@ -83,10 +83,10 @@ def test_pure_and_torch_float32_traces_are_port_traces_that_agree(tmp_path, corp
     assert cli_main(["train", "--data", str(corpus_file), "--steps", "6", "--samples", "0", "--n-embd", "8",
                      "--n-head", "2", "--block-size", "8", "--dtype", "float32", "--trace", str(t32),
                      "--trace-tensors", "6"], prog="torch_ref", backend=BACKEND) == 0
-    report = check_trace(t32)
+    report = replay_trace(t32)
     assert report.dtype == "float32" and report.verdict == "agree", report.verdict_line
     # the same float32 trace judged with float64's tolerances fails: float32's are needed, and used
-    assert check_trace(t32, dtype="float64").verdict == "diverge"
+    assert replay_trace(t32, dtype="float64").verdict == "diverge"
 
 
 def test_losses_only_is_checked_free_and_says_what_to_add(tmp_path, corpus_file, capsys):
@@ -95,7 +95,7 @@ def test_losses_only_is_checked_free_and_says_what_to_add(tmp_path, corpus_file,
     assert main(["check", str(path)]) == 0
     out = capsys.readouterr().out
     assert "note: lockstep: not checked: the trace has losses only" in out and '"grads"' in out
-    report = check_trace(path)
+    report = replay_trace(path)
     assert {c.mode for c in report.checks} == {"free"}
 
 
@@ -105,7 +105,7 @@ def test_a_non_finite_port_loss_is_a_divergence_not_a_pass(tmp_path, bad):
     recs = [json.loads(r) if r.startswith("{") else r for r in recs]
     step3 = next(r for r in recs if isinstance(r, dict) and r.get("step") == 3)
     step3["loss"] = bad
-    report = check_trace(write(tmp_path, recs))
+    report = replay_trace(write(tmp_path, recs))
     fd = report.first_divergence
     assert report.verdict == "diverge" and fd["step"] == 3 and fd["quantity"] == "loss"
     assert fd["nonfinite"]["side"] == "ref"
@@ -125,7 +125,7 @@ def test_object_form_init_and_tokens_are_accepted(tmp_path):
     step1 = recs[2]
     bos = len(meta["chars"])
     step1["tokens"] = [bos] + [meta["chars"].index(c) for c in step1.pop("doc")] + [bos]
-    assert check_trace(write(tmp_path, recs[:7])).verdict == "agree"
+    assert replay_trace(write(tmp_path, recs[:7])).verdict == "agree"
 
 
 META = {"meta": {"n_layer": 1, "n_embd": 4, "n_head": 2, "block_size": 4, "chars": "ab"}}
@@ -193,7 +193,7 @@ def test_tensors_after_a_step_without_them_are_not_checked_in_lockstep_and_the_r
     for r in recs:  # keep tensors on steps 1 and 3 only: step 3's starting weights are unknown
         if r.get("step") == 2:
             r.pop("grads"), r.pop("params")
-    report = check_trace(write(tmp_path, recs[:6]))
+    report = replay_trace(write(tmp_path, recs[:6]))
     assert report.verdict == "agree"
     assert {c.step for c in report.checks if c.mode == "lockstep"} == {1, 4}
     assert any("step 3" in n and "not checked in lockstep" in n for n in report.notes)
@@ -224,7 +224,7 @@ def test_losses_only_is_partial_not_agree(tmp_path, corpus_file, capsys):
     last = capsys.readouterr().out.splitlines()[-1]
     assert last.startswith("verdict: partial: what the trace holds agrees (")
     assert 'gradients and weights are not in the trace: add "grads" and "params"' in last
-    report = check_trace(path)
+    report = replay_trace(path)
     assert report.verdict == "partial" and not report.ok
     assert json.loads((tmp_path / "r.json").read_text())["verdict"] == "partial"
 
@@ -233,7 +233,7 @@ def test_grads_without_params_is_partial_naming_the_weights(tmp_path, corpus_fil
     recs = _records(_pure_trace(tmp_path, corpus_file, "--trace-tensors", "2"))
     for r in recs:
         r.pop("params", None)
-    report = check_trace(write(tmp_path, recs, "g.jsonl"))
+    report = replay_trace(write(tmp_path, recs, "g.jsonl"))
     assert report.verdict == "partial", report.verdict_line
     assert report.verdict_line.endswith('the updated weights not checked in lockstep: add "params" (every parameter '
                                         'after the update), with "grads"')
@@ -257,7 +257,7 @@ def _float32_trace(tmp_path, corpus_file, **meta_changes):
 
 
 def test_a_float32_trace_without_dtype_is_recognised_and_said(tmp_path, corpus_file):
-    report = check_trace(_float32_trace(tmp_path, corpus_file, dtype=None))
+    report = replay_trace(_float32_trace(tmp_path, corpus_file, dtype=None))
     assert report.dtype == "float32" and report.verdict == "agree", report.verdict_line
     assert report.verdict_line.endswith("; judged as float32: the trace's numbers are float32)")
     assert any(n.startswith("judged as float32: every number of the trace is a float32") for n in report.notes)
@@ -265,7 +265,7 @@ def test_a_float32_trace_without_dtype_is_recognised_and_said(tmp_path, corpus_f
 
 
 def test_meta_float64_with_float32_numbers_is_said(tmp_path, corpus_file):
-    report = check_trace(_float32_trace(tmp_path, corpus_file, dtype="float64"))
+    report = replay_trace(_float32_trace(tmp_path, corpus_file, dtype="float64"))
     assert report.dtype == "float64" and report.verdict == "diverge"  # meta's word is kept ...
     assert any(n.startswith("meta says float64, but every number of the trace is a float32") for n in report.notes)
 
@@ -274,7 +274,7 @@ def test_too_few_digits_are_said_with_the_fix(tmp_path, corpus_file):
     recs = _records(_pure_trace(tmp_path, corpus_file, "--trace-tensors", "2"))
     rounded = lambda x: float(f"{x:g}")  # noqa: E731 - C's %g: 6 significant digits
     recs[1]["init"] = [rounded(x) for x in recs[1]["init"]]
-    report = check_trace(write(tmp_path, recs, "g.jsonl"))
+    report = replay_trace(write(tmp_path, recs, "g.jsonl"))
     assert any("at most 6 significant digits" in n and "%.17g" in n for n in report.notes), report.notes
 
 
@@ -284,14 +284,14 @@ def test_free_mode_agreeing_points_at_the_trace(tmp_path):
     for r in recs:
         if "grads" in r:
             r["grads"] = [0.0] * len(r["grads"])
-    report = check_trace(write(tmp_path, recs))
+    report = replay_trace(write(tmp_path, recs))
     assert report.first_divergence["phase"] == "backward"
     assert any(n.startswith("free mode agrees over all 20 steps: the port's training looks right, so its trace is "
                             "the suspect") for n in report.notes), report.notes
 
 
 def test_the_run_section_holds_the_traces_facts(tmp_path):
-    report = check_trace(PORTS / "gist_2x12x3.jsonl.gz")
+    report = replay_trace(PORTS / "gist_2x12x3.jsonl.gz")
     run = report.to_dict()["run"]
     assert run["trace"].endswith("gist_2x12x3.jsonl.gz") and run["implementation"] == "microgpt.py (karpathy gist)"
     assert run["config"]["n_layer"] == 2 and run["config"]["n_embd"] == 12 and run["steps"] == report.steps
@@ -302,7 +302,7 @@ def test_the_run_section_holds_the_traces_facts(tmp_path):
 def test_a_non_finite_port_value_is_blamed_on_the_port(tmp_path):
     recs = [json.loads(r) for r in lines("gist_default") if r.startswith("{")]
     next(r for r in recs if r.get("step") == 2)["loss"] = None
-    line = check_trace(write(tmp_path, recs)).verdict_line
+    line = replay_trace(write(tmp_path, recs)).verdict_line
     assert "the port has a non-finite value (nan; port nan, torch_ref " in line and "pure" not in line
 
 
@@ -318,7 +318,7 @@ def test_without_torch_parity_says_how_to_install_it(monkeypatch, capsys):
 
 READS_IN_THE_BACKGROUND = """
 import runpy, sys
-import parity.porttrace as pt
+import parity.sources.porttrace.spool as pt
 real = pt._can_fork
 answers = []
 pt._can_fork = lambda: answers.append(real()) or answers[-1]

@@ -1,4 +1,4 @@
-"""compare_records compares the quantities without a mask all at once (parity.compare._compare_batch); every
+"""compare_records compares the quantities without a mask all at once (parity.judge.compare._compare_batch); every
 Check must be the one compare's general path makes for that quantity alone: the same numbers, verdict, element named,
 mismatch count, on records with agreement, failures, exact zeros, ties, a zero atol, non-finite numbers, empty
 and 0-d arrays."""
@@ -6,8 +6,8 @@ and 0-d arrays."""
 import numpy as np
 import pytest
 
-from parity.compare import Tol, causal_mask, compare, compare_records
-from parity.quantities import Quantity
+from parity.judge.compare import Tol, causal_mask, compare, compare_records
+from parity.judge.quantities import Quantity
 
 SHAPES = [(), (3,), (4, 5), (0,), (2, 3), (7,), (4, 4)]
 

@@ -9,8 +9,8 @@ import pytest
 
 import parity
 from parity.__main__ import main
-from parity.bugs import catalogue
-from parity.formats import diagnosis_line
+from parity.diagnosis.bugs import catalogue
+from parity.judge.formats import diagnosis_line
 from tests import diagnosis_cases as cases
 from tests.conftest import FIXTURES
 
@@ -156,8 +156,9 @@ def test_bugs_with_the_same_numbers_are_one_finding(tmp_path):
 def test_a_clearly_better_fit_is_named_alone():
     from types import SimpleNamespace
 
-    from parity.bugs import by_id
-    from parity.diagnose import CLEARLY_BETTER, ROUNDING_SHARE, Trial, _tied
+    from parity.diagnosis.bugs import by_id
+    from parity.diagnosis.diagnose import CLEARLY_BETTER, ROUNDING_SHARE, _tied
+    from parity.diagnosis.step_replay import Trial
 
     state = SimpleNamespace(free_agrees=None)
     a, b = by_id("relu-grad"), by_id("exp-grad-one")
@@ -172,7 +173,7 @@ def test_a_clearly_better_fit_is_named_alone():
 
 
 def test_the_nearest_is_shown_only_when_it_explains_most_of_the_error_and_said_not_to_match(tmp_path):
-    from parity.diagnose import CLOSEST_EXPLAINS
+    from parity.diagnosis.diagnose import CLOSEST_EXPLAINS
 
     for case in [c for c in ALL if c[2] is None and c[0] != "correct"]:
         d = parity.check_trace(cases.build(case, tmp_path)).diagnosis
@@ -259,9 +260,9 @@ def test_the_evidence_counts_in_the_units_of_parity_diagnoses(tmp_path, capsys):
 
 def test_where_the_numbers_cannot_tell_the_usual_orders_are_tried(tmp_path, monkeypatch):
     """A search that stops (every row space full: a document as long as n_embd) falls back on the usual orders."""
-    import parity.diagnose
+    import parity.diagnosis.layouts
 
-    monkeypatch.setattr(parity.diagnose, "SEARCH_NODES", 0)
+    monkeypatch.setattr(parity.diagnosis.layouts, "SEARCH_NODES", 0)
     case = next(c for c in ALL if c[0] == "slip-parameter-order")
     d = parity.check_trace(cases.build(case, tmp_path)).diagnosis
     assert d["id"] == "slip-parameter-order" and d["detail"] == "sorted by name order", d

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from parity.report import write_json
-from parity.side_by_side import RunConfig, run_parity
+from parity.commands.run import run_parity
+from parity.judge.report import write_json
+from parity.sources.pure_side import RunConfig
 from pure.corpus import make_corpus
 from pure.engine import Value
 from pure.train import Trainer

@@ -1,4 +1,4 @@
-"""parity.forked: the judge's own work in a forked child (parity check's free replay). Its items come back in
+"""parity.sources.forked: the judge's own work in a forked child (parity check's free replay). Its items come back in
 order; its failures come back as failures (never as fewer items); it leaves no process behind; and a check
 whose free replay is forked reports exactly what the same check done in one process reports."""
 
@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from parity import forked
-from parity.check import check_trace
+from parity.commands.check import replay_trace
+from parity.sources import forked
 from tests.test_check import PORTS, lines, write
 
 pytestmark = pytest.mark.skipif(not forked.can_fork(), reason="forking is used on Linux only")
@@ -115,10 +115,10 @@ def test_a_forked_free_replay_reports_what_one_process_does(tmp_path, monkeypatc
     made = []
     real = forked.Forked
     monkeypatch.setattr(forked, "Forked", lambda *a, **k: made.append(1) or real(*a, **k))
-    both = summary(check_trace(path))
+    both = summary(replay_trace(path))
     assert made, "the free replay was not forked"
     monkeypatch.setattr(forked, "can_fork", lambda device="cpu": False)
-    assert summary(check_trace(path)) == both
+    assert summary(replay_trace(path)) == both
     if case == "free_diverges":
         assert both[3]["mode"] == "free" and both[3]["step"] == 12, both[3]
     assert ("agree" in both[1]) == (case == "clean"), both[1]
@@ -126,17 +126,17 @@ def test_a_forked_free_replay_reports_what_one_process_does(tmp_path, monkeypatc
 
 def test_a_failing_free_replay_fails_the_check(monkeypatch):
     """An error in the forked replay is the judge's error: raised, never a shorter report that agrees."""
-    import parity.check
+    import parity.commands.check
 
-    real = parity.check._free_checks
+    real = parity.commands.check._free_checks
 
     def broken(free, steps, quantities, dtype):
         yield from real(free, steps[:3], quantities, dtype)
         raise MemoryError("out of memory in the free replay")
 
-    monkeypatch.setattr(parity.check, "_free_checks", broken)
+    monkeypatch.setattr(parity.commands.check, "_free_checks", broken)
     with pytest.raises(MemoryError, match="free replay"):
-        check_trace(PORTS / "gist_default.jsonl.gz")
+        replay_trace(PORTS / "gist_default.jsonl.gz")
 
 
 THREADS_FIRST = """
@@ -144,8 +144,8 @@ import torch
 a = torch.randn(1500, 1500, dtype=torch.float64)
 (a @ a).sum()
 torch.randn(5_000_000).exp_()  # torch's thread pools are running before the judge forks
-from parity.check import check_trace
-print(check_trace("tests/fixtures/ports/gist_default.jsonl.gz").verdict)
+from parity.commands.check import replay_trace
+print(replay_trace("tests/fixtures/ports/gist_default.jsonl.gz").verdict)
 """
 
 
@@ -204,7 +204,7 @@ def test_free_mode_alone_is_not_forked(monkeypatch):
     made = []
     real = forked.Forked
     monkeypatch.setattr(forked, "Forked", lambda *a, **k: made.append(1) or real(*a, **k))
-    report = check_trace(PORTS / "gist_default.jsonl.gz", modes=("free",))
+    report = replay_trace(PORTS / "gist_default.jsonl.gz", modes=("free",))
     assert not made and {c.mode for c in report.checks} == {"free"} and report.verdict == "agree"
 
 

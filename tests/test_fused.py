@@ -7,7 +7,7 @@ gradient, Adam's moments and the updated weights, and the samples, all compared 
 
 import pytest
 
-from parity.side_by_side import record_pure_step
+from parity.sources.pure_side import record_pure_step
 from pure import fused
 from pure.corpus import make_corpus
 from pure.engine import Value

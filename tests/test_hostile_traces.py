@@ -10,7 +10,7 @@ import time
 import pytest
 
 import parity
-from parity.porttrace import Limits
+from parity.sources.porttrace.limits import Limits
 from tests.conftest import FIXTURES, ROOT
 
 GOOD = FIXTURES / "ports" / "gist_default.jsonl.gz"

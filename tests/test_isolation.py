@@ -10,7 +10,7 @@ import time
 import pytest
 
 import parity
-from parity.worker import judge_fingerprint, judge_unchanged
+from parity.worker.process import judge_fingerprint, judge_unchanged
 from tests.conftest import ROOT, verdict_line
 
 TINY = ["--steps", "2", "--n-embd", "8", "--n-head", "2", "--block-size", "8", "--samples", "0", "--no-table"]
@@ -38,8 +38,8 @@ def parity_cli(*args, timeout=120):
 
 HOSTILE = {
     "widens the judge's tolerances at import": '''
-import parity.tolerances as t
-from parity.compare import Tol
+import parity.judge.tolerances as t
+from parity.judge.compare import Tol
 for table in t.TOLERANCES.values():
     for k in table:
         table[k] = Tol(1e300, 1e300)
@@ -75,9 +75,9 @@ def rewrite():
 atexit.register(rewrite)
 ''',
     "appends to the judge's own sources": '''
-import parity.tolerances
+import parity.judge.tolerances
 try:
-    with open(parity.tolerances.__file__, "a") as f:
+    with open(parity.judge.tolerances.__file__, "a") as f:
         f.write("\\nF64_LOCKSTEP['param_grad'] = F64_LOCKSTEP['loss'].__class__(1e9, 1e9)\\n")
 except OSError:
     pass

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from parity.bugs import injected
-from parity.mutant_check import MUTANT_RUN, catalogue, check_mutant
+from parity.commands.mutants import MUTANT_RUN, catalogue, check_mutant
+from parity.diagnosis.bugs import injected
 from pure.corpus import make_corpus
 from pure.engine import Value
 from pure.model import GPTConfig

@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from parity.compare import Tol, compare
-from parity.report import write_json
-from parity.side_by_side import RunConfig, run_parity
+from parity.commands.run import run_parity
+from parity.judge.compare import Tol, compare
+from parity.judge.report import write_json
+from parity.sources.pure_side import RunConfig
 from pure.corpus import make_corpus
 from pure.engine import Value
 

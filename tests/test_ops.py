@@ -15,14 +15,16 @@ import pytest
 import torch
 
 import pure.model
-from parity import ops, ops_cases
 from parity.__main__ import main
-from parity.ops import run_ops
-from parity.side_by_side import RunConfig, run_parity
-from parity.tolerances import OPS_FD_TOL as FD_TOL
-from parity.tolerances import OPS_FWD_TOL as FWD_TOL
-from parity.tolerances import OPS_GRAD_TOL as GRAD_TOL
-from parity.user_value import MODEL_METHODS, check_protocol, load_and_check, load_value_class
+from parity.commands.run import run_parity
+from parity.judge.tolerances import OPS_FD_TOL as FD_TOL
+from parity.judge.tolerances import OPS_FWD_TOL as FWD_TOL
+from parity.judge.tolerances import OPS_GRAD_TOL as GRAD_TOL
+from parity.ops import cases as ops_cases
+from parity.ops import checks
+from parity.ops.checks import run_ops
+from parity.sources.pure_side import RunConfig
+from parity.sources.user_value import MODEL_METHODS, check_protocol, load_and_check, load_value_class
 from pure.corpus import make_corpus
 from pure.engine import Value
 from tests.conftest import ROOT, verdict_line
@@ -336,7 +338,7 @@ def test_cli_run_with_a_wrong_engine_exits_1(corpus_file, capsys):
 
 
 def test_mixed_errors_treat_nan_and_inf_as_failures():
-    errs, scale = ops._mixed_errors([1.0, math.nan, math.inf, 2.5e3], [1.0, 0.5, 1.0, 2.5e3 + 1])
+    errs, scale = checks._mixed_errors([1.0, math.nan, math.inf, 2.5e3], [1.0, 0.5, 1.0, 2.5e3 + 1])
     assert errs[0] == 0.0 and errs[1] == math.inf and errs[2] == math.inf
     assert scale == 2.5e3 + 1 and errs[3] == pytest.approx(1 / (2.5e3 + 1))
 

@@ -13,9 +13,9 @@ import sys
 import pytest
 
 import parity
-from parity.formats import diagnosis_line
-from parity.ops import run_ops
-from parity.user_value import check_protocol, load_value_class
+from parity.judge.formats import diagnosis_line
+from parity.ops.checks import run_ops
+from parity.sources.user_value import check_protocol, load_value_class
 from tests.conftest import ROOT
 
 ENGINES = ROOT / "tests/engines"

@@ -7,7 +7,8 @@ import sys
 import pytest
 import torch
 
-from parity.side_by_side import RunConfig, run_parity
+from parity.commands.run import run_parity
+from parity.sources.pure_side import RunConfig
 from pure.corpus import make_corpus, write_corpus
 from pure.engine import Value
 from tests.conftest import ROOT, verdict_line
@@ -141,7 +142,7 @@ def test_cli_usage_errors_exit_2(tmp_path, args, message):
 
 
 def test_float32_mode_agrees_within_its_own_tolerances():
-    from parity.tolerances import F32_LOCKSTEP
+    from parity.judge.tolerances import F32_LOCKSTEP
 
     report = run_parity(DOCS, small_run(dtype="float32", steps=2))
     assert report.verdict == "agree", report.verdict_line

@@ -8,9 +8,11 @@ import sys
 
 import pytest
 
-from parity import porttrace
-from parity.check import check_trace
-from parity.porttrace import PortTrace, TraceError, expected_order
+from parity.commands.check import replay_trace
+from parity.sources.porttrace import numbers
+from parity.sources.porttrace.limits import TraceError
+from parity.sources.porttrace.names import expected_order
+from parity.sources.porttrace.reader import PortTrace
 from pure.model import GPTConfig, param_shapes
 
 CONFIG = dict(n_layer=1, n_embd=4, n_head=2, block_size=4)
@@ -72,7 +74,7 @@ def test_a_normal_line_takes_the_fast_path(tmp_path, monkeypatch):
         def sub(self, *a):
             raise AssertionError("the rewrite ran on a line json.loads accepts")
 
-    monkeypatch.setattr(porttrace, "_LENIENT", Refuse())
+    monkeypatch.setattr(numbers, "_LENIENT", Refuse())
     path = write(tmp_path, [META, {"init": [0.0] * N}, '{"step": 1, "doc": "nan", "loss": NaN, "x": null}',
                             '{"step": 2, "doc": "inf", "loss": -Infinity}'])
     assert [repr(s.loss) for s in PortTrace(path)] == ["nan", "-inf"]
@@ -175,8 +177,8 @@ def test_split_lines_are_merged_into_their_step(tmp_path, pure_trace, order):
 
 
 def test_parity_check_agrees_on_the_split_trace_as_on_the_whole_one(tmp_path, pure_trace):
-    whole = check_trace(pure_trace)
-    parts = check_trace(write(tmp_path, split(pure_trace, ("grads", "step", "params"))))
+    whole = replay_trace(pure_trace)
+    parts = replay_trace(write(tmp_path, split(pure_trace, ("grads", "step", "params"))))
     assert whole.verdict == parts.verdict == "agree", parts.verdict_line
     assert parts.tally.count == whole.tally.count > 0
     assert {c.quantity for c in parts.checks} == {c.quantity for c in whole.checks}
@@ -233,7 +235,7 @@ def test_step_numbering_rules_stay(tmp_path, records, words):
 
 SPOOL_IN_BACKGROUND = """
 import pickle, sys
-from parity.porttrace import PortTrace, TraceError
+from parity.sources.porttrace import PortTrace, TraceError
 spool = PortTrace(sys.argv[1]).spool(background=True)
 assert spool._child is not None or not sys.platform.startswith("linux"), "no torch, no thread: it must fork"
 try:
@@ -270,19 +272,19 @@ def test_a_trace_read_in_the_background_is_the_same_and_fails_the_same(tmp_path)
 
 READER_FAILS = """
 import sys
-from parity import porttrace
+from parity.sources.porttrace import PortTrace, TraceError, spool as spooling
 
 def broken(trace, spool):
     raise MemoryError("no memory left for the spool")
 
-porttrace._write_spool = broken  # the forked reader runs it
-spool = porttrace.PortTrace(sys.argv[1]).spool(background=True)
+spooling._write_spool = broken  # the forked reader runs it
+spool = PortTrace(sys.argv[1]).spool(background=True)
 assert spool._child is not None or not sys.platform.startswith("linux"), "no torch, no thread: it must fork"
 try:
     len(spool)
 except RuntimeError as e:
     print("RuntimeError", e)
-except porttrace.TraceError as e:
+except TraceError as e:
     print("TraceError", e)
 spool.close()
 """
@@ -346,8 +348,8 @@ def test_named_matrices_on_lines_of_their_own_are_merged_in_the_seeds_order(tmp_
 
 
 def test_parity_check_agrees_on_the_named_trace_as_on_the_flat_one(tmp_path, pure_trace):
-    whole = check_trace(pure_trace)
-    parts = check_trace(write(tmp_path, named(pure_trace, reverse)))
+    whole = replay_trace(pure_trace)
+    parts = replay_trace(write(tmp_path, named(pure_trace, reverse)))
     assert whole.verdict == parts.verdict == "agree", parts.verdict_line
     assert parts.tally.count == whole.tally.count
 
@@ -452,7 +454,7 @@ def test_tied_embeddings_expect_no_lm_head(tmp_path, tied_trace):
     lines = named(tied_trace, reverse)
     assert not any('"lm_head"' in line for line in lines)
     same_steps(steps(write(tmp_path, lines)), steps(tied_trace))
-    report = check_trace(write(tmp_path, lines))
+    report = replay_trace(write(tmp_path, lines))
     assert report.verdict == "agree", report.verdict_line
     lines.insert(2, json.dumps({"init": {"lm_head": [[0.0] * 8] * 27}}))
     msg = error(write(tmp_path, lines))
@@ -486,7 +488,7 @@ def test_the_ports_own_names_from_meta_or_a_names_file(tmp_path, pure_trace):
     # the file's entry wins over meta's for the same port name
     wrong = write(tmp_path, _meta_names(lines[:], {**to_seed, "tok_emb": "wpe", "pos_emb": "wte"}), "wrong.jsonl")
     same_steps(list(PortTrace(wrong, names={"tok_emb": "wte", "pos_emb": "wpe"})), steps(pure_trace))
-    report = check_trace(in_meta)
+    report = replay_trace(in_meta)
     assert report.verdict == "agree", report.verdict_line
 
 

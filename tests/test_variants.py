@@ -1,6 +1,6 @@
 """Declared variants of microgpt (issue 28): the contract (pure.variants), pure and torch_ref under every key and
 value (`parity run --variant`), the traces their own `train --trace --variant` write through `parity check`, and
-the judge's side (parity.variants): a declared deviation agrees as a variant, an undeclared one never does."""
+the judge's side (parity.judge.variants): a declared deviation agrees as a variant, an undeclared one never does."""
 
 import gzip
 import json
@@ -257,8 +257,9 @@ def test_bos_first_and_a_separate_eos(tmp_path):
 
 
 def _pure_trace(path, spec, bug=None, steps=3, tensors=2, config=SMALL):
-    """A trace of pure's own run under a variant, with one catalogue bug injected (parity.bugs), as a port writes it."""
-    from parity.bugs import by_id, injected
+    """A trace of pure's own run under a variant, with one catalogue bug injected (parity.diagnosis.bugs), as a port
+    writes it."""
+    from parity.diagnosis.bugs import by_id, injected
     from pure.train import Trainer
 
     variant = Variant.parse(spec)

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parity.check import check_trace
-from parity.porttrace import PortTrace
-from parity.writers import LANGS, write_writer, writer_files
+from parity.commands.check import replay_trace
+from parity.commands.writer import LANGS, write_writer, writer_files
+from parity.sources.porttrace.reader import PortTrace
 from pure.corpus import write_corpus
 from pure.model import param_shapes
 from torch_ref.train import TorchTrainer
@@ -215,8 +215,8 @@ def test_float64_every_number_bit_for_bit_and_check_agrees(driver, refs, tmp_pat
     assert lines[4].startswith('{"step": 1, "params": [') and lines[5].startswith('{"step": 1, "logits": [[')
     for line in lines:
         json.loads(line, parse_constant=pytest.fail)  # strict JSON: no NaN or Infinity in a clean trace
-    report = check_trace(path)
-    original = check_trace(refs["float64"])
+    report = replay_trace(path)
+    original = replay_trace(refs["float64"])
     assert report.verdict == "agree", report.verdict_line
     assert report.tally.count == original.tally.count + 1  # the same checks, and step 1's logits
 
@@ -228,7 +228,7 @@ def test_float32_reads_back_as_the_same_float32_and_check_agrees(driver, refs):
     copy = load(path)
     same((trace, steps), copy, dtype="float32")
     assert copy[0].meta.dtype == "float32"
-    report = check_trace(path)
+    report = replay_trace(path)
     assert report.dtype == "float32" and report.verdict == "agree", report.verdict_line
 
 
@@ -243,7 +243,7 @@ def test_nan_and_inf_are_tokens_the_reader_takes_and_a_divergence_at_their_step(
     assert '"loss": NaN}' in text and ", Infinity, " in text and ", -Infinity, " in text
     _, got = load(path)
     assert math.isnan(got[1].loss) and got[1].grads[5] == math.inf and got[2].params[7] == -math.inf
-    report = check_trace(path)
+    report = replay_trace(path)
     fd = report.first_divergence
     assert report.verdict == "diverge" and fd["step"] == 2 and fd["nonfinite"]["side"] == "ref", fd
 
@@ -504,7 +504,7 @@ def test_named_matrices_in_a_shuffled_order_read_back_bit_for_bit_and_check_agre
     assert lines[1].startswith('{"init": {"%s": [[' % order(0, "init")[0])
     assert lines[1 + len(names)].startswith('{"step": 1, "grads": {"%s": [[' % order(1, "grads")[0])
     same((trace, steps), load(path), dtype=dtype)
-    report, original = check_trace(path), check_trace(refs[dtype])
+    report, original = replay_trace(path), replay_trace(refs[dtype])
     assert report.verdict == "agree" and report.dtype == dtype, report.verdict_line
     assert report.tally.count == original.tally.count
 
@@ -516,9 +516,9 @@ def test_named_matrices_in_the_reverse_of_the_seeds_order(named_driver, refs):
     path = emit(named_input(trace, steps, "float64", lambda k, field: reverse))
     assert [n for k, f, n in written_order(path) if k == 0] == reverse
     same((trace, steps), load(path))
-    report = check_trace(path)
+    report = replay_trace(path)
     assert report.verdict == "agree", report.verdict_line
-    assert report.tally.count == check_trace(refs["float64"]).tally.count
+    assert report.tally.count == replay_trace(refs["float64"]).tally.count
 
 
 CPP_FLAGS = ["-x", "c++", "-std=c++17", "-Wall", "-Wextra", "-pedantic", "-Werror", "-O1"]
@@ -540,7 +540,7 @@ def test_cpp_port_writes_its_unordered_map_through_the_c_header(tmp_path, refs, 
     path = tmp_path / "out.jsonl"
     assert sorted(n for k, f, n in written_order(path) if k == 0) == sorted(names)  # every matrix, the map's order
     same((trace, steps), load(path), dtype=dtype)
-    report = check_trace(path)
+    report = replay_trace(path)
     assert report.verdict == "agree" and report.dtype == dtype, report.verdict_line
 
 
@@ -581,7 +581,7 @@ def test_python_writer_takes_numpy_arrays_and_torch_tensors(refs, tmp_path):
     assert json.loads(path.read_text().splitlines()[0])["meta"]["names"] == {"tok_emb": "wte",
                                                                              "layers.0.attn.wq": "layer0.attn_wq"}
     same((trace, steps), load(path))
-    report = check_trace(path)
+    report = replay_trace(path)
     assert report.verdict == "agree", report.verdict_line
 
 

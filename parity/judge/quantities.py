@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from pure.model import param_shapes
 
-# Not a tensor: the check that fails when the Value class under test raised (parity.user_value). The name is
+# Not a tensor: the check that fails when the Value class under test raised (parity.sources.user_value). The name is
 # the one the JSON reports have always carried.
 RAISED = "engine"
 SAMPLES = "samples"  # the sampled names after training, compared as strings
@@ -29,7 +29,7 @@ KINDS = {"d": "act_grad", "grad": "param_grad", "adam_m": "adam_m", "adam_v": "a
 class Quantity:
     name: str  # "layer0.q", "d:layer0.q", "grad:wte", "adam_v:lm_head", "param:wpe", "loss", ...
     phase: str  # one of PHASES
-    family: str  # the tolerance and plot family (parity.tolerances)
+    family: str  # the tolerance and plot family (parity.judge.tolerances)
     description: str  # in words, for the verdict line
     causal: bool = False  # (T, T) attention weights: only the lower triangle exists in pure (position t sees 0..t)
     per_position: bool = False  # the first index is a sequence position (activations, their gradients, logits)
@@ -142,5 +142,4 @@ def record_shapes(config, T):
 
 def by_name(quantities) -> dict:
     return {q.name: q for q in quantities}
-
-
+FAMILY_ORDER = ["activation", "logits", "loss", "act_grad", "param_grad", "adam_m", "adam_v", "param", "samples"]

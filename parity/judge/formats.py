@@ -139,7 +139,7 @@ class ReportForms:
 
 
 def diagnosis_line(d):
-    """The `diagnosis:` line of a diagnosis dict (parity.diagnose): the bug, its fix and the evidence; several bugs
+    """The `diagnosis:` line of a diagnosis dict (parity.diagnosis): the bug, its fix and the evidence; several bugs
     that reproduce the port equally well, named together as one finding; or that no known bug reproduces the
     divergence, with the nearest only when it explains most of the error."""
     if d.get("id") is None:

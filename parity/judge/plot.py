@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pure.outputs import atomic_write_bytes
 
-from .report import FAMILY_ORDER
+from .quantities import FAMILY_ORDER
 
 
 def plot_formats():

@@ -11,10 +11,9 @@ from typing import Optional
 
 from .compare import Tol
 from .formats import Case, ReportForms, json_safe
-from .quantities import RAISED, SAMPLES, describe, family
+from .quantities import FAMILY_ORDER, RAISED, SAMPLES, describe, family
 
 MODES = ("lockstep", "free")  # searched in this order for the first divergence
-FAMILY_ORDER = ["activation", "logits", "loss", "act_grad", "param_grad", "adam_m", "adam_v", "param", "samples"]
 SIDE_WORDS = {"pure": "pure", "port": "the port"}  # how a reference is named in a sentence
 
 
@@ -107,19 +106,19 @@ class Report(ReportForms):
     seconds: float = 0.0
     checks: list = field(default_factory=list)  # every check when kept; after finish(), else the worst of each
     first_divergence: Optional[dict] = None
-    diagnosis: Optional[dict] = None  # what bug reproduces the divergence (parity.diagnose), or None
+    diagnosis: Optional[dict] = None  # what bug reproduces the divergence (parity.diagnosis), or None
     title: str = "parity"  # "parity run", "parity check: TRACE": the JUnit suite and the summary's heading
     # None, or what could not be checked and what to add (a trace without gradients or weights): the verdict is
     # then "partial", however well the rest agrees
     unchecked: Optional[str] = None
     verdict_suffix: str = ""  # said at the end of an agree or partial verdict line (how the trace was judged)
-    # A declared variant (parity.variants): its deviations (the JSON's "variant"; None for microgpt itself), the
+    # A declared variant (parity.judge.variants): its deviations (the JSON's "variant"; None for microgpt itself), the
     # words an agreeing verdict ends with, and the sentences that make the verdict diverge on the declaration alone
     # (an undeclared deviation, a contradiction, --strict)
     variant: Optional[dict] = None
     variant_words: str = ""
     declaration_errors: list = field(default_factory=list)
-    capture: object = None  # parity.diagnose.StepState of the first diverging step (not in the JSON)
+    capture: object = None  # parity.diagnosis.state.StepState of the first diverging step (not in the JSON)
     tally: Tally = field(default_factory=Tally)
     started: float = field(default_factory=time.perf_counter)
 

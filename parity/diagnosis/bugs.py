@@ -2,10 +2,10 @@
 understands, the fix, the phase where it first shows, and how to make pure commit it.
 
 `parity mutants` injects some of them into pure to prove the harness catches and localises them; the diagnosis
-(parity.diagnose) replays a diverging step under each of them and names the one that reproduces the port's own
+(parity.diagnosis) replays a diverging step under each of them and names the one that reproduces the port's own
 numbers. A bug is injected by patches (object, attribute, replacement) applied for the length of one replay and
 restored after (`injected`); no file is edited. Tracing slips (the port right, its trace wrong) have no patches:
-parity.diagnose tests them on the numbers themselves.
+parity.diagnosis tests them on the numbers themselves.
 """
 
 import contextlib
@@ -559,7 +559,7 @@ def catalogue():
         Bug("grads-not-zeroed", "gradients are not zeroed after the update, so they pile up across steps",
             "set p.grad = 0 for every parameter after the update: gradients zeroed every step", "backward", opt,
             _adam(zero_grad=lambda self: None)),
-        # -- tracing slips: the port may be right, its trace wrong (tested on the numbers: parity.diagnose)
+        # -- tracing slips: the port may be right, its trace wrong (tested on the numbers: parity.diagnosis)
         Bug("slip-grads-after-zeroing", "the trace's gradients were read after the update zeroed them",
             "write the gradients right after backward(), before the update", "backward", slip),
         Bug("slip-weights-before-update", "the trace's weights were read before the update",

@@ -1,4 +1,4 @@
-"""`parity ops`: every rule of a Value class, checked one operation at a time (the table: parity/ops_cases.py).
+"""`parity ops`: every rule of a Value class, checked one operation at a time (the table: parity/ops/cases.py).
 
 For each op and each input of its table:
 
@@ -21,31 +21,17 @@ absolute for small ones, per case; the tolerances are in parity/tolerances.py.
 """
 
 import math
-import random
 import sys
 
+from parity.judge.tolerances import OPS_FD_ROUNDING_ULPS, OPS_FD_STEP, OPS_FD_TOL, OPS_FWD_TOL, OPS_GRAD_TOL
 from pure.engine import Value
 
-from . import ops_cases
-from .ops_report import OpResult, OpsReport, not_checked, stopped
-from .tolerances import OPS_FD_ROUNDING_ULPS, OPS_FD_STEP, OPS_FD_TOL, OPS_FWD_TOL, OPS_GRAD_TOL
+from . import cases as ops_cases
+from .report import OpResult, OpsReport, not_checked, stopped
+from .user_side import flatten_inputs, user_results, weights_of
 
 EPS = sys.float_info.epsilon
 CHECKS = ("torch", "finite-difference")
-
-
-# ---- nested inputs <-> flat lists
-
-def _flatten(x):
-    if isinstance(x, (list, tuple)):
-        return [y for item in x for y in _flatten(item)]
-    return [float(x)]
-
-
-def _rebuild(template, it):
-    if isinstance(template, (list, tuple)):
-        return [_rebuild(t, it) for t in template]
-    return next(it)
 
 
 def _indices(shape):
@@ -76,87 +62,6 @@ def _plain_input(case):
     return d
 
 
-# ---- the two sides
-
-PROTOCOL_NAMES = ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
-                  "__rtruediv__", "__pow__", "__neg__", "exp", "log", "relu", "tanh", "sigmoid", "erf", "gelu",
-                  "gelu_tanh", "silu")
-
-
-def _method_codes(value_cls):
-    """{code object: the protocol names it implements} for the class's methods (a method may have two names)."""
-    codes = {}
-    for name in PROTOCOL_NAMES:
-        f = getattr(value_cls, name, None)
-        code = getattr(getattr(f, "__func__", f), "__code__", None)
-        if code is not None:
-            codes.setdefault(code, set()).add(name)
-    return codes
-
-
-def _recording(codes, calls, fn, own=None):
-    """fn(), with the protocol methods it calls (its operators calling others: __sub__ calling __neg__) added to
-    `calls`; a method that is also the row's own rule (`own`: gelu_tanh = gelu) counts as that rule only."""
-    def profile(frame, event, arg):
-        if event == "call":
-            names = codes.get(frame.f_code)
-            if names:
-                calls.update((own,) if own in names else names)
-
-    old = sys.getprofile()
-    sys.setprofile(profile)
-    try:
-        return fn()
-    finally:
-        sys.setprofile(old)
-
-
-def weights_of(seed, op, case_index, n):
-    """The upstream gradients of a case: 1 for one output (the row shows the local derivative itself), else
-    random and non-uniform (ops_cases.upstream)."""
-    return [1.0] if n == 1 else ops_cases.upstream(seed, op, case_index, n)
-
-
-def user_side(spec, case, value_cls, weights, calls=None, codes=None):
-    """What the class computes for one case: (forward values, input gradients weighted by `weights`, per-output
-    input gradients, the weighted gradients of each further repeat). Each output's gradients come from the class's
-    own backward() run from that output on a graph of its own: nothing but backward() is asked of the class beyond
-    the computation itself. `calls`, a set, gets the protocol methods the computation called."""
-    def build():
-        leaves = [value_cls(x) for x in _flatten(list(case.inputs.values()))]
-        it = iter(leaves)
-        args = {name: _rebuild(val, it) for name, val in case.inputs.items()}
-        return leaves, list(spec.build(**args, **case.const))
-
-    keep = []  # every graph stays alive to the end: each fresh one gets fresh ids, so other orders of a set
-    pad = random.Random(f"{spec.name}:{_flatten(list(case.inputs.values()))}")
-    fwd, jac, weighted = None, None, []
-    for r in range(spec.repeat):
-        if r:  # shift the next graph's addresses by a few nodes, so that hash-ordered sets iterate otherwise
-            keep.append([value_cls(0.0) for _ in range(pad.randrange(1, 9))])
-        rows, n, i = [], None, 0
-        while n is None or i < n:
-            if r == 0 and i == 0 and calls is not None:
-                leaves, outs = _recording(codes if codes is not None else _method_codes(value_cls), calls, build,
-                                          spec.rule)
-            else:
-                leaves, outs = build()
-            keep.append((leaves, outs))
-            if n is None:
-                n = len(outs)
-                if r == 0:
-                    fwd = [float(o.data) for o in outs]
-            if n:
-                outs[i].backward()
-                rows.append([float(v.grad) for v in leaves])
-            i += 1
-        w = weights(n)
-        weighted.append([math.fsum(wi * row[k] for wi, row in zip(w, rows)) for k in range(len(leaves))])
-        if r == 0:
-            jac = rows
-    return fwd, weighted[0], jac, weighted[1:]
-
-
 def _torch_side(spec, case, weights):
     import torch
 
@@ -174,7 +79,7 @@ def _finite_differences(spec, case, w):
     """Central differences of torch's L = sum_j w_j out_j, and each one's rounding-error allowance."""
     import torch
 
-    flat = _flatten(list(case.inputs.values()))
+    flat = flatten_inputs(list(case.inputs.values()))
     shapes = {name: torch.tensor(val, dtype=torch.float64).shape for name, val in case.inputs.items()}
     sizes = [math.prod(s) for s in shapes.values()]
 
@@ -215,21 +120,6 @@ def _mixed_errors(got, expected):
     return errs, scale
 
 
-# ---- judging one op
-
-def _why_not_checked(spec, value_cls, present):
-    """Why the op cannot be checked with this class (the text of an absent or n/a row), or None when it can."""
-    lacks = [m for m in spec.uses if m not in present]
-    if lacks:
-        return f"lacks {', '.join(lacks)}"
-    if spec.probe is not None:
-        try:
-            spec.probe(value_cls)
-        except Exception as e:  # noqa: BLE001 - any refusal (TypeError, AssertionError, ...) means unsupported
-            return f"Value ** Value raised {type(e).__name__}"
-    return None
-
-
 def _torch_jacobian(spec, case):
     """torch's gradient of each output separately (rows of input gradients), to say which output is wrong."""
     import torch
@@ -249,7 +139,7 @@ def _torch_jacobian(spec, case):
 def _check_op(spec, user, seed):
     """user: {"why": text} when the class cannot run the op, else {"cases": [{"fwd", "grad"} or {"raised"}]}: what
     the class computed for each case (here, or in a worker)."""
-    from .user_value import MODEL_METHODS
+    from parity.sources.user_value import MODEL_METHODS
 
     required = not spec.extra and all(m in MODEL_METHODS for m in spec.uses)
     if user.get("why") is not None:
@@ -273,7 +163,7 @@ def _check_op(spec, user, seed):
 
 def _lacks_from(user_cases):
     """The one method the class lacks that every raising case names (TypeError: unsupported operand ...), or None."""
-    from .user_value import _lacking
+    from parity.sources.user_value import _lacking
 
     named = set()
     for c in user_cases:
@@ -305,24 +195,6 @@ def _lookalike(spec, user_cases):
         if not all(e <= OPS_FWD_TOL for e in errs):
             return None
     return what
-
-
-def user_results(spec, value_cls, seed, present, codes=None):
-    """What the class computes for every case of the op, in the form _check_op takes (the worker sends the same):
-    {"why"}, or {"cases": [{"fwd", "grad", "jac", "again"} or {"raised"}], "calls": the protocol methods called}."""
-    why = _why_not_checked(spec, value_cls, present)
-    if why is not None:
-        return {"why": why}
-    cases, calls = [], set()
-    codes = codes if codes is not None else _method_codes(value_cls)
-    for ci, case in enumerate(spec.cases):
-        try:
-            fwd, grad, jac, again = user_side(spec, case, value_cls,
-                                              lambda n, ci=ci: weights_of(seed, spec.name, ci, n), calls, codes)
-            cases.append({"fwd": fwd, "grad": grad, "jac": jac, "again": again})
-        except Exception as e:  # noqa: BLE001 - the class under test raised: that op is wrong
-            cases.append({"raised": f"{type(e).__name__}: {' '.join(str(e).split())}"[:200]})
-    return {"cases": cases, "calls": sorted(calls)}
 
 
 def _grad_text(names, i, got, expected, w):
@@ -442,8 +314,8 @@ def run_ops(value_cls=Value, seed=0, only=None, results=None, value_name=None):
     results: what the class computed, op by op, when it ran elsewhere (a worker: parity.worker), as an iterable of
     (op, {"why"} or {"cases"}) in table order; a WorkerFailure raised while reading it stops the job: the op it
     stopped in fails, naming how, and the ops after it are not run."""
-    from .user_value import present_methods
-    from .worker import WorkerFailure
+    from parity.errors import WorkerFailure
+    from parity.sources.user_value import present_methods
 
     specs = ops_cases.specs()
     if only is not None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .formats import Case, ReportForms
+from parity.judge.formats import Case, ReportForms
 
 TERMS = {"n_layer": 1, "n_embd": 16, "n_head": 4, "block_size": 16, "lr": 0.01, "beta1": 0.85, "beta2": 0.99,
          "eps": 1e-8, "dtype": "float64", "seed": 42, "steps": 5}  # the seed's; steps: a Value class's short run
@@ -82,17 +82,21 @@ def _comparable(meta, terms):
 
 def grade_one(path, kind, terms, options):
     """The row of one submission (a dict), judged here (this is the child judge)."""
-    from . import api
-    from .errors import ParityError
-    from .formats import diagnosis_line
+    from parity.errors import ParityError, as_parity_errors
+    from parity.judge.formats import diagnosis_line
+
+    from .check import check_trace
+    from .ops import check_ops
+    from .run import check_value
 
     row = {"path": str(path), "name": Path(path).name, "kind": kind}
     try:
         if kind == "trace":
-            from .porttrace import Limits, PortTrace
+            from parity.sources.porttrace.limits import Limits
+            from parity.sources.porttrace.reader import PortTrace
 
             limits = Limits(max_memory_mb=options["max_memory"])
-            with api.as_parity_errors():
+            with as_parity_errors():
                 trace = PortTrace(path, limits)
                 trace.close()
             differs = _comparable(trace.meta, terms)
@@ -100,14 +104,14 @@ def grade_one(path, kind, terms, options):
                 return dict(row, verdict="not comparable", first_divergence=None, diagnosis=None,
                             detail=f"the trace's terms are not the grade's: {differs}")
             # grading pins its terms: a declared variant (meta.variant) is not the assignment (strict)
-            report = api.check_trace(path, dtype=terms["dtype"], limits=limits, strict=True)
+            report = check_trace(path, dtype=terms["dtype"], limits=limits, strict=True)
             reports = [report]
         else:
             spec = f"{path}:{options['class_name']}"
-            ops = api.check_ops(spec, timeout=options["timeout"], max_memory=options["max_memory"])
+            ops = check_ops(spec, timeout=options["timeout"], max_memory=options["max_memory"])
             reports = [ops]
             if ops.verdict == "agree":  # a class that cannot run the model is refused by `run` (an InputError)
-                reports.append(api.check_value(spec, steps=terms["steps"], seed=terms["seed"],
+                reports.append(check_value(spec, steps=terms["steps"], seed=terms["seed"],
                                                n_layer=terms["n_layer"], n_embd=terms["n_embd"],
                                                n_head=terms["n_head"], block_size=terms["block_size"],
                                                lr=terms["lr"], dtype=terms["dtype"], data=options.get("data"),
@@ -116,7 +120,7 @@ def grade_one(path, kind, terms, options):
             elif ops.verdict == "partial":
                 lacks = sorted({m for r in ops.ops if r.status == "absent"
                                 for m in r.detail.removeprefix("lacks ").split(", ")})
-                from .ops_cases import RULES
+                from parity.ops.cases import RULES
 
                 row["run"] = (f"skipped: the class lacks {', '.join(lacks)}, which the model needs (every op it has "
                               f"is right)")
@@ -167,7 +171,7 @@ def _what(row):
 
 
 def child():
-    """`python -I -c 'from parity.grade import child; child()' JOB`: grade one submission, its row as JSON on
+    """`python -I -c 'from parity.commands.grade import child; child()' JOB`: grade one submission, its row as JSON on
     stdout (the last line)."""
     job = json.loads(sys.argv[1])
     row = grade_one(job["path"], job["kind"], job["terms"], job["options"])
@@ -177,12 +181,12 @@ def child():
 
 def _run_child(path, kind, terms, options):
     """grade_one in a fresh judge process, within the submission's time; a row whatever happens to it."""
-    from .worker import ROOT
+    from parity.worker.process import ROOT
 
     t0 = time.monotonic()
     job = {"path": str(path), "kind": kind, "terms": terms, "options": options}
     boot = (f"import sys; sys.path[:0] = [{str(ROOT)!r}]; sys.argv[1:] = [{json.dumps(job)!r}]; "
-            "from parity.grade import child; child()")
+            "from parity.commands.grade import child; child()")
     budget = options["timeout"] * (2 if kind == "value" else 1) + CHILD_MARGIN
     row = {"path": str(path), "name": Path(path).name, "kind": kind, "first_divergence": None, "diagnosis": None}
     try:

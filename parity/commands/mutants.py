@@ -1,4 +1,4 @@
-"""`parity mutants`: bugs of the catalogue (parity.bugs) injected into pure at run time, to prove the harness
+"""`parity mutants`: bugs of the catalogue (parity.diagnosis.bugs) injected into pure at run time, to prove the harness
 catches, localises and names them.
 
 Each mutant patches pure in memory (a method of Value or Adam, or a function of pure.model / pure.train) for the
@@ -7,18 +7,22 @@ against torch, and the mutant is
 - caught when any check fails,
 - localised when the run's first divergence is at the quantity the bug is in (and, for a rule of the engine,
   `ops` names the broken op first), and
-- named when the diagnosis (parity.diagnose, run once the bug is removed again) names it first.
+- named when the diagnosis (parity.diagnosis, run once the bug is removed again) names it first.
 Harmless controls (a mathematically equivalent change) must agree instead: they show the harness has no false
 positives.
 """
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional, Sequence, Union
 
-from .bugs import CONTROLS, by_id, injected  # noqa: F401 - CONTROLS: the harmless changes
-from .formats import Case, ReportForms
-from .ops import run_ops
-from .side_by_side import RunConfig, run_parity
+from parity.diagnosis.bugs import CONTROLS, by_id, injected  # noqa: F401 - CONTROLS: the harmless changes
+from parity.errors import as_parity_errors
+from parity.judge.formats import Case, ReportForms
+from parity.ops.checks import run_ops
+from parity.sources.pure_side import RunConfig
+
+from .common import PathLike, plan_outputs, write_outputs
+from .run import run_parity
 
 # The short run each mutant is judged by: 3 steps (so bugs that only act from step 2 show), a small model.
 # The bugs are injected into the plain teaching engine (pure.engine.Value, pure.model), so the run uses it.
@@ -28,7 +32,7 @@ MUTANT_RUN = RunConfig(steps=3, n_layer=1, n_embd=8, n_head=2, block_size=8, sam
 @dataclass
 class Mutant:
     name: str
-    bug_id: str  # the bug of parity.bugs it injects
+    bug_id: str  # the bug of parity.diagnosis.bugs it injects
     expect: tuple  # quantities the first divergence may be localised to (prefix match); () for controls
     expect_op: Optional[str] = None  # the op `parity ops` must name first, for rules of the engine
     harmless: bool = False  # a control: mathematically the same, must agree
@@ -83,9 +87,8 @@ class MutantResult:
 
 
 def check_mutant(mutant, docs, run=MUTANT_RUN):
+    from parity.diagnosis.diagnose import diagnose
     from pure.model import GPTConfig
-
-    from .diagnose import diagnose
 
     bug = mutant.bug
     config = GPTConfig(n_layer=run.n_layer, n_embd=run.n_embd, n_head=run.n_head, block_size=run.block_size)
@@ -208,3 +211,24 @@ def format_mutants_table(results, width=100):
 
 __all__ = ["CONTROLS", "Mutant", "MutantResult", "MutantsReport", "catalogue", "check_mutant", "run_mutants",
            "select"]
+
+
+def mutants(*, only: Union[str, Sequence[str], None] = None, data: Optional[PathLike] = None,
+            json: Optional[PathLike] = None, junit: Optional[PathLike] = None, markdown: Optional[PathLike] = None,
+            on_start: Optional[Callable] = None):
+    """`parity mutants`: inject each bug of the catalogue into pure and show the harness catches and localises it.
+
+    Returns a MutantsReport (`ok`: every bug caught and localised, every harmless control agreeing).
+
+    >>> parity.mutants(only="exp_grad_one").ok  # doctest: +SKIP
+    True
+    """
+    from pure.corpus import make_corpus
+    from pure.data import load_docs
+
+
+    with as_parity_errors():
+        chosen = select(only)
+        with plan_outputs({"--json": json, "--junit": junit, "--markdown": markdown}, {"--data": data}):
+            docs = load_docs(data) if data else make_corpus()
+            return write_outputs(run_mutants(docs, chosen, on_start=on_start), json, None, junit, markdown)

@@ -45,7 +45,7 @@ from pure.cli import ArgumentParser, positive_int
 from pure.data import DataError, load_docs, resolve_data_path
 from pure.train import Trainer
 
-ROOT = Path(__file__).resolve().parent.parent  # where `python -m pure` runs (the checkout, or site-packages)
+ROOT = Path(__file__).resolve().parents[2]  # where `python -m pure` runs (the checkout, or site-packages)
 LOCAL = Path(".bench")  # git-ignored: the programs `make bench` fetches or installs, relative to the working folder
 GOAL_GIST_RATIO = 50  # goal 1: fused pure per step at least 50x faster than microgpt.py
 GOAL_SEED_RATIO = 2  # goal 2: pure's whole run at least twice as fast as the seed program's under bun
@@ -206,11 +206,11 @@ def parity_step_seconds(docs, steps):
     """Seconds per step of `parity run` as the command runs it (pure in its worker process, torch_ref and the
     comparisons here: the two work at the same time), without its set-up (the worker's start, three trainers each
     shuffling the documents), as microgpt.py's row leaves out its own: a run of 1 + steps steps less a run of 1."""
-    from . import api
+    from .run import run
 
     def run_seconds(n):
         t0 = time.perf_counter()
-        report = api.run(docs, steps=n, samples=0, diagnose=False)
+        report = run(docs, steps=n, samples=0, diagnose=False)
         if not report.ok:
             raise RuntimeError(f"parity run of pure did not agree: {report.verdict_line}")
         return time.perf_counter() - t0
@@ -234,11 +234,11 @@ def diagnosis_seconds(docs, work):
     layouts), Adam without bias correction (optimizer)."""
     import json
 
+    from parity.diagnosis.bugs import by_id, injected
     from pure.model import GPTConfig
     from pure.optim import AdamConfig
 
-    from . import api
-    from .bugs import by_id, injected
+    from .check import check_trace
 
     out = {}
     for bug_id in ("exp-grad-one", "attention-unscaled", "adam-no-bias-correction"):
@@ -259,7 +259,7 @@ def diagnosis_seconds(docs, work):
         timed = {}
         for with_diagnosis in (False, True, False, True, False, True):
             t0 = time.perf_counter()
-            report = api.check_trace(path, diagnose=with_diagnosis)
+            report = check_trace(path, diagnose=with_diagnosis)
             timed.setdefault(with_diagnosis, []).append(time.perf_counter() - t0)
         named = (report.diagnosis or {}).get("id")
         out[bug_id] = (statistics.median(timed[True]) - statistics.median(timed[False]), named)
@@ -270,14 +270,14 @@ def worker_ratio(docs, rounds=3):
     """A 20-step `run --value pure.engine:Value` with the worker (parity.worker: a process of its own, the class
     imported there, its records sent over a pipe) against the same run in this process: the medians of `rounds`
     alternating runs, and their ratio."""
-    from . import api
+    from .run import run
 
     timed = {True: [], False: []}
-    api.run(docs, steps=2, samples=0, value="pure.engine:Value", isolate=False, diagnose=False)  # warm-up
+    run(docs, steps=2, samples=0, value="pure.engine:Value", isolate=False, diagnose=False)  # warm-up
     for _ in range(rounds):
         for isolate in (True, False):
             t0 = time.perf_counter()
-            api.run(docs, steps=20, samples=0, value="pure.engine:Value", isolate=isolate, diagnose=False)
+            run(docs, steps=20, samples=0, value="pure.engine:Value", isolate=isolate, diagnose=False)
             timed[isolate].append(time.perf_counter() - t0)
     return statistics.median(timed[True]), statistics.median(timed[False])
 
@@ -316,7 +316,7 @@ SEED_FIX = "pass --seed-program PATH to the seed's microgpt.ts (or set MICROGPT_
 
 
 def main(argv=None):
-    p = ArgumentParser(prog="python -m parity.bench", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m parity.commands.bench", description=__doc__.splitlines()[0])
     p.add_argument("--data", metavar="PATH", help="names file (default: the loader's order)")
     p.add_argument("--steps", type=positive_int, default=100, help="steps timed per in-process row (default 100)")
     # microgpt.py's step time varies with its documents and the collector's passes: 15-step windows here read

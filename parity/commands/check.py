@@ -1,4 +1,4 @@
-"""`parity check TRACE`: judge a microgpt port in any language from the trace it writes (parity/porttrace.py).
+"""`parity check TRACE`: judge a microgpt port in any language from the trace it writes (parity/sources/porttrace/).
 
 torch_ref replays the port's run from the port's own initial weights, over the port's own documents:
 
@@ -13,21 +13,27 @@ torch_ref replays the port's run from the port's own initial weights, over the p
 """
 
 from dataclasses import replace
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
+from parity.diagnosis.losses import LossesState
+from parity.diagnosis.state import StateRecorder
+from parity.errors import InputError, as_parity_errors
+from parity.judge.compare import compare_records
+from parity.judge.quantities import port_quantities
+from parity.judge.report import MODES, Report, first_divergence
+from parity.judge.tolerances import tolerance
+from parity.sources import forked
+from parity.sources.porttrace.meta import ADD_TENSORS, doc_count
+from parity.sources.porttrace.precision import precision
+from parity.sources.porttrace.reader import PortTrace
+from parity.sources.replay import record_torch_step
 from pure.model import param_shapes
 from pure.optim import Adam
 
-from . import forked
-from .compare import compare_records
-from .diagnose import LossesState, StateRecorder
-from .porttrace import ADD_TENSORS, PortTrace, doc_count
-from .precision import precision
-from .quantities import port_quantities
-from .replay import record_torch_step
-from .report import MODES, Report, first_divergence
-from .tolerances import tolerance
+from .common import PathLike, modes_of, open_details, plan_outputs, write_outputs
+from .diagnose import name_the_bug
 
 
 def _port_record(s, config):
@@ -137,11 +143,11 @@ def judged_dtype(dtype, meta, init):
     return "float64", "default", notes
 
 
-def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, keep_checks=True, details=None,
+def replay_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, keep_checks=True, details=None,
                 trace=None, strict=False):
     """Replay a port trace in torch_ref and compare; returns a Report. TraceError for an unusable trace. trace: the
     trace already read (PortTrace(path).spool()); without it, the trace is spooled here first (the free replay
-    reads the steps' documents before the lockstep one starts). The port's declared variant (parity.variants) is
+    reads the steps' documents before the lockstep one starts). The port's declared variant (parity.judge.variants) is
     replayed as declared, and a deviation it does not declare makes the verdict diverge; strict: so does any
     declared one."""
     from torch_ref.train import DTYPES, TorchTrainer
@@ -149,7 +155,7 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, ke
     if trace is None:
         spooled = PortTrace(path).spool()
         try:
-            return check_trace(path, dtype=dtype, device=device, modes=modes, on_step=on_step, keep_checks=keep_checks,
+            return replay_trace(path, dtype=dtype, device=device, modes=modes, on_step=on_step, keep_checks=keep_checks,
                                details=details, trace=spooled, strict=strict)
         finally:
             spooled.close()
@@ -170,7 +176,7 @@ def check_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, ke
     known = True  # the lockstep model holds the port's exact weights before this step
     have = {"grads": 0, "params": 0, "logits": 0}
     unanchored = []  # steps with tensors whose weights before them the trace does not give (nor can derive)
-    recorder = StateRecorder(config, adam, meta.steps, dtype,  # for the diagnosis (parity.diagnose)
+    recorder = StateRecorder(config, adam, meta.steps, dtype,  # for the diagnosis (parity.diagnosis)
                              loss_reduction=declaration.effective.loss_reduction)
     weights = trace.init  # the port's weights before this step, when known
     tokens, losses = [], []  # for a losses-only trace's diagnosis
@@ -290,3 +296,68 @@ def _unchecked(missing, have):
                 '(python -m parity writer LANG writes them)')
     return (f"{' and '.join(WHAT[m] for m in missing)} not checked in lockstep: add "
             f"{'; '.join(ADD[m] for m in missing)}")
+
+
+def check_trace(path: PathLike, *, dtype: Optional[str] = None, device: str = "cpu",
+                modes: Union[str, Sequence[str]] = MODES, json: Optional[PathLike] = None,
+                plot: Optional[PathLike] = None, junit: Optional[PathLike] = None,
+                markdown: Optional[PathLike] = None, details: Optional[PathLike] = None, diagnose: bool = True,
+                limits=None, progress: Optional[Callable] = None, log: Optional[Callable[[str], None]] = None,
+                strict: bool = False, names: Union[None, PathLike, dict] = None):
+    """`parity check`: judge a port in any language from the trace it writes (see the README's port-trace format).
+
+    names: the port's names for its matrices, {port's name: the seed's name} (a dict, or a JSON file holding one:
+    `--names FILE`), over the trace's meta.names; a matrix not named goes by the seed's name.
+
+    A port's declared variant (meta.variant) is replayed as declared and agrees "as a variant of microgpt"; a
+    deviation it does not declare diverges; strict: any declared variant diverges too (report.variant holds the
+    declaration).
+
+    The whole trace is read first (once: it is spooled), so an unusable line is an InputError before any work;
+    limits (parity.sources.porttrace.Limits) bound what a trace may ask (line length, size, steps, config).
+    progress(total) may return on_step(step, checks), as for run(). diagnose: name the bug of a divergence
+    (report.diagnosis).
+    Returns a Report.
+
+    >>> report = parity.check_trace("run.jsonl")  # doctest: +SKIP
+    >>> report.verdict, report.first_divergence["phase"]
+    ('diverge', 'backward')
+    """
+    from parity.sources.porttrace.limits import Limits
+    from parity.sources.porttrace.reader import PortTrace
+
+    log = log or (lambda text: None)
+    with as_parity_errors():
+        modes = modes_of(modes)
+        if dtype not in (None, "float64", "float32"):
+            raise InputError(f"dtype must be float64 or float32, got {dtype!r}")
+        limits = limits or Limits()
+        outputs = {"--json": json, "--plot": plot, "--junit": junit, "--markdown": markdown, "--details": details}
+        with plan_outputs(outputs, {"TRACE": path}):
+            log("reading the whole trace first, so that an unusable line is found before any work ...")
+            # read once, in a process of its own while this one imports torch (about a second); len() waits for
+            # it and raises its TraceError naming the line
+            trace = PortTrace(path, limits, names).spool(background=True)
+            try:
+                from torch_ref.train import preload, resolve_device
+
+
+                resolve_device(device)
+                preload()  # while the reader still reads
+                steps = len(trace)
+                c = trace.meta.config
+                judged, source, _ = judged_dtype(dtype, trace.meta, trace.init)
+                log(f"port: {trace.meta.implementation or 'unnamed'}; n_layer {c.n_layer}, n_embd {c.n_embd}, n_head "
+                    f"{c.n_head}, block_size {c.block_size}, vocab {c.vocab_size}; {steps} steps; torch_ref in "
+                    f"{judged} ({'float64 unless meta says otherwise' if source == 'default' else 'from ' + source})")
+                on_step = progress(steps) if progress else None
+                with open_details(details) as details_file:
+                    report = replay_trace(path, dtype=dtype, device=device, modes=modes, on_step=on_step,
+                                    keep_checks=False, details=details_file, trace=trace, strict=strict)
+            finally:  # the spool, and the reader if it still runs (an error, an interrupt)
+                trace.close()
+            getattr(on_step, "close", lambda: None)()
+            report.title = f"parity check: {path}"
+            if diagnose:
+                name_the_bug(report, log)
+            return write_outputs(report, json, plot, junit, markdown)

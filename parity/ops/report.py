@@ -13,9 +13,10 @@ import textwrap
 from dataclasses import dataclass
 from typing import Optional
 
-from .formats import Case, ReportForms
-from .ops_cases import DEEP_CHAIN, RULE_NAMES, RULES, WALK
-from .tolerances import OPS_FD_TOL, OPS_FWD_TOL, OPS_GRAD_TOL, ops_tolerances
+from parity.judge.formats import Case, ReportForms
+from parity.judge.tolerances import OPS_FD_TOL, OPS_FWD_TOL, OPS_GRAD_TOL, ops_tolerances
+
+from .cases import DEEP_CHAIN, RULE_NAMES, RULES, WALK
 
 DIAGNOSIS_RULES = 3  # wrong rules the diagnosis describes; the rest are counted
 VERDICT_DETAILED = 4  # failing ops described in the verdict line; the rest are named only
@@ -27,7 +28,7 @@ STATUSES = ("ok", "FAIL", "not checked", "absent", "n/a", "limit", "stopped")
 class OpResult:
     op: str
     ok: bool
-    max_fwd_error: float  # vs torch float64, mixed error (see parity.ops)
+    max_fwd_error: float  # vs torch float64, mixed error (see parity.ops.checks)
     max_grad_error: float  # vs torch.autograd
     max_fd_error: float  # vs central finite differences, beyond their rounding allowance
     ref_fd_error: float  # torch's own gradient vs finite differences (validates the reference)
@@ -132,7 +133,7 @@ def _problem(r, rows):
 class OpsReport(ReportForms):
     """What `parity ops` found: `ops` (one OpResult per row), `verdict` ("agree", "partial": every op the class has
     is right but one the model needs is absent, "diverge"), `verdict_line`, `first_divergence` (the first failing
-    op), and the forms of every report (parity.formats)."""
+    op), and the forms of every report (parity.judge.formats)."""
 
     ops: list
     value_class: str = "pure.engine:Value"
@@ -269,7 +270,7 @@ class OpsReport(ReportForms):
 
     @property
     def diagnosis(self):
-        """The wrong rule(s) and the fix, as a diagnosis dict (id, summary, fix, evidence; parity.formats'
+        """The wrong rule(s) and the fix, as a diagnosis dict (id, summary, fix, evidence; parity.judge.formats'
         diagnosis_line says it): the op, the input where it fails, what it got and what torch says, and the
         correct local derivative; None when no rule is wrong."""
         problems = self.problems()

@@ -1,5 +1,5 @@
 """pure's side of `parity run`: pure trains, and each step comes out as named float64 arrays (under the names of
-parity.quantities), in a stream of events that the judge consumes the same way whether pure runs in its own
+parity.judge.quantities), in a stream of events that the judge consumes the same way whether pure runs in its own
 process or in a worker (parity.worker): this module imports neither torch nor anything of the judge's comparisons.
 
 Events, in order: ("init", weights), then per step ("record", step, record) or, when the Value class raised,
@@ -70,7 +70,7 @@ def _causal(by_pos, attr):
 
 def record_pure_step(trainer, step, on_phase=None):
     """Run pure's 0-based `step` (forward, backward, Adam) and record everything along the way, under the names of
-    parity.quantities. Whatever the Value class raises comes out as a ValueClassError naming the phase."""
+    parity.judge.quantities. Whatever the Value class raises comes out as a ValueClassError naming the phase."""
     taps = {}
 
     def tap(name, pos, values):

@@ -1,6 +1,6 @@
 """The torch side of every comparison: torch_ref's own trainer (torch_ref.TorchTrainer, torch.optim.Adam with the
 seed's schedule) stepped on a document and recorded as named float64 arrays, under the names of
-parity.quantities.
+parity.judge.quantities.
 
 `parity run` resets it to pure's state before each lockstep step (`TorchTrainer.load_state`); `parity check`
 builds it from a port's weights (`TorchTrainer.from_params`) and feeds its optimizer the port's own gradients.
@@ -9,8 +9,6 @@ builds it from a port's weights (`TorchTrainer.from_params`) and feeds its optim
 import contextlib
 
 import numpy as np
-
-from torch_ref.intermediates import record_intermediates
 
 
 def _np(t):
@@ -23,6 +21,8 @@ def record_torch_step(trainer, tokens, *, intermediates=True, grads=None, tensor
     `tensors`, every parameter's gradient (torch's own), Adam's moments (with `moments`) and the updated weights;
     with `intermediates`, every tapped intermediate and its gradient (attention weights split per head into
     (T, T))."""
+    from torch_ref.intermediates import record_intermediates  # torch, once a step is replayed: not at import
+
     with record_intermediates(trainer.model) if intermediates else contextlib.nullcontext({}) as taps:
         loss, logits = trainer.forward_backward(tokens)
     rec = {"loss": np.array(float(loss.item())), "logits": _np(logits)}

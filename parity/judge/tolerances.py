@@ -2,7 +2,7 @@
 family, torch dtype and mode for `run` and `check`; then those of `ops`.
 
 A check passes when every element satisfies |torch - pure| <= atol + rtol * |pure|
-(parity.compare). The absolute term carries the weight: gradients and moments
+(parity.judge.compare). The absolute term carries the weight: gradients and moments
 have many elements near zero whose relative error is meaningless, and the
 noise is set by the scale of the sums that produced them, not by the element.
 
@@ -83,7 +83,7 @@ def tolerance(quantity, dtype, mode):
     return TOLERANCES[(dtype, mode)][fam]
 
 
-# ---- `parity ops` (on the mixed error |got - expected| / max(1, the case's largest |expected|): see parity.ops).
+# ---- `parity ops` (on the mixed error |got - expected| / max(1, the case's largest |expected|): parity.ops.checks).
 # Measured on pure.Value and on the independently written correct engines of tests/engines (closures and sets;
 # direct sub/div rules, libm pow, Kahn's order; a third style), over upstream-gradient seeds 0..9: the largest
 # errors are in the comments. The smallest error of any wrong rule of tests/engines/wrong_rules.py, on the op it
