@@ -1,11 +1,12 @@
-"""The worker itself (`serve`): its limits, the drop to a uid of its own, the user's class imported and checked,
-then the model (parity.sources.pure_side) or the ops table (parity.ops.user_side) run with it, as frames."""
+"""The worker itself (`serve`): confined (parity.worker.confine), the user's class imported and checked, then the
+model (parity.sources.pure_side) or the ops table (parity.ops.user_side) run with it, as frames."""
 
 import json
 import os
 import sys
 from pathlib import Path
 
+from .confine import drop_privileges, set_limits
 from .frames import write_frame
 
 PRELOAD = ("math", "random", "itertools", "functools", "collections", "dataclasses", "typing", "numbers", "operator",
@@ -14,65 +15,11 @@ PRELOAD = ("math", "random", "itertools", "functools", "collections", "dataclass
            "importlib.util", "linecache", "inspect", "gc")
 
 
-# ---- the worker's side -------------------------------------------------------------------------------------------
-
-def _limit(job):
-    import resource
-
-    mem = job["max_memory"] << 20
-    for which, value in ((resource.RLIMIT_AS, mem), (resource.RLIMIT_CPU, job["cpu_seconds"]),
-                         (resource.RLIMIT_FSIZE, job["file_limit"]), (resource.RLIMIT_CORE, 0)):
-        try:
-            resource.setrlimit(which, (value, value))
-        except (ValueError, OSError):
-            pass
-
-
-def _drop(job):
-    """As root: to the worker's own uid, for good. The interpreter's own files may lie where that uid cannot go (a
-    home folder closed to others), so every folder of sys.path is opened first and reached after the drop through
-    its open descriptor (/proc/self/fd/N): the user's code can still import the standard library and the packages
-    installed, and nothing else it could not read anyway."""
-    import resource
-
-    uid = job.get("uid")
-    if uid is None or os.geteuid() != 0:
-        return
-    mapping = {}
-    for path in sys.path:
-        if path and path not in mapping and os.path.isdir(path):
-            mapping[path] = f"/proc/self/fd/{os.open(path, os.O_RDONLY | os.O_DIRECTORY)}"
-    longest_first = sorted(mapping.items(), key=lambda kv: -len(kv[0]))
-
-    def remap(path):
-        for old, new in longest_first:
-            if path == old or path.startswith(old + os.sep):
-                return new + path[len(old):]
-        return path
-
-    os.setgroups([])
-    os.setgid(uid)
-    os.setuid(uid)
-    try:
-        resource.setrlimit(resource.RLIMIT_NPROC, (64, 64))  # counted per uid: this worker's own processes
-    except (ValueError, OSError):
-        pass
-    sys.path[:] = [remap(p) for p in sys.path]
-    for module in list(sys.modules.values()):
-        search = getattr(module, "__path__", None)
-        if search is not None:
-            try:
-                search[:] = [remap(p) for p in search]
-            except TypeError:  # a namespace package's path recomputes itself from sys.path
-                pass
-    sys.path_importer_cache.clear()
-
-
 def serve():
     """The worker: one job, described by the JSON in argv[1], its frames written to the fd it names."""
     job = json.loads(sys.argv[1])
     fd = job["fd"]
-    _limit(job)
+    set_limits(job)
     import importlib
 
     for name in PRELOAD:
@@ -83,7 +30,7 @@ def serve():
     from parity.sources import pure_side, user_value  # noqa: F401 - the same
     from pure import fused, train  # noqa: F401
 
-    _drop(job)
+    drop_privileges(job)
     send = lambda header, arrays=(): write_frame(fd, header, arrays)  # noqa: E731
     send({"type": "phase", "phase": "import"})
     cls = _load(job, send)
