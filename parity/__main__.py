@@ -353,7 +353,7 @@ def cmd_grade(args):
 
 
 def cmd_writer(args):
-    from .commands.writer import write_writer
+    from .writers import write_writer
 
     for path in write_writer(args.lang, args.out, force=args.force):
         print(path)

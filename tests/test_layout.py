@@ -30,7 +30,7 @@ LAYERS = {
     "parity.api": {"parity.commands", "parity.errors"},
     "parity": {"parity.api", "parity.errors"},
     "parity.testing": {"parity", "parity.api", "parity.errors"},
-    "parity.__main__": {"parity", "parity.api", "parity.commands", "parity.errors"} | BELOW_COMMANDS,
+    "parity.__main__": {"parity", "parity.api", "parity.commands", "parity.writers", "parity.errors"} | BELOW_COMMANDS,
 }
 
 

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 from parity.commands.check import replay_trace
-from parity.commands.writer import LANGS, write_writer, writer_files
 from parity.sources.porttrace.reader import PortTrace
+from parity.writers import LANGS, write_writer, writer_files
 from pure.corpus import write_corpus
 from pure.model import param_shapes
 from torch_ref.train import TorchTrainer
