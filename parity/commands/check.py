@@ -341,7 +341,6 @@ def check_trace(path: PathLike, *, dtype: Optional[str] = None, device: str = "c
             try:
                 from torch_ref.train import preload, resolve_device
 
-
                 resolve_device(device)
                 preload()  # while the reader still reads
                 steps = len(trace)

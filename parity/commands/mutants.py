@@ -226,7 +226,6 @@ def mutants(*, only: Union[str, Sequence[str], None] = None, data: Optional[Path
     from pure.corpus import make_corpus
     from pure.data import load_docs
 
-
     with as_parity_errors():
         chosen = select(only)
         with plan_outputs({"--json": json, "--junit": junit, "--markdown": markdown}, {"--data": data}):

@@ -39,6 +39,7 @@ from .diagnose import name_the_bug
 
 # ---- checks that are not elementwise --------------------------------------------------------------------------
 
+
 def samples_check(mode, step, pure_samples, torch_samples):
     bad = [i for i, (a, b) in enumerate(zip(pure_samples, torch_samples)) if a != b]
     bad += list(range(min(len(pure_samples), len(torch_samples)), max(len(pure_samples), len(torch_samples))))

@@ -98,6 +98,7 @@ def diagnose(state, bugs=None):
     trials += trials_of_layouts(state, slips)
     # best fit first; among equal fits (the same numbers: a bug and a slip that both zero every gradient), what the
     # free run says decides: a port whose training agrees is right, so its trace is the suspect
+
     def rank(t):
         slip = t.bug.kind == "slip"
         return (round(t.ratio, 6), (not slip) if state.free_agrees else slip)

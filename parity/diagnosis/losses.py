@@ -18,6 +18,7 @@ from .step_replay import step_loss, value_params
 
 # ---- a trace with losses only: whole runs in free mode ------------------------------------------------------------
 
+
 @dataclass
 class LossesState:
     """A trace with losses only, diverging in free mode: the port's initial weights, documents and losses."""

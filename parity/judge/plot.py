@@ -36,6 +36,7 @@ def _binned(points, max_points=PLOT_MAX_POINTS):
 
 EXACT_STAGGER = 1.35  # each family's "exactly equal" marks sit this factor above the previous family's
 
+
 def figure(report, series=None):
     """The matplotlib figure of write_plot (the caller closes it)."""
     import matplotlib

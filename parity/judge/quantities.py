@@ -44,6 +44,10 @@ def family(name):
     return "activation"
 
 
+# The families in the order of a step (forward, backward, optimizer, samples): the tolerance legend and the plot
+FAMILY_ORDER = ["activation", "logits", "loss", "act_grad", "param_grad", "adam_m", "adam_v", "param", "samples"]
+
+
 _ACT_WORDS = {
     "embed": "token + position embedding", "embed_norm": "embedding rmsnorm", "attn_norm": "attention rmsnorm",
     "q": "q", "k": "k", "v": "v", "attn_out": "attention output", "attn_resid": "attention residual",
@@ -142,4 +146,3 @@ def record_shapes(config, T):
 
 def by_name(quantities) -> dict:
     return {q.name: q for q in quantities}
-FAMILY_ORDER = ["activation", "logits", "loss", "act_grad", "param_grad", "adam_m", "adam_v", "param", "samples"]

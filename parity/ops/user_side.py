@@ -10,6 +10,7 @@ from . import cases as ops_cases
 
 # ---- nested inputs <-> flat lists
 
+
 def flatten_inputs(x):
     if isinstance(x, (list, tuple)):
         return [y for item in x for y in flatten_inputs(item)]
