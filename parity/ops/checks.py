@@ -163,13 +163,13 @@ def _check_op(spec, user, seed):
 
 def _lacks_from(user_cases):
     """The one method the class lacks that every raising case names (TypeError: unsupported operand ...), or None."""
-    from parity.sources.user_value import _lacking
+    from parity.sources.user_value import lacking_method
 
     named = set()
     for c in user_cases:
         if "raised" in c:
             kind, _, text = c["raised"].partition(": ")
-            m = _lacking(text) if kind in ("TypeError", "AttributeError") else None
+            m = lacking_method(text) if kind in ("TypeError", "AttributeError") else None
             if m is None:
                 return None
             named.add(m)

@@ -42,7 +42,7 @@ _OPERATORS = {"+": ("__add__", "__radd__"), "-": ("__sub__", "__rsub__"), "*": (
               "/": ("__truediv__", "__rtruediv__"), "** or pow()": ("__pow__", "__rpow__")}
 
 
-def _lacking(exc, cls=None):
+def lacking_method(exc, cls=None):
     """The method a TypeError / AttributeError says the class lacks, or None."""
     text = str(exc)
     m = re.search(r"has no attribute '(\w+)'", text)
@@ -70,7 +70,7 @@ def tried_protocol(cls):
         try:
             f(a, b)
         except (TypeError, AttributeError) as e:
-            out.append((what, _lacking(e, cls), _one_line(e)))
+            out.append((what, lacking_method(e, cls), _one_line(e)))
         except Exception:  # noqa: BLE001 - a wrong value (log of a negative, ...) is for `ops` to judge
             pass
     return out
@@ -210,7 +210,7 @@ def check_protocol(cls, name=None, needs=MODEL_METHODS, purpose="run the model",
             try:
                 activate(cls(0.3), activation)
             except (TypeError, AttributeError) as e:
-                lacks = _lacking(e, cls)
+                lacks = lacking_method(e, cls)
                 if lacks is not None and lacks not in missing:
                     missing.append(lacks)
                 called.append(f"the variant's activation {activation} raised {_one_line(e)}")
