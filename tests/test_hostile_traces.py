@@ -105,6 +105,21 @@ def test_a_number_beyond_float_range_is_the_ports_non_finite_value(tmp_path):
     assert "the port has a non-finite value (inf" in report.verdict_line
 
 
+@pytest.mark.parametrize("value,fragment", [('"0x1p+2000"', "meta.lr '0x1p+2000' is beyond the range of a double"),
+                                            ("1" + "0" * 400, "is beyond the range of a double"),
+                                            ('"fast"', "meta.beta1 must be a number, got 'fast'")])
+def test_a_meta_fact_beyond_a_double_or_not_a_number_is_one_error_line(tmp_path, value, fragment):
+    """meta's facts are numbers the judge replays with: one it cannot hold is unusable input, never a traceback."""
+    trace = lines()
+    meta = json.loads(trace[0])
+    meta["meta"]["beta1" if "fast" in value else "lr"] = "VALUE"
+    trace[0] = json.dumps(meta).replace('"VALUE"', value)
+    path = tmp_path / "fact.jsonl"
+    path.write_text("\n".join(trace) + "\n")
+    one_error_line(cli(path, "--json", tmp_path / "out.json"), fragment)
+    assert not (tmp_path / "out.json").exists()
+
+
 def test_a_trace_choosing_lr_0_is_not_a_full_check(tmp_path):
     """A port that trains with lr 0 and says so: nothing moves, so no update is checked: partial, not agree."""
     from tests.diagnosis_cases import pure_trace

@@ -27,10 +27,6 @@ from pure.variants import FACT_KEYS, MICROGPT, Variant, VariantError, echo, lr_f
 LR_RTOL = 1e-6
 
 
-class DeclarationError(ValueError):
-    """A declaration the judge does not support (an unknown key or value): one error line, exit 2."""
-
-
 def verdict_words(variant):
     """What an agreeing verdict adds: ` as a variant of microgpt: ...` (empty for microgpt itself)."""
     return "" if variant.is_microgpt else f" as a variant of microgpt: {variant.describe()}"
@@ -64,9 +60,9 @@ class Declaration:
     strict: bool = False
 
     @classmethod
-    def from_meta(cls, meta, make_error=DeclarationError):
-        """Read a meta object's facts and `variant`; make_error(message) for a declaration that is not supported
-        (or a fact that is not a number)."""
+    def from_meta(cls, meta, make_error):
+        """Read a meta object's facts and `variant`; make_error(message): the exception (the reader's TraceError)
+        for a declaration that is not supported, or a fact that is not a number."""
         raw = meta.get("variant", {})
         try:
             declared = Variant.from_dict(raw)
@@ -81,14 +77,16 @@ class Declaration:
             value = meta[key]
             if key == "grad_clip" and (value is None or value == 0):
                 value = None  # no clipping, as said by 0 or null
-            elif isinstance(value, str):
+            elif isinstance(value, str) or _number(value) is not None:
                 try:
-                    value = float.fromhex(value) if "x" in value.lower() else float(value)
+                    value = float.fromhex(value) if isinstance(value, str) and "x" in value.lower() else float(value)
                 except ValueError:
                     raise make_error(f"meta.{key} must be a number, got {echo(value)}") from None
-            elif _number(value) is None:
+                except OverflowError:  # a hex float or an integer beyond any double
+                    raise make_error(f"meta.{key} {echo(value)} is beyond the range of a double") from None
+            else:
                 raise make_error(f"meta.{key} must be a number, got {echo(value)}")
-            facts[key] = float(value) if value is not None else None
+            facts[key] = value
         try:
             effective = declared.with_changes(**facts)
         except VariantError as e:
