@@ -165,27 +165,26 @@ def test_a_missing_or_corrupt_gzip_is_exit_2(tmp_path, capsys):
 
 
 def test_fixtures_hold_no_names_data():
-    """The traces carry their documents: they must come from the synthetic corpus, never names.txt."""
+    """The traces carry their documents: they must come from the synthetic corpus, never names.txt. A document
+    given as text is one of the corpus; one given as ids (decoded with the reader's own layout) may be a prefix of
+    one, as a port may trace only the block_size + 1 tokens it uses."""
+    from parity.sources.porttrace.meta import read_meta
     from pure.corpus import make_corpus
 
     corpus = set(make_corpus())
     for path in PORTS.glob("*.jsonl.gz"):
         recs = [json.loads(line) for line in gzip.open(path, "rt") if line.startswith("{")]
-        meta = next(r["meta"] for r in recs if "meta" in r)
-        special = {meta.get("bos", len(meta["chars"])), meta.get("eos", meta.get("bos", len(meta["chars"])))}
-        ids = [i for i in range(len(meta["chars"]) + len(special)) if i not in special]  # a trace of ids: decoded
-        char_of = dict(zip(ids, meta["chars"]))  # with meta's layout (the characters take the ids BOS/EOS do not)
-
-        def text(tokens, char_of=char_of):  # BOS/EOS dropped; a port may trace only the block_size + 1 it uses
-            return "".join(char_of[i] for i in tokens if i in char_of)
-
-        docs = set()
+        meta = read_meta(next(r for r in recs if "meta" in r), path.name)
+        char_of = {i: c for c, i in meta.char_ids().items()}
+        texts, decoded = set(), set()
         for s in (r for r in recs if "step" in r and "loss" in r):
-            docs |= {s["doc"]} if "doc" in s else set(s.get("docs", []))
+            texts |= {s["doc"]} if "doc" in s else set(s.get("docs", []))
             tokens = s.get("tokens", [])
-            docs |= {text(t) for t in tokens} if tokens and isinstance(tokens[0], list) else \
-                ({text(tokens)} if tokens else set())
-        assert docs and all(d in corpus or any(c.startswith(d) for c in corpus) for d in docs), path.name
+            for t in (tokens if tokens and isinstance(tokens[0], list) else [tokens] if tokens else []):
+                decoded.add("".join(char_of[i] for i in t if i in char_of))  # BOS/EOS dropped
+        assert texts | decoded, path.name
+        assert texts <= corpus, (path.name, sorted(texts - corpus)[:3])
+        assert all(any(c.startswith(d) for c in corpus) for d in decoded), path.name
 
 
 def test_tensors_after_a_step_without_them_are_not_checked_in_lockstep_and_the_report_says_so(tmp_path):
