@@ -283,10 +283,10 @@ def cmd_train(args, backend):
                 check_loss(loss, step + 1, variant.lr)
                 progress.update(step + 1, f"step {step + 1:4d} / {args.steps} | loss {loss:.4f}")
                 if trace:
-                    n = variant.docs_per_step
-                    docs_now = [trainer.docs[(step * n + i) % len(trainer.docs)] for i in range(n)]
-                    trace.step(step + 1, loss, trainer.lr_at(step), doc=docs_now[0] if n == 1 else None,
-                               docs=docs_now if n > 1 else None, grads=grads,
+                    docs_now = variant.docs_of_step(trainer.docs, step)
+                    one = len(docs_now) == 1
+                    trace.step(step + 1, loss, trainer.lr_at(step), doc=docs_now[0] if one else None,
+                               docs=None if one else docs_now, grads=grads,
                                params=None if grads is None else trainer.flat_values())
             progress.close()
             rng_state = trainer.rng.get_state()  # before sampling, so `sample --load` repeats these samples

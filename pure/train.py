@@ -127,8 +127,7 @@ class Trainer:
 
     def docs_at(self, step):
         """The 0-based step's documents, tokenized: docs_per_step of them, the next ones in shuffled order."""
-        n = self.variant.docs_per_step
-        return [self.tokenizer.encode(self.docs[(step * n + i) % len(self.docs)]) for i in range(n)]
+        return [self.tokenizer.encode(doc) for doc in self.variant.docs_of_step(self.docs, step)]
 
     def forward(self, step, tap=None):
         """Loss of the step's document(s) (a Value, its graph built; no backward yet)."""

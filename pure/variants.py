@@ -20,6 +20,15 @@ SQRT_HALF = math.sqrt(0.5)  # gelu's x / sqrt(2)
 GELU_TANH_K = math.sqrt(2 / math.pi)  # the tanh approximation's constant
 
 
+def shown(value):
+    """A variant's value as every message says it: none, true / false, a float in %g, else as it is."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 class VariantError(ValueError):
     """A declaration the project does not support: the message lists the supported keys and values."""
 
@@ -103,12 +112,10 @@ class Variant:
         words, said = [], False
         for key, value in self.deviations().items():
             if isinstance(value, float) or key == "grad_clip":
-                base = getattr(MICROGPT, key)
-                base = "none" if base is None else f"{base:g}"
-                words.append(f"{key} {value:g} ({'' if said else 'microgpt: '}{base})")
+                words.append(f"{key} {shown(value)} ({'' if said else 'microgpt: '}{shown(getattr(MICROGPT, key))})")
                 said = True
             else:
-                words.append(f"{key} {str(value).lower() if isinstance(value, bool) else value}")
+                words.append(f"{key} {shown(value)}")
         return ", ".join(words)
 
     # ---- the floors' configs ----------------------------------------------------------------------------------
@@ -138,6 +145,11 @@ class Variant:
         if self.docs_per_step > n_docs:
             raise VariantError(f"variant docs_per_step {self.docs_per_step} is more than the {n_docs} documents; "
                                f"give at most {n_docs}")
+
+    def docs_of_step(self, docs, step):
+        """The 0-based step's documents: docs_per_step of them, the next ones in `docs`' order, cycling."""
+        n = self.docs_per_step
+        return [docs[(step * n + i) % len(docs)] for i in range(n)]
 
     def with_changes(self, **changes):
         return replace(self, **changes)

@@ -114,6 +114,12 @@ def _train(tmp_path, package, spec, name):
     return path
 
 
+@pytest.fixture(scope="module")
+def relu2_trace(tmp_path_factory):
+    """pure's own trace under activation=relu2, trained once for the tests that only read it or edit copies."""
+    return _train(tmp_path_factory.mktemp("relu2"), "pure", "activation=relu2", "v.jsonl")
+
+
 def _corpus(tmp_path):
     from pure.corpus import write_corpus
 
@@ -183,8 +189,8 @@ def _edited(tmp_path, trace, name, meta_changes=None, step_changes=None):
     return out
 
 
-def test_an_unsupported_or_contradicting_declaration(tmp_path):
-    trace = _train(tmp_path, "pure", "activation=relu2", "v.jsonl")
+def test_an_unsupported_or_contradicting_declaration(tmp_path, relu2_trace):
+    trace = relu2_trace
     rope = _edited(tmp_path, trace, "rope.jsonl", {"variant": {"activation": "relu2", "rope": True}})
     out = _run("-m", "parity", "check", str(rope))
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
@@ -220,26 +226,24 @@ def test_several_documents_a_step_undeclared(tmp_path):
     assert report.first_divergence is None  # replayed with the port's documents, the numbers agree
 
 
-def test_bos_first_and_a_separate_eos(tmp_path):
+def test_bos_first_and_a_separate_eos(tmp_path, relu2_trace):
     """Facts of layout, never deviations: BOS as id 0 (the characters after it) and a separate end token."""
-    trace = _train(tmp_path, "pure", "activation=relu2", "v.jsonl")
+    trace = relu2_trace
     lines = [json.loads(x) for x in trace.read_text().splitlines()]
     chars = lines[0]["meta"]["chars"]
     n = len(chars)
     # BOS moved to id 0: every other id moves up by one, so wte's and lm_head's rows rotate with it
     lines[0]["meta"]["bos"] = 0
-    from pure.model import GPTConfig, param_shapes
+    from pure.model import GPTConfig, split_flat
 
-    shapes = param_shapes(GPTConfig(n_layer=1, n_embd=8, n_head=2, block_size=8, vocab_size=n + 1))
+    config = GPTConfig(n_layer=1, n_embd=8, n_head=2, block_size=8, vocab_size=n + 1)
 
     def rotate(flat):
-        out, at = [], 0
-        for name, (r, c) in shapes.items():
-            rows = [flat[at + i * c: at + (i + 1) * c] for i in range(r)]
+        out = []
+        for name, rows in split_flat(flat, config).items():
             if name in ("wte", "lm_head"):
                 rows = rows[-1:] + rows[:-1]
             out += [x for row in rows for x in row]
-            at += r * c
         return out
 
     for rec in lines:
@@ -357,9 +361,9 @@ def test_a_value_class_is_refused_before_work_when_the_variant_needs_what_it_lac
     assert report.verdict == "agree", report.verdict_line  # relu2 needs only relu and **
 
 
-def test_a_huge_declaration_is_one_short_error_line(tmp_path):
+def test_a_huge_declaration_is_one_short_error_line(tmp_path, relu2_trace):
     """A trace's meta can hold megabytes (a line is bounded at 64 MB): the error line repeats a bounded part."""
-    trace = _train(tmp_path, "pure", "activation=relu2", "v.jsonl")
+    trace = relu2_trace
     for variant in ({"activation": "x" * 1_000_000}, {"k" * 1_000_000: 1}):
         out = _run("-m", "parity", "check", str(_edited(tmp_path, trace, "huge.jsonl", {"variant": variant})))
         errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]

@@ -194,8 +194,7 @@ class TorchTrainer:
 
     def docs_at(self, step):
         """The 0-based step's documents, tokenized: docs_per_step of them, the next ones in shuffled order."""
-        n = self.variant.docs_per_step
-        return [self.tokenizer.encode(self.docs[(step * n + i) % len(self.docs)]) for i in range(n)]
+        return [self.tokenizer.encode(doc) for doc in self.variant.docs_of_step(self.docs, step)]
 
     def loss_of(self, tokens):
         """(loss, logits (n, V)): the mean cross-entropy of predicting tokens[1:n+1] from tokens[:n],

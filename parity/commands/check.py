@@ -30,7 +30,6 @@ from parity.sources.porttrace.precision import precision
 from parity.sources.porttrace.reader import PortTrace
 from parity.sources.replay import record_torch_step
 from pure.model import param_shapes
-from pure.optim import Adam
 
 from .common import PathLike, modes_of, open_details, plan_outputs, write_outputs
 from .diagnose import name_the_bug
@@ -163,7 +162,6 @@ def replay_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, k
     config = meta.config
     declaration = meta.declaration.for_check(strict)
     adam = _custom_rates(trace, meta.adam, declaration)
-    schedule = Adam([], meta.steps, adam)  # the rate each step's update should use, to check a traced lr against
     dtype, dtype_from, dtype_notes = judged_dtype(dtype, meta, trace.init)
     quantities = port_quantities(config)
     report = Report("port", quantities, {}, dtype=dtype, model_config=config, keep_checks=keep_checks,
@@ -184,9 +182,9 @@ def replay_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, k
     try:
         for s in trace:
             checks = []
-            declaration.step_docs(s.step, doc_count(s.tokens))
+            declaration.step_docs(doc_count(s.tokens))
             if adam.lr_schedule != "custom" and s.step <= meta.steps:
-                declaration.step_lr(s.step, s.lr, schedule.lr_at(s.step - 1), meta.steps)
+                declaration.step_lr(s.step, s.lr, meta.steps)
             if lock is not None:
                 tensors = s.grads is not None or s.params is not None or s.logits is not None
                 if not recorder.done:
@@ -278,7 +276,6 @@ def replay_trace(path, *, dtype=None, device="cpu", modes=MODES, on_step=None, k
     report.extra = {"trace": str(path), "implementation": meta.implementation, "notes": report.notes,
                     "adam": {k: v for k, v in adam.__dict__.items() if k != "rates"}, "lr_steps": meta.steps}
     report.variant = declaration.to_json()
-    report.variant_words = declaration.verdict_words()
     report.declaration_errors = declaration.problems()
     return report
 

@@ -17,7 +17,6 @@ from parity.judge.compare import Check, Tol, compare_records
 from parity.judge.quantities import RAISED, SAMPLES, step_quantities
 from parity.judge.report import MODES, Report, first_divergence
 from parity.judge.tolerances import tolerance
-from parity.judge.variants import verdict_words
 from parity.sources.pure_side import RunConfig, pure_events
 from parity.sources.replay import record_torch_step
 from pure.engine import Value
@@ -102,7 +101,6 @@ def run_parity(docs, run=None, *, modes=MODES, value_cls=Value, on_step=None, ta
     report = Report("pure", quantities, asdict(run), dtype=run.dtype, model_config=config, samples={},
                     keep_checks=keep_checks, details=details, steps=run.steps)
     report.variant = variant.deviations() or None  # both sides run it: declared, so nothing is undeclared
-    report.variant_words = verdict_words(variant)
     if first[0] == "raised":
         report.add([raised_check(m, first[1], first[2]) for m in modes])
         return report.finish()

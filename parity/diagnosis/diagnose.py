@@ -58,11 +58,26 @@ WHAT = {"forward": "loss", "backward": "gradients", "optimizer": "updated weight
 
 # ---- the diagnosis -------------------------------------------------------------------------------------------
 
+def ties(best, ratio):
+    """Whether a fit of `ratio` reproduces the port as well as the best fit (`best`): not clearly worse, or within
+    rounding of the port's numbers (CLEARLY_BETTER, ROUNDING_SHARE)."""
+    return ratio <= max(best * CLEARLY_BETTER, ROUNDING_SHARE)
+
+
+def one_finding(entries):
+    """Entries that reproduce the port equally well, best first, as one finding: the first, with the others named
+    beside it (ambiguous, candidates: all of them, alternatives: the rest)."""
+    first = dict(entries[0])
+    first["ambiguous"] = len(entries) > 1
+    first["candidates"] = list(entries) if len(entries) > 1 else []
+    first["alternatives"] = list(entries[1:])
+    return first
+
+
 def _evidence(trial, state, ref_miss):
-    what = WHAT[state.phase] if state.phase != "forward" else "loss"
     note = f" ({trial.note})" if trial.note else ""
-    return (f"reproduces the port's {what} at step {state.step}{note} to {format_used(trial.ratio)} of the "
-            f"allowance, where the seed's replay misses by {ref_miss:.1e}")
+    return (f"reproduces the port's {WHAT[state.phase]} at step {state.step}{note} to {format_used(trial.ratio)} of "
+            f"the allowance, where the seed's replay misses by {ref_miss:.1e}")
 
 
 def _entry(trial, state, ref_miss):
@@ -86,7 +101,7 @@ def diagnose(state, bugs=None):
     seed = fwd if state.phase != "optimizer" else opt
     if seed is None or fit(seed, state, names) <= 1.0:
         return None  # the seed's replay reproduces the port (or cannot run): nothing to name
-    reference = {"fwd": fwd, "opt": opt}
+    reference = {"fwd": fwd, "opt": opt, "grads": grads}
     ref_miss = max_abs_diff(seed, state, names)
     ref_rss = rss_miss(seed, state, names)
     # a deviation of the model can first show in the backward (the gist's earlier revision starts mlp_fc2 and attn_wo
@@ -104,30 +119,31 @@ def diagnose(state, bugs=None):
         return (round(t.ratio, 6), (not slip) if state.free_agrees else slip)
 
     matches = sorted((t for t in trials if t.reproduces), key=rank)
-    lr = lr_fit(state) if state.phase == "optimizer" else None
-    fitted = f"the port's lr at step {state.step} is {lr[0]:.6g}, the seed's {lr[1]:.6g}" if lr else None
+
+    def fitted():  # the one lr that explains the update, in words; fitted only where it is said
+        lr = lr_fit(state, opt) if state.phase == "optimizer" else None
+        return f"the port's lr at step {state.step} is {lr[0]:.6g}, the seed's {lr[1]:.6g}" if lr else None
+
     n_bugs, n_forms = len({t.bug.id for t in trials}), len(trials)
     replayed = (f"{n_bugs} of the {len(bugs)} known bugs replayed at step {state.step}"
                 + (f" in {n_forms} forms" if n_forms != n_bugs else ""))
     if matches:
         tied = _tied(matches, state)
-        first = _entry(tied[0], state, ref_miss)
+        first = one_finding([_entry(t, state, ref_miss) for t in tied])
         first["evidence"] += f"; {replayed}"
         if len(tied) > 1:
             worst = max(t.ratio for t in tied)
-            what = WHAT[state.phase] if state.phase != "forward" else "loss"
-            first["evidence"] = (f"each reproduces the port's {what} at step {state.step} to at most "
+            first["evidence"] = (f"each reproduces the port's {WHAT[state.phase]} at step {state.step} to at most "
                                  f"{format_used(worst)} of the allowance, where the seed's replay misses by "
                                  f"{ref_miss:.1e}; {replayed}")
-        if fitted and tied[0].bug.id.startswith("lr-"):
-            first["evidence"] += f"; {fitted}"
-        first["ambiguous"] = len(tied) > 1
-        first["candidates"] = [_entry(t, state, ref_miss) for t in tied] if len(tied) > 1 else []
-        first["alternatives"] = [_entry(t, state, ref_miss) for t in tied[1:]]
+        lr_words = fitted() if tied[0].bug.id.startswith("lr-") else None
+        if lr_words:
+            first["evidence"] += f"; {lr_words}"
         first["seconds"] = round(time.perf_counter() - t0, 3)
         return first
-    if fitted:
-        return {"id": "lr-value", "summary": f"the learning rate differs: {fitted}", "fix": LR_FIX,
+    lr_words = fitted()
+    if lr_words:
+        return {"id": "lr-value", "summary": f"the learning rate differs: {lr_words}", "fix": LR_FIX,
                 "kind": "optimizer", "phase": state.phase, "step": state.step, "ambiguous": False,
                 "evidence": f"one learning rate explains every updated weight at step {state.step}",
                 "alternatives": [], "seconds": round(time.perf_counter() - t0, 3)}
@@ -154,7 +170,7 @@ def _tied(matches, state):
     best = matches[0].ratio
     tied, seen = [], set()
     for t in matches:
-        if t.ratio <= max(best * CLEARLY_BETTER, ROUNDING_SHARE) and t.bug.id not in seen:
+        if ties(best, t.ratio) and t.bug.id not in seen:
             seen.add(t.bug.id)
             tied.append(t)
     if state.free_agrees is not None and len(tied) > 1:

@@ -19,7 +19,6 @@ from .step_replay import (
     compared_names,
     fit,
     forward_backward,
-    port_grads,
     rss_miss,
     value_params,
 )
@@ -35,7 +34,7 @@ def trials_of_bugs(state, bugs, reference):
     shared = value_params(state.weights, state.config) if state.phase == "forward" else None
     for bug in bugs:
         if bug.kind == "optimizer" and bug.phase == "optimizer":
-            grads = port_grads(state)
+            grads = reference["grads"]
             if grads is None:
                 continue
             names = compared_names(state, ("optimizer",))
@@ -104,13 +103,10 @@ def trials_of_slips(state, slips, reference):
     return trials
 
 
-def lr_fit(state):
-    """The one learning rate that explains the port's update, if one does: (lr, the seed's lr at the step)."""
-    grads = port_grads(state)
-    seed = adam_replay(state, grads) if grads is not None else None
-    half = replace(state.adam, lr=state.adam.lr * 0.5)
-    probe = adam_replay(replace(state, adam=half), grads) if grads is not None else None
-    if seed is None or probe is None:
+def lr_fit(state, seed):
+    """The one learning rate that explains the port's update, if one does: (lr, the seed's lr at the step). seed:
+    the seed's replay of the update (adam_replay), None when it cannot be had."""
+    if seed is None:
         return None
     names = compared_names(state, ("optimizer",))
     before = {"param:" + n: np.array(rows) for n, rows in split_flat(state.weights, state.config).items()}

@@ -8,8 +8,6 @@ from dataclasses import replace
 
 import numpy as np
 
-import pure.model
-import pure.train
 from pure.model import param_shapes, split_flat
 
 from .step_replay import Trial, compared_names, fit, port_grads, rss_miss
@@ -48,7 +46,7 @@ def _orders_from_numbers(state, grads):
     shapes = param_shapes(config)
     g, w = np.asarray(grads, np.float64), np.asarray(state.weights, np.float64)
     total = len(g)
-    eps = pure.model.RMS_EPS if config.norm_eps is None else config.norm_eps
+    eps = config.rms_eps
     n = min(config.block_size, len(tokens) - 1)
     C, hd = config.n_embd, config.head_dim
     causal = np.tril(np.ones((n, n), bool))

@@ -13,7 +13,7 @@ from pure.engine import gc_paused
 from pure.optim import Adam, AdamConfig
 
 from .bugs import catalogue, injected
-from .diagnose import CLEARLY_BETTER, ROUNDING_SHARE
+from .diagnose import one_finding, ties
 from .step_replay import step_loss, value_params
 
 # ---- a trace with losses only: whole runs in free mode ------------------------------------------------------------
@@ -77,7 +77,8 @@ def diagnose_losses(state, bugs=None):
     """The diagnosis of a losses-only trace: the forward and optimizer bugs replayed as whole runs in free mode; a
     bug is named only when it reproduces every loss of the trace."""
     t0 = time.perf_counter()
-    bugs = [b for b in (catalogue() if bugs is None else bugs) if b.kind in ("model", "optimizer")
+    known = catalogue()
+    bugs = [b for b in (known if bugs is None else bugs) if b.kind in ("model", "optimizer")
             and b.phase in ("forward", "optimizer")]
     upto = min(len(state.tokens), state.first + PREFILTER_STEPS)
     seed = _free_losses(state, None, upto)
@@ -99,15 +100,11 @@ def diagnose_losses(state, bugs=None):
                 **({"variant": b.variant} if b.variant else {})}
 
     if matches:
-        tied = [m for m in matches if m[0] <= max(matches[0][0] * CLEARLY_BETTER, ROUNDING_SHARE)]
-        first = entry(*tied[0])
-        first["ambiguous"] = len(tied) > 1
-        first["candidates"] = [entry(*m) for m in tied] if len(tied) > 1 else []
-        first["alternatives"] = [entry(*m) for m in tied[1:]]
+        first = one_finding([entry(*m) for m in matches if ties(matches[0][0], m[0])])
     else:
         first = {"id": None, "summary": "no known bug reproduces this", "fix": None, "kind": None, "phase": "free",
                  "step": state.first, "closest": None, "alternatives": [], "ambiguous": False,
-                 "evidence": f"{len(bugs)} of the {len(catalogue())} known bugs (those of the forward and the "
+                 "evidence": f"{len(bugs)} of the {len(known)} known bugs (those of the forward and the "
                              f"optimizer) replayed as whole runs in free mode; none reproduces every loss"}
     first["seconds"] = round(time.perf_counter() - t0, 3)
     return first

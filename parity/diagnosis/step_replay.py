@@ -62,34 +62,43 @@ def step_loss(tokens, params, config, tap, sums, reduction):
     return pure.train.doc_loss(tokens, params, config, tap, sums)
 
 
+def _adam_update(state, grads, patches, changes, idx=None):
+    """pure's Adam at the step on the parameters at `idx` (all: None), from the state's weights, on `grads` (flat),
+    the patches injected: their values after it, or None when the moments before the step are not to be had. They
+    are the port's own when known (`run`), else rebuilt from the port's gradient history under the same patches (so
+    that changed betas act on every step), else torch's lockstep moments. Raises what the patched code raises."""
+    pick = (lambda xs: xs) if idx is None else (lambda xs: [xs[i] for i in idx])
+    params = [types.SimpleNamespace(data=w, grad=0.0) for w in pick(state.weights)]
+    opt = Adam(params, state.total_steps, replace(state.adam, **(changes or {})))
+    with injected(patches):
+        if state.m is not None:
+            opt.m, opt.v = list(pick(state.m)), list(pick(state.v))
+        elif state.grad_history is not None and len(state.grad_history) == state.step - 1:
+            for j, g in enumerate(state.grad_history):
+                for p, x in zip(params, pick(g)):
+                    p.grad = x
+                opt.step(j)
+            for p, w in zip(params, pick(state.weights)):
+                p.data = w
+        elif state.torch_moments is not None:
+            opt.m, opt.v = list(pick(state.torch_moments[0])), list(pick(state.torch_moments[1]))
+        else:
+            return None
+        for p, g in zip(params, pick(grads)):
+            p.grad = g
+        opt.step(state.step - 1)
+    return [p.data for p in params]
+
+
 def adam_replay(state, grads, patches=(), adam_changes=None):
-    """pure's Adam at the step, from the state's weights, on `grads` (flat): the updated weights as a record. The
-    moments before the step are the port's own when known (`run`), else rebuilt from the port's gradient history
-    under the same patches (so that changed betas act on every step), else torch's lockstep moments."""
-    cfg = replace(state.adam, **(adam_changes or {}))
-    params = [types.SimpleNamespace(data=w, grad=0.0) for w in state.weights]
-    opt = Adam(params, state.total_steps, cfg)
+    """pure's Adam at the step (_adam_update) on every parameter: the updated weights as a record; None when the
+    moments are not to be had or the patched code raises."""
     try:
-        with injected(patches):
-            if state.m is not None:
-                opt.m, opt.v = list(state.m), list(state.v)
-            elif state.grad_history is not None and len(state.grad_history) == state.step - 1:
-                for j, g in enumerate(state.grad_history):
-                    for p, x in zip(params, g):
-                        p.grad = x
-                    opt.step(j)
-                for p, w in zip(params, state.weights):
-                    p.data = w
-            elif state.torch_moments is not None:
-                opt.m, opt.v = list(state.torch_moments[0]), list(state.torch_moments[1])
-            else:
-                return None
-            for p, g in zip(params, grads):
-                p.grad = g
-            opt.step(state.step - 1)
+        flat = _adam_update(state, grads, patches, adam_changes)
     except (ArithmeticError, ValueError):
         return None
-    flat = [p.data for p in params]
+    if flat is None:
+        return None
     return {"param:" + name: np.array(rows, dtype=np.float64) for name, rows in split_flat(flat, state.config).items()}
 
 
@@ -105,32 +114,15 @@ def adam_sample(state, grads, patches, changes, names):
     if state.adam.grad_clip is not None or n <= 4 * ADAM_SAMPLE or not names:
         return None
     idx = np.linspace(0, n - 1, ADAM_SAMPLE).astype(int).tolist()
-    params = [types.SimpleNamespace(data=state.weights[i], grad=0.0) for i in idx]
-    opt = Adam(params, state.total_steps, replace(state.adam, **(changes or {})))
     try:
-        with injected(patches):
-            if state.m is not None:
-                opt.m, opt.v = [state.m[i] for i in idx], [state.v[i] for i in idx]
-            elif state.grad_history is not None and len(state.grad_history) == state.step - 1:
-                for j, g in enumerate(state.grad_history):
-                    for p, i in zip(params, idx):
-                        p.grad = g[i]
-                    opt.step(j)
-                for p, i in zip(params, idx):
-                    p.data = state.weights[i]
-            elif state.torch_moments is not None:
-                opt.m = [state.torch_moments[0][i] for i in idx]
-                opt.v = [state.torch_moments[1][i] for i in idx]
-            else:
-                return None
-            for p, i in zip(params, idx):
-                p.grad = grads[i]
-            opt.step(state.step - 1)
+        after = _adam_update(state, grads, patches, changes, idx)
     except (ArithmeticError, ValueError):
         return math.inf, math.inf
+    if after is None:
+        return None
     port = np.concatenate([np.asarray(state.port["param:" + name], np.float64).reshape(-1)
                            for name in param_shapes(state.config)])[idx]
-    got = np.array([p.data for p in params])
+    got = np.array(after)
     if not np.isfinite(port).all():
         return None  # non-finite numbers are judged by the full replay (fit)
     if not np.isfinite(got).all():

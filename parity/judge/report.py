@@ -9,6 +9,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Optional
 
+from pure.variants import Variant
+
 from .compare import Tol
 from .formats import Case, ReportForms, json_safe
 from .quantities import FAMILY_ORDER, RAISED, SAMPLES, describe, family
@@ -112,11 +114,10 @@ class Report(ReportForms):
     # then "partial", however well the rest agrees
     unchecked: Optional[str] = None
     verdict_suffix: str = ""  # said at the end of an agree or partial verdict line (how the trace was judged)
-    # A declared variant (parity.judge.variants): its deviations (the JSON's "variant"; None for microgpt itself), the
-    # words an agreeing verdict ends with, and the sentences that make the verdict diverge on the declaration alone
-    # (an undeclared deviation, a contradiction, --strict)
+    # A declared variant (parity.judge.variants): its deviations (the JSON's "variant"; None for microgpt itself) and
+    # the sentences that make the verdict diverge on the declaration alone (an undeclared deviation, a
+    # contradiction, --strict)
     variant: Optional[dict] = None
-    variant_words: str = ""
     declaration_errors: list = field(default_factory=list)
     capture: object = None  # parity.diagnosis.state.StepState of the first diverging step (not in the JSON)
     tally: Tally = field(default_factory=Tally)
@@ -145,6 +146,11 @@ class Report(ReportForms):
         if self.first_divergence is not None or self.declaration_errors:
             return "diverge"
         return "partial" if self.unchecked else "agree"
+
+    @property
+    def variant_words(self):
+        """What an agreeing verdict adds: ` as a variant of microgpt: ...` (empty for microgpt itself)."""
+        return f" as a variant of microgpt: {Variant.from_dict(self.variant).describe()}" if self.variant else ""
 
     @property
     def verdict_line(self):

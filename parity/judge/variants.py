@@ -18,7 +18,17 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from pure.variants import FACT_KEYS, MICROGPT, Variant, VariantError, echo, lr_factor, supported_values
+from pure.variants import (
+    FACT_KEYS,
+    LR_SCHEDULES,
+    MICROGPT,
+    Variant,
+    VariantError,
+    echo,
+    lr_factor,
+    shown,
+    supported_values,
+)
 
 # A step line's `lr` against the declared schedule, relative to the peak lr. A float32 port rounds its rate to
 # 24 bits (relative 6e-8) and a float64 one may order the expression otherwise (1e-16); a real deviation is far
@@ -27,25 +37,12 @@ from pure.variants import FACT_KEYS, MICROGPT, Variant, VariantError, echo, lr_f
 LR_RTOL = 1e-6
 
 
-def verdict_words(variant):
-    """What an agreeing verdict adds: ` as a variant of microgpt: ...` (empty for microgpt itself)."""
-    return "" if variant.is_microgpt else f" as a variant of microgpt: {variant.describe()}"
-
-
 def _close(lr, expected, peak):
     return math.isfinite(lr) and abs(lr - expected) <= LR_RTOL * max(abs(peak), abs(expected), 1e-300)
 
 
 def _number(x):
     return x if isinstance(x, (int, float)) and not isinstance(x, bool) else None
-
-
-def _shown(value):
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 @dataclass
@@ -95,8 +92,8 @@ class Declaration:
         for key, value in facts.items():
             base = getattr(MICROGPT, key)
             if key in raw and value != getattr(declared, key):
-                self.errors.append(f"meta says {key} {_shown(value)} but the variant declares {key} "
-                                   f"{_shown(getattr(declared, key))}: the port's facts contradict its declaration; "
+                self.errors.append(f"meta says {key} {shown(value)} but the variant declares {key} "
+                                   f"{shown(getattr(declared, key))}: the port's facts contradict its declaration; "
                                    f"declare the value it trains with")
             elif key not in raw and value != base:
                 self.undeclared[key] = value
@@ -108,26 +105,26 @@ class Declaration:
 
     # ---- what the steps show ------------------------------------------------------------------------------------
 
-    def step_docs(self, step, count):
+    def step_docs(self, count):
         """A step trained on `count` documents: undeclared when the port declared one a step."""
         if count > 1 and self.declared.docs_per_step == 1 and "docs_per_step" not in self.undeclared:
             self.undeclared["docs_per_step"] = count
-            self.effective = self.effective.with_changes(docs_per_step=count)
 
-    def step_lr(self, step, lr, expected, total_steps=None):
-        """A step line's lr against the rate the declared schedule gives (the first mismatch only); when another
-        schedule gives that rate, the fix names it."""
+    def step_lr(self, step, lr, total_steps):
+        """A step line's lr against the rate the declared schedule gives at 1-based `step` of `total_steps` (the
+        first mismatch only); when another schedule gives that rate, the fix names it."""
         if lr is None or any(e.startswith("the trace's lr") for e in self.errors):
             return
-        if _close(lr, expected, self.effective.lr):
+        peak, schedule = self.effective.lr, self.effective.lr_schedule
+        expected = peak * lr_factor(schedule, step - 1, total_steps)
+        if _close(lr, expected, peak):
             return
-        schedule = self.effective.lr_schedule
-        other = [s for s in ("linear", "cosine", "constant") if s != schedule and total_steps
-                 and _close(lr, self.effective.lr * lr_factor(s, step - 1, total_steps), self.effective.lr)]
+        other = [s for s in LR_SCHEDULES if s not in (schedule, "custom")
+                 and _close(lr, peak * lr_factor(s, step - 1, total_steps), peak)]
         declare = (f"\"variant\": {{\"lr_schedule\": \"{other[0]}\"}}, the {other[0]} schedule's rate" if other else
                    "\"variant\": {\"lr_schedule\": \"custom\"} (the rates on the step lines are then the schedule)")
         self.errors.append(f"the trace's lr at step {step} is {lr:.9g}, where the {schedule} schedule "
-                           f"(lr {self.effective.lr:g}) gives {expected:.9g}: the port's schedule is not the "
+                           f"(lr {peak:g}) gives {expected:.9g}: the port's schedule is not the "
                            f"declared one; if intended, declare it: {declare}")
 
     # ---- the verdict ---------------------------------------------------------------------------------------------
@@ -136,7 +133,7 @@ class Declaration:
         """Every sentence that makes the verdict diverge on the declaration alone."""
         out = list(self.errors)
         if self.undeclared:
-            words = ", ".join(f"{k} {_shown(v)} (microgpt: {_shown(getattr(MICROGPT, k))})" if k != "docs_per_step"
+            words = ", ".join(f"{k} {shown(v)} (microgpt: {shown(getattr(MICROGPT, k))})" if k != "docs_per_step"
                               else f"{v} documents a step (microgpt: 1)" for k, v in self.undeclared.items())
             out.insert(0, f"undeclared deviation{'s' if len(self.undeclared) > 1 else ''} from microgpt: {words}; "
                           f"if intended, declare {'them' if len(self.undeclared) > 1 else 'it'}: "
@@ -145,9 +142,6 @@ class Declaration:
             out.append(f"--strict: the port declares a variant of microgpt ({self.declared.describe()}), and a strict "
                        f"check requires microgpt itself")
         return out
-
-    def verdict_words(self):
-        return verdict_words(self.declared)
 
     def to_json(self):
         """The JSON's top-level `variant`: the declared deviations (null for microgpt itself)."""

@@ -10,7 +10,7 @@ JSON lines, read as a stream (a 1000-step trace with every tensor is ~70 MB; mem
 meta may also hold `implementation` (free text), `steps` (the length of the linear lr decay), `lr`, `beta1`,
 `beta2`, `eps`, `weight_decay`, `grad_clip`, `norm_eps` (the port's facts; default: the seed's), `bos`, `eos` (the
 ids of BOS and of a separate end token), `dtype` ("float32" for a float32 port) and `variant` (the deviations
-from microgpt the port declares: parity.variants). A step may carry `lr` (the rate its update used) and several
+from microgpt the port declares: parity.judge.variants). A step may carry `lr` (the rate its update used) and several
 documents (`docs`, or `tokens` as a list of id lists). A parameter list is either flat,
 in the seed's order (wte, wpe, lm_head, then per layer attn_wq, attn_wk, attn_wv, attn_wo, mlp_fc1, mlp_fc2,
 each row by row: `params.map(p => p.data)`), or an object with each matrix under the seed's name (pure.model's

@@ -27,15 +27,9 @@ def _tied_hint(config, count):
     return ""
 
 
-def flat_params(value, config, where, names=None):
-    """A flat list of floats in the seed's order, from a flat list or a {name: rows} object; TraceError if the
-    count or a shape does not fit the config. names: a Names (the port's names for the matrices)."""
-    if isinstance(value, dict):
-        line, _, field = where.rpartition(", ")
-        named = Named(config, names, field)
-        named.add(value, 0, line)
-        named.complete(where)
-        return named.flat()
+def flat_params(value, config, where):
+    """A flat list of floats in the seed's order, from a flat list (named matrices go through Named); TraceError if
+    the count does not fit the config."""
     total, order = expected_order(config)
     if not isinstance(value, list):
         raise TraceError(f"{where}: expected a list of numbers or an object of matrices")
